@@ -1,0 +1,44 @@
+"""Describe the machine a number was measured on (every result row carries it)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware_info(device: str = "cpu") -> dict:
+    import torch
+    import transformers
+
+    info = {
+        "cpu": cpu_model(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def hardware_tag(info: dict) -> str:
+    """One short line: ``CPU | N cores | T threads | torch X | transformers Y | device``."""
+    chip = info.get("gpu") or info["cpu"]
+    return (
+        f"{chip} | {info['cores']} cores | {info['threads']} threads | torch {info['torch']} | "
+        f"transformers {info['transformers']} | {info['device']}"
+    )

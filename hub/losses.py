@@ -1,0 +1,129 @@
+"""Distillation losses: pure functions on tensors, plus the layer map.
+
+Shapes: B batch, L sequence length, C classes, D hidden width, H heads.
+``_S`` is the student, ``_T`` the teacher (TextBrewer's convention).
+
+Attention maps: transformers returns attention *probabilities* (after the
+softmax) with ``output_attentions=True``; TinyBERT's official code patched BERT
+to return the pre-softmax *scores*. We match probabilities, because we never
+re-implement BERT, and we mask padding explicitly: rows of padded queries and
+columns of padded keys are excluded from the mean (TinyBERT instead replaced the
+-10000 mask values by 0). When student and teacher have different head counts
+we compare the head-averaged maps (B, 1, L, L); with equal counts, head by head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def kd_kl_loss(logits_S: torch.Tensor, logits_T: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(p_T || p_S) between temperature-softened distributions, times T^2.
+
+    logits_S, logits_T: (B, C). Batch mean. The T^2 factor keeps gradient
+    magnitudes comparable across temperatures (Hinton et al., 2015).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_p_S = F.log_softmax(logits_S / temperature, dim=-1)
+    log_p_T = F.log_softmax(logits_T / temperature, dim=-1)
+    kl = (log_p_T.exp() * (log_p_T - log_p_S)).sum(dim=-1)  # (B,)
+    return kl.mean() * temperature**2
+
+
+def prediction_loss(
+    logits_S: torch.Tensor,
+    logits_T: torch.Tensor,
+    labels: torch.Tensor | None,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+) -> torch.Tensor:
+    """Loss = alpha * CE(student, hard labels) + (1 - alpha) * T^2 * KL(teacher || student).
+
+    logits (B, C); labels (B,) or None (then the KL term alone is used).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    kd = kd_kl_loss(logits_S, logits_T, temperature)
+    if labels is None or alpha == 0.0:
+        return kd
+    return alpha * F.cross_entropy(logits_S, labels) + (1.0 - alpha) * kd
+
+
+def hidden_mse_loss(
+    hidden_S: torch.Tensor,
+    hidden_T: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    projection: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """MSE between student states (through a learned projection D_S -> D_T when
+    widths differ) and teacher states, over non-padding tokens.
+
+    hidden_S (B, L, D_S), hidden_T (B, L, D_T), attention_mask (B, L) of 0/1.
+    Used for the embedding output (layer 0) and every mapped transformer layer.
+    """
+    if projection is not None:
+        hidden_S = projection(hidden_S)
+    if hidden_S.shape != hidden_T.shape:
+        raise ValueError(
+            f"hidden shapes differ after projection: {tuple(hidden_S.shape)} vs {tuple(hidden_T.shape)}"
+        )
+    sq = (hidden_S - hidden_T).pow(2)  # (B, L, D)
+    if attention_mask is None:
+        return sq.mean()
+    mask = attention_mask.to(sq.dtype).unsqueeze(-1)  # (B, L, 1)
+    return (sq * mask).sum() / (mask.sum() * sq.shape[-1]).clamp_min(1.0)
+
+
+def attention_mse_loss(
+    attention_S: torch.Tensor,
+    attention_T: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MSE between attention maps over real (query, key) pairs.
+
+    attention_S (B, H_S, L, L), attention_T (B, H_T, L, L), attention_mask (B, L).
+    With H_S != H_T both maps are averaged over heads first (see module doc).
+    """
+    if attention_S.shape[1] != attention_T.shape[1]:
+        attention_S = attention_S.mean(dim=1, keepdim=True)
+        attention_T = attention_T.mean(dim=1, keepdim=True)
+    sq = (attention_S - attention_T).pow(2)  # (B, H, L, L)
+    if attention_mask is None:
+        return sq.mean()
+    m = attention_mask.to(sq.dtype)
+    pair = (m.unsqueeze(2) * m.unsqueeze(1)).unsqueeze(1)  # (B, 1, L, L): query and key both real
+    return (sq * pair).sum() / (pair.sum() * sq.shape[1]).clamp_min(1.0)
+
+
+def uniform_layer_map(n_student: int, n_teacher: int) -> list[int]:
+    """TinyBERT's g(m) = m * N / M: for student layers m = 1..M, the teacher layer
+    (1-based; 0 is the embedding output) it learns from. Non-integer ratios are
+    floored, so the last student layer always maps to the last teacher layer.
+
+    >>> uniform_layer_map(3, 6)
+    [2, 4, 6]
+    >>> uniform_layer_map(4, 12)
+    [3, 6, 9, 12]
+    >>> uniform_layer_map(4, 6)
+    [1, 3, 4, 6]
+    """
+    if n_student < 1 or n_teacher < 1:
+        raise ValueError("layer counts must be positive")
+    if n_student > n_teacher:
+        raise ValueError(f"student has more layers ({n_student}) than the teacher ({n_teacher})")
+    return [(m * n_teacher) // n_student for m in range(1, n_student + 1)]
+
+
+def validate_layer_map(layer_map: list[int], n_student: int, n_teacher: int) -> list[int]:
+    """Check a custom map (one 1-based teacher layer per student layer, increasing)."""
+    layer_map = [int(x) for x in layer_map]
+    if len(layer_map) != n_student:
+        raise ValueError(f"layer map has {len(layer_map)} entries for a {n_student}-layer student")
+    for t in layer_map:
+        if not 1 <= t <= n_teacher:
+            raise ValueError(f"layer map entry {t} is outside the teacher's layers 1..{n_teacher}")
+    if any(b <= a for a, b in zip(layer_map, layer_map[1:])):
+        raise ValueError(f"layer map must be strictly increasing, got {layer_map}")
+    return layer_map

@@ -1,0 +1,32 @@
+"""Where the hub keeps its state: the leaderboard store and trained models.
+
+Everything lives under one data folder, ``HUB_HOME`` when set, otherwise the
+user's cache directory (``$XDG_CACHE_HOME/distill-hub`` or
+``~/.cache/distill-hub``). It is deliberately outside the working directory and
+the temp dir, so that a web server started in the repository never serves it.
+Nothing is created at import; callers create folders when they write.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def hub_home() -> Path:
+    """The data folder (not created here)."""
+    env = os.environ.get("HUB_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return (Path(cache) / "distill-hub").resolve()
+
+
+def models_dir() -> Path:
+    """Folder holding one sub-folder per trained model (teacher or student)."""
+    return hub_home() / "models"
+
+
+def leaderboard_path() -> Path:
+    """The SQLite file of the leaderboard."""
+    return hub_home() / "leaderboard.sqlite"

@@ -1,0 +1,138 @@
+"""The measurement protocol on tiny in-memory models (sizes chosen so that the
+ordering of the numbers is certain, not so that timings are fast)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_tiny_bert
+from hub import benchmark as B
+from hub.data import load_classification
+from hub.leaderboard import LeaderboardStore
+from hub.tasks import get_task
+
+SST2 = get_task("sst2")
+QUICK = B.Protocol(warmup=2, min_calls=15, min_seconds=0.2, throughput_seconds=0.2, memory=False)
+
+
+@pytest.fixture(scope="module")
+def big_and_small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    big = make_tiny_bert(root / "big", layers=6, hidden=128, heads=4)
+    small = make_tiny_bert(root / "small", layers=1, hidden=32, heads=4, seed=1)
+    return big, small
+
+
+@pytest.fixture(scope="module")
+def eval_data(tiny_data_dir):
+    return load_classification(SST2, data_dir=str(tiny_data_dir), max_eval_samples=40, label_names=["negative", "positive"],
+                               need_train=False)
+
+
+def test_protocol_rows(big_and_small, eval_data, tmp_path):
+    big, small = big_and_small
+    store = LeaderboardStore(tmp_path / "lb.sqlite")
+    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK, store=store)
+    assert [r["role"] for r in rows] == ["teacher", "model"]
+    t, s = rows
+    for r in rows:
+        assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p99_ms"]
+        assert 0 < r["latency_p50_ms_len128"] <= r["latency_p90_ms_len128"] <= r["latency_p99_ms_len128"]
+        assert r["calls"] >= QUICK.min_calls and r["throughput_per_s"] > 0 and r["tokenize_p50_ms"] > 0
+        assert 0 < r["peak_fraction"] < 1.5 and r["gflops_per_s"] > 0
+        assert r["hardware"].count("|") == 5 and r["threads"] >= 1
+        assert 0 <= r["accuracy"] <= 1 and r["eval_size"] == 40
+    assert t["retention"] == 1.0 and t["agreement"] == 1.0 and t["speedup_p50"] == 1.0
+    assert s["retention"] == pytest.approx(s["accuracy"] / t["accuracy"])
+    assert s["speedup_p50"] > 1 and s["speedup_p50_len128"] > 1.5  # 1 layer of 32 vs 6 layers of 128
+    assert s["params"] < t["params"] and s["size_mb"] < t["size_mb"]
+    assert t["flops_per_example"] > 10 * s["flops_per_example"]
+    stored = store.rows()
+    assert [r["name"] for r in stored] == ["big", "small"] and all(r["ranked"] == 1 for r in stored)
+
+
+def test_same_config_same_quality(big_and_small, eval_data):
+    big, small = big_and_small
+    runs = [B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK, save=False)
+            for _ in range(2)]
+    keys = ("accuracy", "f1", "retention", "agreement", "params", "size_mb", "flops_per_example")
+    assert [[r[k] for k in keys] for r in runs[0]] == [[r[k] for k in keys] for r in runs[1]]
+
+
+def test_memory_subprocess(big_and_small, eval_data):
+    big, small = big_and_small
+    proto = B.Protocol(warmup=1, min_calls=5, min_seconds=0.05, throughput_seconds=0.1, memory=True)
+    t, s = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=proto, save=False)
+    assert t["memory_mb"] is not None and s["memory_mb"] is not None, (t, s)
+    # ~1.2M fp32 parameters = ~5 MB of weights: at least that much is attributable to the big model
+    assert t["memory_mb"] > 3 and t["memory_mb"] > s["memory_mb"]
+    assert t["peak_rss_mb"] > t["rss_baseline_mb"]
+
+
+def test_int8_variant(big_and_small, eval_data):
+    big, _ = big_and_small
+    rows = B.run_benchmark(SST2, [str(big)], data=eval_data, quantize="int8", protocol=QUICK, save=False)
+    fp32, int8 = rows
+    assert (fp32["quantization"], int8["quantization"]) == ("fp32", "int8")
+    assert int8["params"] == fp32["params"] and int8["size_mb"] < fp32["size_mb"]
+    assert int8["retention_fp32"] == pytest.approx(int8["accuracy"] / fp32["accuracy"])
+
+
+def test_int8_unavailable_is_reported_not_fatal(big_and_small, eval_data, monkeypatch, tmp_path):
+    monkeypatch.setattr(B, "quantize_int8", lambda model: (None, "no quantized engine"))
+    store = LeaderboardStore(tmp_path / "lb.sqlite")
+    rows = B.run_benchmark(SST2, [str(big_and_small[1])], data=eval_data, quantize="int8", protocol=QUICK, store=store)
+    assert rows[1]["quantization"] == "int8 unavailable: no quantized engine"
+    assert rows[1]["latency_p50_ms"] is None if "latency_p50_ms" in rows[1] else True
+    assert [r["ranked"] for r in store.rows()] == [1, 0]
+
+
+def test_arch_models_are_timing_only(tmp_path):
+    store = LeaderboardStore(tmp_path / "lb.sqlite")
+    rows = B.run_benchmark(SST2, ["arch:tinybert-4l-312"], teacher="arch:tinybert-4l-312", data=None,
+                           protocol=B.Protocol(warmup=1, min_calls=3, min_seconds=0.01, throughput_seconds=0.05,
+                                               memory=False), store=store)
+    assert rows[0]["accuracy"] is None and rows[0]["role"] == "arch" and rows[0]["latency_p50_ms"] > 0
+    assert store.rows()[0]["ranked"] == 0
+
+
+def test_flops_ratio_bert_base_vs_tinybert():
+    from transformers import BertConfig
+
+    base = BertConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072)
+    tiny = BertConfig(hidden_size=312, num_hidden_layers=4, intermediate_size=1200, num_attention_heads=12)
+    # per layer at L=128, d=768, f=3072: 4*128*768^2 + 2*128^2*768 + 2*128*768*3072 multiply-adds
+    per_layer = 4 * 128 * 768**2 + 2 * 128**2 * 768 + 2 * 128 * 768 * 3072
+    assert B.flops_per_example(base, 128) == 2 * (12 * per_layer + 768 * 768 + 768 * 2)
+    ratio = B.flops_per_example(base, 128) / B.flops_per_example(tiny, 128)
+    assert 17 < ratio < 20  # the TinyBERT paper's "~18x fewer FLOPs"
+
+
+def test_percentile_and_table():
+    assert B.percentile([5, 1, 3], 50) == 3 and B.percentile([1, 2, 3, 4], 90) == pytest.approx(3.7)
+    table = B.format_table([{"name": "m", "accuracy": 0.9, "latency_p50_ms": None}])
+    assert "| m |" in table and "0.9000" in table and "–" in table
+
+
+def test_cli_bench_json(big_and_small, tiny_data_dir, hub_home, capsys):
+    from hub.cli import main
+
+    big, small = big_and_small
+    args = ["bench", "--task", "sst2", "--model", str(small), "--teacher", str(big), "--data-dir", str(tiny_data_dir),
+            "--max-eval-samples", "20", "--min-calls", "5", "--min-seconds", "0.05", "--warmup", "1", "--skip-memory",
+            "--json"]
+    assert main(args) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    required = {"model", "task", "accuracy", "f1", "retention", "agreement", "latency_p50_ms", "latency_p90_ms",
+                "latency_p99_ms", "latency_p50_ms_len128", "throughput_per_s", "speedup_p50", "memory_mb", "params",
+                "size_mb", "gflops_per_s", "peak_fraction", "quantization", "hardware"}
+    assert len(lines) == 2 and all(required <= set(x) for x in lines)
+    assert main(["leaderboard", "--task", "sst2", "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert len(board) == 2 and (hub_home / "leaderboard.sqlite").is_file()
+    assert main(["leaderboard", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("row_id,created_at,model")
+    assert main(["bench", "--task", "sst2", "--model", str(small), "--no-save"]) == 2  # no eval set
+    assert main(["bench", "--task", "sst2", "--model", "arch:nope", "--no-save"]) == 2

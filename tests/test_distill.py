@@ -1,0 +1,235 @@
+"""End-to-end fine-tuning and distillation on tiny in-memory models."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import make_bare_bert, make_sentences, make_tiny_bert, write_tsv
+from hub.data import load_classification
+from hub.distill import DistillConfig, TrainConfig, distill, finetune, teacher_logits_for
+from hub.models import UntrainedHeadError, parse_student
+from hub.tasks import get_task
+
+SST2 = get_task("sst2")
+
+
+@pytest.fixture(scope="module")
+def data(tiny_data_dir):
+    return load_classification(SST2, data_dir=str(tiny_data_dir))
+
+
+def _curve(events, term="total"):
+    return [e["losses"][term] for e in events if term in e.get("losses", {})]
+
+
+def test_pair_trains_saves_loads_and_reports(trained_pair):
+    teacher_dir, student_dir = trained_pair
+    for folder in (teacher_dir, student_dir):
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+        AutoTokenizer.from_pretrained(str(folder))
+        assert (folder / "model.safetensors").is_file()
+        assert model.config.id2label == {0: "negative", 1: "positive"}
+    card = json.loads((student_dir / "run.json").read_text())
+    assert card["status"] == "finished" and card["kind"] == "student"
+    assert card["student"]["layers"] == 2 and card["layer_map"] == [2, 4]
+    assert card["stages"] == ["intermediate", "prediction"]
+    for key in ("teacher", "params", "teacher_params", "temperature", "alpha", "loss_weights", "data", "versions",
+                "hardware", "wall_time_s", "train_examples_per_s"):
+        assert card[key] is not None, key
+    assert card["params"] < card["teacher_params"]
+    ev = card["eval"]
+    assert set(ev) == {"student", "teacher", "retention"}
+    assert 0.0 <= ev["student"]["accuracy"] <= 1.0 and ev["student"]["eval_size"] == 80
+    # the fine-tuned tiny teacher learns the synthetic word-list task
+    t_card = json.loads((teacher_dir / "run.json").read_text())
+    assert t_card["eval"]["model"]["accuracy"] > 0.8
+
+
+def test_losses_decrease(tmp_path, data):
+    base = make_tiny_bert(tmp_path / "base")
+    events: list[dict] = []
+    finetune(SST2, str(base), data, str(tmp_path / "t"), TrainConfig(epochs=3, learning_rate=3e-3, batch_size=16),
+             progress=events.append)
+    ce = _curve(events)
+    assert sum(ce[-5:]) / 5 < sum(ce[:5]) / 5
+    events.clear()
+    distill(SST2, str(tmp_path / "t"), parse_student("custom", 2, 16, 2, 32), data, str(tmp_path / "s"),
+            TrainConfig(epochs=2, learning_rate=1e-3, batch_size=16), DistillConfig(stages=("intermediate",)),
+            progress=events.append)
+    total = _curve(events)
+    assert len(total) > 10 and sum(total[-5:]) / 5 < sum(total[:5]) / 5
+    assert {"embedding", "attention", "hidden"} <= set(events[-2]["losses"])
+
+
+def test_untrained_head_is_refused(tmp_path, data):
+    make_bare_bert(tmp_path / "bare")
+    with pytest.raises(UntrainedHeadError, match="finetune"):
+        distill(SST2, str(tmp_path / "bare"), parse_student("teacher-layers:1"), data, str(tmp_path / "s"))
+    assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+def test_cancel_stops_and_keeps_checkpoint(tmp_path, trained_pair, data):
+    teacher_dir, _ = trained_pair
+    cancel = threading.Event()
+
+    def hook(e):
+        if e.get("step") == 3:
+            cancel.set()
+
+    card = distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+                   TrainConfig(epochs=1, batch_size=16, save_steps=100), progress=hook, cancel=cancel)
+    assert card["status"] == "stopped"
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["status"] == "stopped"
+    assert list((tmp_path / "s" / "stages" / "intermediate").glob("checkpoint-3"))
+    AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "s"))
+
+
+def test_resume_after_crash(tmp_path, trained_pair, data):
+    teacher_dir, _ = trained_pair
+    cfg = TrainConfig(epochs=1, batch_size=16, save_steps=4)
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(e):
+        if e.get("stage") == "prediction" and e.get("step") == 6:
+            raise Crash("simulated power cut")
+
+    out = tmp_path / "s"
+    with pytest.raises(Crash):
+        distill(SST2, str(teacher_dir), parse_student("teacher-layers:2"), data, str(out), cfg, progress=crash)
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    with pytest.raises(FileExistsError, match="--resume"):
+        distill(SST2, str(teacher_dir), parse_student("teacher-layers:2"), data, str(out), cfg)
+    events: list[dict] = []
+    card = distill(SST2, str(teacher_dir), parse_student("teacher-layers:2"), data, str(out), cfg,
+                   progress=events.append, resume=True)
+    assert card["status"] == "finished"
+    stages = [e["stage"] for e in events if "losses" in e and e["stage"] != "evaluate"]
+    assert "intermediate" not in stages  # the finished stage is not redone
+    assert min(e["step"] for e in events if e["stage"] == "prediction") == 5  # continues after checkpoint-4
+
+
+def test_prediction_stage_caches_teacher_logits(tmp_path, trained_pair, data, monkeypatch):
+    import hub.distill as D
+
+    calls = {"cache": 0, "teacher_forward": 0}
+    real_cache, real_load = D.teacher_logits_for, D.load_model
+
+    def counting_cache(*a, **k):
+        calls["cache"] += 1
+        return real_cache(*a, **k)
+
+    def counting_load(*a, **k):
+        model, ok = real_load(*a, **k)
+        model.register_forward_hook(lambda *_: calls.__setitem__("teacher_forward", calls["teacher_forward"] + 1))
+        return model, ok
+
+    monkeypatch.setattr(D, "teacher_logits_for", counting_cache)
+    monkeypatch.setattr(D, "load_model", counting_load)
+    teacher_dir, _ = trained_pair
+    distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+            TrainConfig(epochs=3, batch_size=50), DistillConfig(stages=("prediction",)))
+    assert calls["cache"] == 1
+    # 400 examples: 7 batches of 64 fill the cache once for 3 epochs, then the eval set (80 rows: 2 batches)
+    assert calls["teacher_forward"] == 7 + 2
+
+
+def test_cached_logits_match_teacher(trained_pair, data):
+    from transformers import DataCollatorWithPadding
+
+    from hub.data import tokenize
+    from hub.models import load_model, load_tokenizer
+
+    teacher, _ = load_model(str(trained_pair[0]), SST2)
+    tok = load_tokenizer(str(trained_pair[0]))
+    ds = tokenize(tok, data.train_texts[:20], data.train_labels[:20])
+    cached = teacher_logits_for(teacher, ds, DataCollatorWithPadding(tok), batch_size=7)
+    with torch.no_grad():
+        direct = teacher(**tok(data.train_texts[:20], padding=True, return_tensors="pt")).logits
+    assert torch.allclose(cached, direct, atol=1e-5)
+
+
+def test_same_seed_same_numbers(tmp_path, trained_pair, data):
+    teacher_dir, _ = trained_pair
+    cards = [
+        distill(SST2, str(teacher_dir), parse_student("custom", 1, 16, 2, 32), data, str(tmp_path / f"s{i}"),
+                TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, seed=7))
+        for i in range(2)
+    ]
+    assert cards[0]["eval"] == cards[1]["eval"]
+
+
+def test_string_labels_round_trip(tmp_path):
+    import pandas as pd
+
+    task = get_task("classification")
+    names = {0: "neg", 1: "pos"}
+    rows = make_sentences(120, seed=3)
+    for split, part in (("train", rows[:100]), ("eval", rows[100:])):
+        pd.DataFrame({"review": [s for s, _ in part], "mood": [names[y] for _, y in part]}).to_csv(
+            tmp_path / f"{split}.csv", index=False)
+    data = load_classification(task, train_file=str(tmp_path / "train.csv"), eval_file=str(tmp_path / "eval.csv"),
+                               text_column="review", label_column="mood")
+    assert data.label_names == ["neg", "pos"]
+    base = make_tiny_bert(tmp_path / "base")
+    finetune(task, str(base), data, str(tmp_path / "t"), TrainConfig(max_steps=2, batch_size=16))
+    distill(task, str(tmp_path / "t"), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+            TrainConfig(max_steps=2, batch_size=16))
+    for folder in ("t", "s"):
+        cfg = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / folder)).config
+        assert cfg.id2label == {0: "neg", 1: "pos"} and cfg.label2id == {"neg": 0, "pos": 1}
+
+
+def test_custom_layer_map_and_weights(tmp_path, trained_pair, data):
+    card = distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:2"), data, str(tmp_path / "s"),
+                   TrainConfig(max_steps=2, batch_size=16),
+                   DistillConfig(layer_map=[1, 3], weights={"attention": 0.5}, temperature=2.0, alpha=0.2))
+    assert card["layer_map"] == [1, 3] and card["loss_weights"]["attention"] == 0.5
+    with pytest.raises(ValueError, match="outside"):
+        distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:2"), data, str(tmp_path / "s2"),
+                TrainConfig(max_steps=1), DistillConfig(layer_map=[1, 9]))
+    with pytest.raises(ValueError, match="unknown stage"):
+        DistillConfig(stages=("intermediate", "predction"))
+    with pytest.raises(ValueError, match="unknown loss weight"):
+        DistillConfig(weights={"hiden": 1.0})
+
+
+def test_cli_end_to_end(tmp_path, tiny_data_dir, capsys):
+    from hub.cli import main
+
+    base = make_tiny_bert(tmp_path / "base")
+    common = ["--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64", "--max-steps", "2"]
+    assert main(["finetune", "--model", str(base), "--output-dir", str(tmp_path / "t"), *common]) == 0
+    assert main(["distill", "--teacher", str(tmp_path / "t"), "--student", "teacher-layers:1",
+                 "--output-dir", str(tmp_path / "s"), *common]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "sst2", "--model", str(tmp_path / "s"), "--data-dir", str(tiny_data_dir),
+                 "--max-eval-samples", "10"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["eval_size"] == 10 and set(out) >= {"accuracy", "f1"}
+    # clear errors, exit code 2, no traceback
+    assert main(["distill", "--teacher", str(make_bare_bert(tmp_path / "bare")), "--student", "teacher-layers:1",
+                 "--output-dir",
+                 str(tmp_path / "x"), *common]) == 2
+    assert main(["distill", "--teacher", str(tmp_path / "t"), "--student", "custom", "--student-layers", "2",
+                 "--student-hidden", "30", "--student-heads", "4", "--output-dir", str(tmp_path / "y"), *common]) == 2
+    err = capsys.readouterr().err
+    assert "no trained" in err and "not divisible" in err
+    with pytest.raises(SystemExit):
+        main(["distill", "--teacher", "t", "--tempreature", "2"])  # misspelled options fail loudly
+
+
+def test_eval_label_unseen_in_training_fails_before_training(tmp_path):
+    write_tsv(tmp_path / "train.tsv", [("good movie", 0), ("bad movie", 1)])
+    write_tsv(tmp_path / "eval.tsv", [("fine movie", 2)])
+    from hub.data import DataError
+
+    with pytest.raises(DataError, match="not seen in training"):
+        load_classification(get_task("classification"), train_file=str(tmp_path / "train.tsv"),
+                            eval_file=str(tmp_path / "eval.tsv"))
