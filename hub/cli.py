@@ -122,6 +122,9 @@ def _print_progress(event: dict) -> None:
     step, total = event.get("step", 0), event.get("total", 0)
     if event.get("stage") == "evaluate":
         print("evaluating ...", file=sys.stderr, flush=True)
+    elif event.get("stage") == "teacher-logits":
+        if step == total:
+            print(f"cached the teacher's logits for {total} training examples", file=sys.stderr, flush=True)
     elif step == 1 or step == total or step % 25 == 0:
         terms = " ".join(f"{k}={v:.4f}" for k, v in event.get("losses", {}).items())
         print(

@@ -191,7 +191,7 @@ def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list
 
 
 @torch.inference_mode()
-def teacher_logits_for(teacher, dataset, collator, batch_size: int = 64) -> torch.Tensor:
+def teacher_logits_for(teacher, dataset, collator, batch_size: int = 64, progress: ProgressHook | None = None) -> torch.Tensor:
     """Teacher logits (N, C) for every training example, indexed by ``idx``."""
     teacher.eval()
     device = next(teacher.parameters()).device
@@ -202,6 +202,9 @@ def teacher_logits_for(teacher, dataset, collator, batch_size: int = 64) -> torc
         idx = batch.pop("idx")
         batch = {k: v.to(device) for k, v in batch.items() if k in cols}
         out[idx] = teacher(**batch).logits.float().cpu()
+        if progress:
+            progress({"stage": "teacher-logits", "step": min(start + batch_size, len(dataset)), "total": len(dataset),
+                      "losses": {}})
     return out
 
 
@@ -373,7 +376,7 @@ def distill(
             terms: dict = {}
             cached = None
             if stage == "prediction" and dcfg.alpha < 1.0:
-                cached = teacher_logits_for(teacher, train_ds, collator)  # once, reused every epoch
+                cached = teacher_logits_for(teacher, train_ds, collator, progress=progress)  # once, reused every epoch
             lr = dcfg.intermediate_lr if stage == "intermediate" and dcfg.intermediate_lr else cfg.learning_rate
             callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
             trainer = DistillTrainer(

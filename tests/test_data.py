@@ -302,3 +302,41 @@ def test_tokenize_without_labels(tokenizer):
     ds = tokenize(tokenizer, ["good", "bad"])
     assert "labels" not in ds.column_names
     assert ds["idx"] == [0, 1]
+
+
+def test_hub_dataset_source_is_used_when_online(monkeypatch):
+    """``--dataset glue --dataset-config sst2`` goes through datasets.load_dataset
+    (simulated here: no network) with the task's split names."""
+    import datasets
+
+    from hub.data import load_classification
+    from hub.tasks import get_task
+
+    calls = []
+
+    def fake_load_dataset(name, config=None):
+        calls.append((name, config))
+        rows = {"sentence": ["good film", "bad film", "fine film"], "label": [1, 0, 1], "idx": [0, 1, 2]}
+        return datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows),
+                                     "validation": datasets.Dataset.from_dict(rows)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_classification(get_task("sst2"), dataset="glue", dataset_config="sst2")
+    assert calls == [("glue", "sst2")]
+    assert data.train_labels == [1, 0, 1] and data.label_names == ["negative", "positive"]
+    assert data.source["kind"] == "hub" and data.source["dataset"] == "glue"
+
+
+def test_hub_dataset_offline_gives_clear_error(monkeypatch):
+    import datasets
+    import pytest
+
+    from hub.data import DataError, load_classification
+    from hub.tasks import get_task
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match="Offline, use --data-dir"):
+        load_classification(get_task("sst2"), dataset="glue")
