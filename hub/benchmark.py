@@ -256,37 +256,41 @@ def _probe_main(argv: list[str]) -> None:
     Baseline = RSS after the imports *and* after the model's code paths are
     warm (a 1-layer, 8-wide model of the same class ran once, the tokenizer is
     loaded: both are shared by every model, not attributable to this one).
-    Then the peak-RSS counter is reset, the model loaded and run; the result is
-    peak RSS minus the baseline.
+    Then the peak-RSS counter is reset, the model loaded (and quantized: the
+    counter is reset again after that, so the transient fp32 copy is not
+    counted) and run; the result is peak RSS minus the baseline.
     """
     ref, task_name, threads, quant = argv
     import gc
 
-    from .models import _auto_class, load_tokenizer, resolve_model_ref
+    from .models import ARCHITECTURES, _auto_class, load_tokenizer, resolve_model_ref
     from .tasks import get_task
 
     torch.set_num_threads(int(threads))
     task = get_task(task_name)
     req = json.loads(sys.stdin.read())
     tok = load_tokenizer(TOKENIZER_FOR_ARCH if _is_arch(ref) else ref)
-    if not _is_arch(ref):
+    if _is_arch(ref):
+        from transformers import BertConfig
+
+        if ref[len(ARCH_PREFIX):] not in ARCHITECTURES:
+            raise SystemExit(f"unknown architecture {ref}")
+        cfg = BertConfig()
+    else:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(resolve_model_ref(ref))
-        cfg.update({"num_hidden_layers": 1, "hidden_size": 8, "num_attention_heads": 1, "intermediate_size": 8})
-        with torch.inference_mode():
-            _auto_class(task).from_config(cfg).eval()(**_inputs(tok, req["texts"][:1], None)[0])
-        gc.collect()
+    cfg.update({"num_hidden_layers": 1, "hidden_size": 8, "num_attention_heads": 1, "intermediate_size": 8})
+    with torch.inference_mode():
+        _auto_class(task).from_config(cfg).eval()(**_inputs(tok, req["texts"][:1], None)[0])
+    gc.collect()
     base = _rss_mb("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
-    except OSError:
-        pass
+    _reset_peak()
     model, _, _ = load_for_bench(ref, task)
     if quant == "int8":
         model, _ = quantize_int8(model)
         gc.collect()
+        _reset_peak()
     with torch.inference_mode():
         for x in _inputs(tok, req["texts"], None) * max(1, req["calls"] // max(len(req["texts"]), 1)):
             model(**x)
@@ -295,6 +299,15 @@ def _probe_main(argv: list[str]) -> None:
     peak = _rss_mb("VmHWM")
     print(json.dumps({"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1),
                       "peak_rss_mb": round(peak, 1)}))
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); a no-op elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
 
 
 # ---------------------------------------------------------------- the run
@@ -328,13 +341,14 @@ def run_benchmark(
     store=None,
     save: bool = True,
     log=None,
+    names: dict[str, str] | None = None,
 ) -> list[dict]:
     """Measure ``models`` (and ``teacher``) under one protocol; returns one row per
     measured variant (keys are leaderboard columns) and stores them when ``save``.
 
     ``data`` is a :class:`hub.data.ClassificationData` (eval split used) or None
     for timing-only runs (then ``arch:`` models only make sense, and the
-    latency inputs are the task's examples).
+    latency inputs are the task's examples). ``names`` maps a ref to its display name.
     """
     protocol = protocol or Protocol()
     log = log or (lambda msg: None)
@@ -349,7 +363,7 @@ def run_benchmark(
     entries: list[Entry] = []
     for ref in refs:
         model, tok, card = load_for_bench(ref, task)
-        name = Path(ref).name if not _is_arch(ref) else ref
+        name = (names or {}).get(ref) or (Path(ref).name if not _is_arch(ref) else ref)
         entries.append(Entry(ref, name, model, tok, card, is_teacher=ref == teacher))
         entries[-1].params = _model_size(model)
         if quantize == "int8":

@@ -239,7 +239,9 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
         raise FileExistsError(
             f"{out} already holds files; pass --resume to continue that run or --overwrite to replace it"
         )
-    if overwrite and not resume and out.exists():
+    if overwrite and not resume and out.exists() and any(out.iterdir()):
+        if not (out / "run.json").is_file():
+            raise FileExistsError(f"{out} holds files but no run.json: not replacing a folder the hub did not write")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
