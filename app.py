@@ -1058,7 +1058,8 @@ def build_demo() -> gr.Blocks:
                         c_run_batch = gr.Button("Compare all lines", variant="primary")
                         c_batch_stats = gr.Markdown()
                         c_disagree = gr.Dataframe(headers=["line", "text", "a", "b"], label="Disagreements",
-                                                  interactive=False, wrap=True)
+                                                  interactive=False, wrap=True,
+                                                  column_widths=["8%", "62%", "15%", "15%"])
                     with gr.Tab("Question answering (coming soon)"):
                         gr.Markdown("Extractive QA (SQuAD): question + context → answer span and score. "
                                     "The task is declared; its trainer and demo are not built yet.")
