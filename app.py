@@ -299,7 +299,7 @@ def api_leaderboard(task: str = ALL, hardware: str = ALL) -> dict:
     hw_f = _filter_value(hardware, store.hardware_tags(), "hardware")
     rows = store.rows(task=task_f, hardware=hw_f)
     cols = ["row_id", *DISPLAY_COLUMNS]
-    return {"columns": cols, "rows": [{k: r.get(k) for k in cols} for r in rows]}
+    return {"columns": cols, "rows": [redact_paths({k: r.get(k) for k in cols}) for r in rows]}
 
 
 def _filter_value(value, known: list[str], what: str) -> str | None:
@@ -308,6 +308,25 @@ def _filter_value(value, known: list[str], what: str) -> str | None:
     if value not in known and not (what == "task" and value in TASKS):
         raise gr.Error(f"Unknown {what} filter; choose one from the list.")
     return value
+
+
+def redact_paths(value):
+    """Server paths never leave the server: the data folder and ``HUB_HOME`` become
+    ``$HUB_DATA_DIR``/``$HUB_HOME``, any other absolute path keeps its last two parts."""
+    if isinstance(value, dict):
+        return {k: redact_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_paths(v) for v in value]
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        return value
+    roots = [(hub_home(), "$HUB_HOME")] + ([(data_dir(), "$HUB_DATA_DIR")] if data_dir() else [])
+    for root, name in roots:
+        try:
+            return f"{name}/{Path(value).relative_to(root).as_posix()}"
+        except ValueError:
+            continue
+    parts = Path(value).parts
+    return "…/" + "/".join(parts[-2:]) if len(parts) > 2 else value
 
 
 def api_run_card(row_id: int) -> dict:
@@ -322,7 +341,7 @@ def api_run_card(row_id: int) -> dict:
         row = None
     if row is None:
         raise gr.Error("No leaderboard row with that id.")
-    return decode_json_columns(row)
+    return redact_paths(decode_json_columns(row))
 
 
 def api_estimate(task: str, teacher: str, student: str, finetune_samples: int, train_samples: int,
@@ -826,7 +845,7 @@ def show_run_card(evt: gr.SelectData):
     row = LeaderboardStore().get(row_id)
     if row is None:
         return None
-    row = decode_json_columns(row)
+    row = redact_paths(decode_json_columns(row))
     return {"row": {k: v for k, v in row.items() if k not in JSON_COLUMNS},
             "run_card": row.get("run_card"), "benchmark": row.get("bench_json")}
 

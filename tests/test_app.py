@@ -179,6 +179,9 @@ def test_leaderboard_endpoint_and_run_card(client, server):
         client.predict("sst2", "<img src=x onerror=alert(1)>", api_name="/leaderboard")
     card = client.predict(ids[1], api_name="/run_card")
     assert card["name"] == "tiny/student" and card["run_card"] == {"kind": "x"}
+    # server paths never leave the server
+    assert card["model"].startswith("$HUB_HOME/models/") and str(server[1]) not in json.dumps(card)
+    assert str(server[1]) not in json.dumps(lb)
     with pytest.raises(AppError, match="No leaderboard row"):
         client.predict(10**12, api_name="/run_card")
 
