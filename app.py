@@ -512,6 +512,15 @@ def _submit(params: dict, owned: dict):
     return job_id, owned, gr.Timer(active=True)
 
 
+def student_learning_rate(student: str) -> float:
+    """The CLI's default learning rate for this kind of student (random init learns faster)."""
+    from hub.distill import default_learning_rate
+    from hub.models import StudentSpec
+
+    kind = "shape" if student == "custom" or student in jobs.STUDENT_PRESET_NAMES else "teacher-layers"
+    return default_learning_rate(StudentSpec(kind))
+
+
 def quick_start(owned):
     owned = dict(owned or {})
     owned["token"] = owned.get("token") or secrets.token_urlsafe(16)
@@ -750,6 +759,17 @@ def run_compare(task, a, b, text):
           f"B {rb['latency_ms']:.1f} ms (single text, includes tokenization)")
     return (gr.Label(value=ra["probabilities"], label=f"A · {a} · {ra['latency_ms']:.1f} ms"),
             gr.Label(value=rb["probabilities"], label=f"B · {b} · {rb['latency_ms']:.1f} ms"), md)
+
+
+def compare_from_link(task, a, b, text, request: gr.Request):
+    """A shared Compare link shows its result at once (the inputs were restored first)."""
+    params = dict(request.query_params) if request is not None else {}
+    if params.get("tab") != "compare" or not params.get("text") or not (a and b and text):
+        return gr.skip(), gr.skip(), gr.skip()
+    try:
+        return run_compare(task, a, b, text)
+    except gr.Error:
+        return gr.skip(), gr.skip(), gr.skip()  # the link notice already says what was wrong
 
 
 def run_compare_batch(task, a, b, lines):
@@ -1131,6 +1151,7 @@ def build_demo() -> gr.Blocks:
                      d_task, [d_teacher, d_local, d_text_col], **private)
         d_student.change(lambda s: gr.Row(visible=s == "custom"), d_student, custom_row, **private,
                          show_progress="hidden")
+        d_student.change(student_learning_rate, d_student, d_lr, **private, show_progress="hidden")
         d_source.change(lambda s: (gr.Group(visible=s == DATA_SOURCES[0]), gr.Row(visible=s == DATA_SOURCES[1]),
                                    gr.Group(visible=s == DATA_SOURCES[2])),
                         d_source, [local_box, hub_box, upload_box], **private, show_progress="hidden")
@@ -1162,10 +1183,12 @@ def build_demo() -> gr.Blocks:
         l_table.select(show_run_card, None, l_card, **private)
         l_copy.click(None, [l_task, l_hw], l_link, js=COPY_LEADERBOARD_JS, **private)
 
-        demo.load(restore_from_link, None,
-                  [tabs, c_task, c_a, c_b, c_notice, qs_row, c_text, link_notice, l_task, l_hw], **private
-                  ).then(leaderboard_view, lb_inputs, lb_outputs, **private
-                         ).then(pareto_legend, lb_inputs, l_plot, **private)
+        restored = demo.load(restore_from_link, None,
+                             [tabs, c_task, c_a, c_b, c_notice, qs_row, c_text, link_notice, l_task, l_hw], **private)
+        restored.then(leaderboard_view, lb_inputs, lb_outputs, **private
+                      ).then(pareto_legend, lb_inputs, l_plot, **private)
+        restored.then(compare_from_link, [c_task, c_a, c_b, c_text], [c_out_a, c_out_b, c_stats], **private,
+                      concurrency_limit=2)
         demo.load(init_session, owned, [watch, timer, seen, d_runs, d_teacher], **private)
         demo.load(estimate_text, cost_inputs, d_estimate, **private)
 

@@ -26,12 +26,14 @@ def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     g.add_argument("--max-eval-samples", type=int)
 
 
-def _train_args(p: argparse.ArgumentParser, epochs: float, lr: float) -> None:
+def _train_args(p: argparse.ArgumentParser, epochs: float, lr: float | None) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--output-dir", required=True)
     g.add_argument("--epochs", type=float, default=epochs, help=f"epochs (per stage when distilling; default {epochs})")
     g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=lr)
+    g.add_argument("--learning-rate", type=float, default=lr,
+                   help=f"default {lr}" if lr else "default 1e-4 for students initialised from trained weights "
+                   "(teacher-layers:K, checkpoints), 5e-4 for randomly initialised shapes")
     g.add_argument("--max-length", type=int, default=128)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--save-steps", type=int, default=200)
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     for term in ("embedding", "attention", "hidden", "prediction"):
         p.add_argument(f"--w-{term}", type=float, default=1.0, help=f"weight of the {term} loss")
     _data_args(p)
-    _train_args(p, epochs=1, lr=1e-4)
+    _train_args(p, epochs=1, lr=None)
 
     p = sub.add_parser("evaluate", help="accuracy/F1 of a model on the eval set (JSON)", allow_abbrev=False)
     p.add_argument("--task", required=True)
@@ -109,11 +111,11 @@ def _load_data(args, task, label_names=None, need_train=True):
     )
 
 
-def _train_config(args):
+def _train_config(args, learning_rate: float | None = None):
     from .distill import TrainConfig
 
     return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate or learning_rate,
         max_length=args.max_length, seed=args.seed, save_steps=args.save_steps, max_steps=args.max_steps,
     )
 
@@ -147,7 +149,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from .distill import DistillConfig, distill
+    from .distill import DistillConfig, default_learning_rate, distill
     from .models import parse_student
     from .tasks import get_task
 
@@ -161,7 +163,7 @@ def cmd_distill(args) -> int:
         intermediate_lr=args.intermediate_learning_rate,
     )
     data = _load_data(args, task)
-    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args), dcfg,
+    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec)), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps({"status": card["status"], "output_dir": args.output_dir, **card["eval"]}, indent=2))
     return 0 if card["status"] == "finished" else 3

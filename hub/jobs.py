@@ -73,6 +73,7 @@ class Param:
 
 
 STAGE_NAMES = ("intermediate", "prediction")  # hub.distill.STAGES, without importing torch here
+STUDENT_PRESET_NAMES = ("tinybert-4l-312", "tinybert-6l-768")  # hub.models.STUDENT_PRESETS, likewise
 PARAMS: dict[str, Param] = {
     "task": Param("sst2", kind=str, help="sst2 or classification"),
     "teacher": Param("minilm-l6", kind=str, help="alias, model folder or Hub id"),
@@ -140,8 +141,8 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
         k = student.split(":", 1)[1]
         if not k.isdigit() or not 1 <= int(k) <= 24:
             raise ValueError("teacher-layers:K needs K between 1 and 24")
-    elif student not in ("tinybert-4l-312", "tinybert-6l-768"):
-        raise ValueError("student must be tinybert-4l-312, tinybert-6l-768, teacher-layers:K or custom")
+    elif student not in STUDENT_PRESET_NAMES:
+        raise ValueError(f"student must be {', '.join(STUDENT_PRESET_NAMES)}, teacher-layers:K or custom")
     if need_data:
         out["data"] = _check_data(out["data"])
     if out["name"] is not None:

@@ -94,6 +94,7 @@ def test_shared_link_restores_the_inputs(page, app_url, shots):
     assert "tiny/student" in textbox(page, "compare-a").input_value()
     assert "tiny/teacher" in textbox(page, "compare-b").input_value()
     assert page.locator("#compare-text").is_visible()  # the Compare tab is the selected one
+    page.locator("#compare-stats").get_by_text("KL(A‖B)").wait_for()  # the shared comparison runs by itself
     page.screenshot(path=str(shots / "shared-link.png"), full_page=True)
 
 

@@ -295,3 +295,19 @@ def test_real_job_stopped_is_stored_unranked(hub_home, tiny_data_dir, tiny_teach
     assert status["result"]["student"]["status"] == "stopped"
     rows = LeaderboardStore().rows()
     assert [(r["name"], r["status"], r["ranked"]) for r in rows] == [("stopped/student", "stopped", 0)]
+
+
+def test_torch_free_copies_match_their_sources():
+    """jobs keeps torch-free copies of a few names; they must not drift."""
+    from hub import distill, jobs, models
+
+    assert tuple(models.STUDENT_PRESETS) == jobs.STUDENT_PRESET_NAMES
+    assert distill.STAGES == jobs.STAGE_NAMES
+
+
+def test_app_learning_rate_follows_the_student_kind():
+    import app
+
+    assert app.student_learning_rate("tinybert-4l-312") == 5e-4
+    assert app.student_learning_rate("custom") == 5e-4
+    assert app.student_learning_rate("teacher-layers:3") == 1e-4
