@@ -18,7 +18,6 @@ up by example index in every epoch (torchdistill-style caching).
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import threading
 import time

@@ -304,7 +304,7 @@ def test_poll_shows_progress_and_stop_only_for_the_owner(tmp_path, fake_queue):
     job_id, owned, _ = app.start_job(**start_args(tmp_path))
     fake_queue.wait(job_id, timeout=10)
     out = app.poll(job_id, owned, ["x", "running"])
-    bar, losses_plot, stop_button, timer = out[0], out[2], out[5], out[6]
+    bar, stop_button, timer = out[0], out[5], out[6]
     assert "finished" in bar and "Finished in" in bar
     assert timer.active is False and stop_button.interactive is False
     assert len(out) == 13
