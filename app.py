@@ -796,6 +796,23 @@ def _task_filter_choices(store: LeaderboardStore, task: str | None = None) -> li
     return [ALL, *tasks, *([task] if task in TASKS and task not in tasks else [])]
 
 
+def write_csv(rows: list[dict], dest: Path) -> None:
+    """The rows as shown (filters and order), every column, server paths redacted."""
+    import csv
+    import json
+
+    from hub.leaderboard import COLUMN_NAMES
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMN_NAMES)
+        writer.writeheader()
+        for row in rows:
+            row = redact_paths(decode_json_columns(row))
+            writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                             for k, v in row.items() if k in COLUMN_NAMES})
+
+
 def leaderboard_view(task, hardware, columns, ranked_only):
     """Table, Pareto plot data and CSV file for the filters."""
     store = LeaderboardStore()
@@ -804,6 +821,7 @@ def leaderboard_view(task, hardware, columns, ranked_only):
     hw_f = hardware if hardware in tags else None
     rows = store.rows(task=task_f, hardware=hw_f, ranked_only=bool(ranked_only))
     rows.sort(key=lambda r: (-(r["ranked"] or 0), -(r["accuracy"] or 0)))
+    rows = [{**r, "model": redact_paths(r["model"]), "teacher": redact_paths(r["teacher"])} for r in rows]
     cols = [c for c in DISPLAY_COLUMNS if c in (columns or DEFAULT_TABLE_COLUMNS)]
     table = pd.DataFrame(
         [[r["row_id"], *(_round(r.get(c), COLUMNS_BY_NAME[c].fmt) for c in cols)] for r in rows],
@@ -812,7 +830,7 @@ def leaderboard_view(task, hardware, columns, ranked_only):
     datatypes = ["number", *("number" if COLUMNS_BY_NAME[c].sql_type.split()[0] in ("REAL", "INTEGER")
                              else "str" for c in cols)]
     export = _export_dir() / secrets.token_hex(4) / f"leaderboard-{task_f or 'all'}.csv"
-    store.to_csv(export, task=task_f, hardware=hw_f)
+    write_csv(rows, export)
     empty = ("No results yet. Every finished run of the Distill tab is benchmarked and added here; "
              "`python -m hub bench` adds models from the command line." if not rows else "")
     return (gr.Dataframe(value=table, datatype=datatypes), pareto_frame(rows), str(export),

@@ -321,3 +321,18 @@ def test_loss_frame_always_holds_every_term():
     # a term without points gets one point on an existing one: nothing is drawn for it
     assert df[df.term == "prediction"][["step", "loss"]].values.tolist() == [[1, 0.7]]
     assert len(df[df.term == "hidden"]) == 2
+
+
+def test_leaderboard_csv_download_redacts_paths(server, monkeypatch):
+    """The CSV the Leaderboard tab offers has every column, and no server path."""
+    import csv
+
+    import app
+
+    url, home, t, s, ids = server
+    monkeypatch.setenv("HUB_HOME", str(home))
+    out = app.leaderboard_view("All", "All", None, False)
+    text = open(out[2], encoding="utf-8").read()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert len(rows) == len(ids) and rows[0]["model"].startswith("$HUB_HOME/")
+    assert str(home) not in text
