@@ -465,8 +465,6 @@ def start_job(task, teacher, student, layers, hidden, heads, ffn, source, local_
     from hub.data import DataError, load_classification
 
     check_task(task)
-    owned = dict(owned or {})
-    owned["token"] = owned.get("token") or secrets.token_urlsafe(16)
     params = {
         "task": task, "teacher": resolve_teacher(teacher, task), "student": student,
         "layers": layers, "hidden": hidden, "heads": heads, "ffn": ffn,
@@ -496,7 +494,10 @@ def _no_paths(message: str) -> str:
     return message
 
 
-def _submit(params: dict, owned: dict):
+def _submit(params: dict, owned: dict | None):
+    """Queue the job for this browser (its secret token, made on first use, may stop it)."""
+    owned = dict(owned or {})
+    owned["token"] = owned.get("token") or secrets.token_urlsafe(16)
     queue = jobs.default_queue()
     try:
         job_id = queue.submit("distill", params, owner=owned["token"])
@@ -522,8 +523,6 @@ def student_learning_rate(student: str) -> float:
 
 
 def quick_start(owned):
-    owned = dict(owned or {})
-    owned["token"] = owned.get("token") or secrets.token_urlsafe(16)
     found = local_datasets("sst2")
     data = found.get("sst2") or {"dataset": "glue", "dataset_config": "sst2"}
     return _submit(jobs.validate_params({**QUICK_START, "data": data}), owned)

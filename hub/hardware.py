@@ -17,13 +17,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_cores() -> int:
+    """Cores this process may run on (its affinity set where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def hardware_info(device: str = "cpu") -> dict:
     import torch
     import transformers
 
     info = {
         "cpu": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": cpu_cores(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

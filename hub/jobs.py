@@ -301,10 +301,9 @@ def measured_rates(teacher: str | None = None, root: str | Path | None = None) -
     """Training examples/s from earlier finished runs on this machine (same CPU model
     and core count), preferring runs from the same teacher; missing kinds fall back
     to ``DEFAULT_RATES``. Returns {"finetune": (rate, source), "distill": (rate, source)}."""
-    from .hardware import cpu_model
+    from .hardware import cpu_cores, cpu_model
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    here = (cpu_model(), cores)
+    here = (cpu_model(), cpu_cores())
     best: dict[str, tuple[int, float, str]] = {}
     for e in trained_models(root=root):
         rate = e.card.get("train_examples_per_s")
@@ -365,6 +364,11 @@ class Job:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def add_log(self, line: str) -> None:
+        """Append a time-stamped line, keeping the last ``MAX_LOG_LINES``."""
+        self.log.append(f"{datetime.now():%H:%M:%S} {line}")
+        del self.log[:-MAX_LOG_LINES]
+
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
@@ -397,9 +401,7 @@ class JobContext:
 
     def log(self, line: str) -> None:
         with self._queue._lock:
-            stamp = datetime.now().strftime("%H:%M:%S")
-            self._job.log.append(f"{stamp} {line}")
-            del self._job.log[:-MAX_LOG_LINES]
+            self._job.add_log(line)
             self._queue._save(self._job)
 
     def set_plan(self, stages: list[tuple[str, int]]) -> None:
@@ -555,12 +557,12 @@ class JobQueue:
             if job_id in self._waiting:
                 self._waiting.remove(job_id)
                 job.state, job.finished_at = STOPPED, utc_now()
-                job.log.append(f"{datetime.now():%H:%M:%S} cancelled before it started")
+                job.add_log("cancelled before it started")
                 self._save(job)
                 return True
             if job_id == self._running:
                 self._cancel[job_id].set()
-                job.log.append(f"{datetime.now():%H:%M:%S} stop requested: stopping at the next step ...")
+                job.add_log("stop requested: stopping at the next step ...")
                 self._save(job)
                 return True
             return False
@@ -688,7 +690,7 @@ class JobQueue:
                 job.error = RESTARTED if was == RUNNING else f"{RESTARTED} before the run started"
                 kept = ", ".join(short_name(o) for o in job.outputs.values())
                 note = f"; checkpoints kept in {kept}" if kept else ""
-                job.log.append(f"{datetime.now():%H:%M:%S} {job.error}{note}")
+                job.add_log(f"{job.error}{note}")
                 self._save(job)
             self._jobs[job.id] = job
 
@@ -891,13 +893,9 @@ def run_distill_job(ctx: JobContext) -> dict:
 
 
 def _summary(card: dict, folder: Path) -> dict:
-    return {"key": _key(folder), "path": str(folder), "status": card.get("status"), "eval": card.get("eval"),
+    return {"key": short_name(folder), "path": str(folder), "status": card.get("status"), "eval": card.get("eval"),
             "params": card.get("params"), "wall_time_s": card.get("wall_time_s"),
             "train_examples_per_s": card.get("train_examples_per_s")}
-
-
-def _key(folder: str | Path) -> str:
-    return _display_name(folder, Path(folder).name)
 
 
 def short_name(ref: str | Path) -> str:
@@ -944,7 +942,7 @@ def _store_card_rows(ctx: JobContext, task, folders: list[Path], teacher_ref) ->
             status = STOPPED  # stopped after training ended: not benchmarked, so not ranked
         scores = (card.get("eval") or {}).get("student" if card.get("kind") == "student" else "model") or {}
         row = {
-            "model": str(folder), "name": _key(folder), "task": task.name,
+            "model": str(folder), "name": short_name(folder), "task": task.name,
             "role": "student" if card.get("kind") == "student" else "teacher",
             "teacher": str(teacher_ref) if card.get("kind") == "student" else None,
             "status": status, "ranked": 0, "accuracy": scores.get("accuracy"), "f1": scores.get("f1"),
