@@ -4,6 +4,7 @@ file routes refusing the data folder, the repository and system files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -46,10 +47,11 @@ def seed_leaderboard(t: Path, s: Path) -> list[int]:
     ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, trained_pair):
-    """(url, hub home, teacher folder, student folder, row ids) of a live app."""
-    home = tmp_path_factory.mktemp("apphome")
+@contextlib.contextmanager
+def seeded_app(tmp_path_factory, trained_pair, name: str):
+    """A live app on a free port whose HUB_HOME holds the tiny pair and two leaderboard
+    rows; yields (url, hub home, teacher folder, student folder, row ids)."""
+    home = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HUB_HOME", str(home))
         mp.setenv("HUB_DATA_DIR", str(tmp_path_factory.mktemp("nodata")))
@@ -64,6 +66,13 @@ def server(tmp_path_factory, trained_pair):
             yield url.rstrip("/"), home, t, s, ids
         finally:
             demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, trained_pair):
+    """(url, hub home, teacher folder, student folder, row ids) of a live app."""
+    with seeded_app(tmp_path_factory, trained_pair, "apphome") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_app import free_port, seed_leaderboard, seed_models
+from test_app import seeded_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -24,21 +24,8 @@ if not Path(CHROMIUM).is_file():
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, trained_pair):
-    home = tmp_path_factory.mktemp("browserhome")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HUB_HOME", str(home))
-        mp.setenv("HUB_DATA_DIR", str(tmp_path_factory.mktemp("nodata")))
-        t, s = seed_models(home, *trained_pair)
-        seed_leaderboard(t, s)
-        import app
-
-        demo = app.build_demo()
-        _, url, _ = demo.launch(**{**app.launch_kwargs(), "server_port": free_port(), "prevent_thread_lock": True,
-                                   "quiet": True})
-        try:
-            yield url.rstrip("/")
-        finally:
-            demo.close()
+    with seeded_app(tmp_path_factory, trained_pair, "browserhome") as live:
+        yield live[0]
 
 
 @pytest.fixture(scope="module")
