@@ -16,10 +16,17 @@ Every model on the leaderboard is measured by this module, the same way:
   running a latency loop, minus the RSS of that process after its imports.
 * **Size**: parameter count, parameter bytes, size on disk (serialized size for
   models without a folder).
-* **Compute**: FLOPs per example from the config and token count, achieved
-  GFLOP/s at length 128, and its fraction of this machine's dense-matmul peak
-  (measured once per run with a large fp32 matmul).
-* **Hardware** tag on every row; one thread count for every model.
+* **Compute**: FLOPs per example counted by ``torch.utils.flop_counter`` on a
+  forward pass at 128 tokens (any architecture), achieved GFLOP/s at that
+  length, and its fraction of this machine's dense-matmul peak (measured once
+  per run with a large fp32 matmul).
+* **Hardware** tag on every row; one thread count for every model; the
+  **protocol** (``full`` or ``quick``) on every row, so that only like is
+  compared with like.
+
+What differs between tasks (inputs, metrics, agreement) comes from the task's
+kind (``hub/kinds``). This module measures and returns rows; the caller stores
+them (``hub.leaderboard.LeaderboardStore.add_rows``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ TOKENIZER_FOR_ARCH = "minilm-l6"  # BERT's uncased 30,522-word vocabulary, avail
 
 @dataclass
 class Protocol:
+    name: str = "full"
     warmup: int = 10
     min_calls: int = 200
     min_seconds: float = 10.0
@@ -58,14 +66,18 @@ class Protocol:
     @classmethod
     def quick(cls) -> "Protocol":
         """A few seconds per model: for the app's automatic benchmark after a run."""
-        return cls(warmup=3, min_calls=30, min_seconds=1.0, throughput_seconds=1.0, memory=False)
+        return cls(name="quick", warmup=3, min_calls=30, min_seconds=1.0, throughput_seconds=1.0, memory=False)
 
 
 # ---------------------------------------------------------------- loading
 
 
-def _is_arch(ref: str) -> bool:
+def is_arch(ref: str) -> bool:
+    """``arch:NAME``: a timing-only architecture with random weights."""
     return ref.startswith(ARCH_PREFIX)
+
+
+_is_arch = is_arch
 
 
 def _model_size(model) -> int:
@@ -119,16 +131,24 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def flops_per_example(config, seq_len: int) -> float:
-    """Forward FLOPs (2 x multiply-adds) of a BERT-style encoder + pooler + head.
+def flops_per_example(model, inputs: dict) -> float:
+    """Forward FLOPs of one example, counted by ``torch.utils.flop_counter`` on a
+    real forward pass (matmuls, attention; any architecture). ``inputs`` is a
+    batch-1 encoding. Models that cannot be counted (packed int8 layers) get the
+    count of their fp32 form from the caller."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    Per layer: Q, K, V, output projections 4*L*d^2, scores and weighted sum
-    2*L^2*d, feed-forward 2*L*d*f multiply-adds.
-    """
-    d, f, n, L = config.hidden_size, config.intermediate_size, config.num_hidden_layers, seq_len
-    per_layer = 4 * L * d * d + 2 * L * L * d + 2 * L * d * f
-    head = d * d + d * config.num_labels
-    return 2.0 * (n * per_layer + head)
+    # the counter sees no FLOPs in CPU SDPA kernels: count with eager attention, then restore
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(**inputs)
+    finally:
+        if impl not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(impl)
+    return float(counter.get_total_flops())
 
 
 def matmul_peak_gflops(size: int = 2048, seconds: float = 1.0) -> float:
@@ -141,13 +161,6 @@ def matmul_peak_gflops(size: int = 2048, seconds: float = 1.0) -> float:
         torch.mm(a, b)
         best = max(best, 2 * size**3 / (time.perf_counter() - t0) / 1e9)
     return best
-
-
-def _inputs(tokenizer, texts: list[str], fixed_len: int | None) -> list[dict]:
-    if fixed_len:
-        return [dict(tokenizer(t, truncation=True, max_length=fixed_len, padding="max_length", return_tensors="pt"))
-                for t in texts]
-    return [dict(tokenizer(t, truncation=True, max_length=128, return_tensors="pt")) for t in texts]
 
 
 @torch.inference_mode()
@@ -177,20 +190,21 @@ def interleaved_latency(models: list, inputs: list[dict], protocol: Protocol) ->
         i += 1
 
 
-def tokenize_latency(tokenizer, texts: list[str], calls: int = 200) -> list[float]:
+def tokenize_latency(tokenizer, texts: list, calls: int = 200, max_length: int = 128) -> list[float]:
+    """Seconds per tokenizer call on single inputs (a text, or a (question, context) pair)."""
     out = []
     for i in range(calls):
+        x = texts[i % len(texts)]
+        args = x if isinstance(x, tuple) else (x,)
         t0 = time.perf_counter()
-        tokenizer(texts[i % len(texts)], truncation=True, max_length=128, return_tensors="pt")
+        tokenizer(*args, truncation=True, max_length=max_length, return_tensors="pt")
         out.append(time.perf_counter() - t0)
     return out
 
 
 @torch.inference_mode()
-def throughput(model, tokenizer, texts: list[str], batch: int, seconds: float) -> float:
-    """Examples/s of the forward pass at batch ``batch`` (pre-tokenized, dynamic padding)."""
-    batches = [dict(tokenizer(texts[s : s + batch], truncation=True, max_length=128, padding=True, return_tensors="pt"))
-               for s in range(0, max(len(texts), 1), batch)]
+def throughput(model, batches: list[dict], seconds: float) -> float:
+    """Examples/s of the forward pass over pre-tokenized batches (dynamic padding)."""
     model(**batches[0])
     n, t_total, i = 0, 0.0, 0
     while t_total < seconds or i < 2:
@@ -240,36 +254,61 @@ def _rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, texts: list[str], calls: int = 50) -> dict:
-    """Model-attributable memory, measured in a fresh subprocess."""
+def _to_json(inputs: list[dict]) -> list[dict]:
+    return [{k: v.tolist() for k, v in x.items()} for x in inputs]
+
+
+def _from_json(inputs: list[dict]) -> list[dict]:
+    return [{k: torch.tensor(v) for k, v in x.items()} for x in inputs]
+
+
+def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, inputs: list[dict], calls: int = 50) -> dict:
+    """Model-attributable memory, measured in a fresh subprocess on the given
+    batch-1 encodings (the kind's latency inputs)."""
     cmd = [sys.executable, "-m", "hub.benchmark", "probe", ref, task_name, str(threads), quantize or "fp32"]
-    proc = subprocess.run(cmd, input=json.dumps({"texts": texts[:64], "calls": calls}), capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    proc = subprocess.run(cmd, input=json.dumps({"inputs": _to_json(inputs[:64]), "calls": calls}),
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if proc.returncode != 0:
         return {"memory_mb": None, "memory_error": proc.stderr.strip().splitlines()[-1:] or ["probe failed"]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def tiny_config(cfg):
+    """A 1-layer, 8-wide copy of ``cfg`` (same class): the code paths every model of
+    that class shares, whatever the architecture calls its sizes."""
+    small = cfg.__class__.from_dict(cfg.to_dict())
+    small.num_hidden_layers, small.hidden_size, small.num_attention_heads = 1, 8, 1
+    for attr in ("intermediate_size", "hidden_dim", "n_inner"):
+        if getattr(small, attr, None) is not None:
+            setattr(small, attr, 8)
+    if getattr(small, "num_key_value_heads", None) is not None:
+        small.num_key_value_heads = 1
+    if getattr(small, "head_dim", None) is not None:
+        small.head_dim = 8
+    return small
 
 
 def _probe_main(argv: list[str]) -> None:
     """Child side of :func:`memory_probe`.
 
     Baseline = RSS after the imports *and* after the model's code paths are
-    warm (a 1-layer, 8-wide model of the same class ran once, the tokenizer is
-    loaded: both are shared by every model, not attributable to this one).
-    Then the peak-RSS counter is reset, the model loaded (and quantized: the
-    counter is reset again after that, so the transient fp32 copy is not
-    counted) and run; the result is peak RSS minus the baseline.
+    warm (a 1-layer, 8-wide model of the same class ran once: shared by every
+    model, not attributable to this one). Then the peak-RSS counter is reset,
+    the model loaded (and quantized: the counter is reset again after that, so
+    the transient fp32 copy is not counted) and run; the result is peak RSS
+    minus the baseline.
     """
     ref, task_name, threads, quant = argv
     import gc
 
-    from .models import _auto_class, load_tokenizer, resolve_model_ref
+    from .models import _auto_class, resolve_model_ref
     from .tasks import get_task
 
     torch.set_num_threads(int(threads))
     task = get_task(task_name)
     req = json.loads(sys.stdin.read())
-    tok = load_tokenizer(TOKENIZER_FOR_ARCH if _is_arch(ref) else ref)
+    inputs = _from_json(req["inputs"])
     if _is_arch(ref):
         from transformers import BertConfig
 
@@ -278,9 +317,8 @@ def _probe_main(argv: list[str]) -> None:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(resolve_model_ref(ref))
-    cfg.update({"num_hidden_layers": 1, "hidden_size": 8, "num_attention_heads": 1, "intermediate_size": 8})
     with torch.inference_mode():
-        _auto_class(task).from_config(cfg).eval()(**_inputs(tok, req["texts"][:1], None)[0])
+        _auto_class(task).from_config(tiny_config(cfg)).eval()(**inputs[0])
     gc.collect()
     base = _rss_mb("VmRSS")
     _reset_peak()
@@ -290,9 +328,7 @@ def _probe_main(argv: list[str]) -> None:
         gc.collect()
         _reset_peak()
     with torch.inference_mode():
-        for x in _inputs(tok, req["texts"], None) * max(1, req["calls"] // max(len(req["texts"]), 1)):
-            model(**x)
-        for x in _inputs(tok, req["texts"][:4], min(128, model.config.max_position_embeddings)):
+        for x in inputs * max(1, req["calls"] // max(len(inputs), 1)):
             model(**x)
     peak = _rss_mb("VmHWM")
     print(json.dumps({"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1),
@@ -336,18 +372,20 @@ def run_benchmark(
     data=None,
     quantize: str | None = None,
     protocol: Protocol | None = None,
-    store=None,
-    save: bool = True,
     log=None,
     names: dict[str, str] | None = None,
 ) -> list[dict]:
     """Measure ``models`` (and ``teacher``) under one protocol; returns one row per
-    measured variant (keys are leaderboard columns) and stores them when ``save``.
+    measured variant (keys are leaderboard columns). Nothing is stored here.
 
-    ``data`` is a :class:`hub.data.ClassificationData` (eval split used) or None
-    for timing-only runs (then ``arch:`` models only make sense, and the
-    latency inputs are the task's examples). ``names`` maps a ref to its display name.
+    ``data`` is the task kind's data object (its eval split is used) or None for
+    timing-only runs (``arch:`` models; the latency inputs are the task's
+    examples). ``names`` maps a ref to its display name.
     """
+    from .kinds import get_kind
+    from .tasks import retention
+
+    kind = get_kind(task)
     protocol = protocol or Protocol()
     log = log or (lambda msg: None)
     threads = protocol.threads or torch.get_num_threads()
@@ -370,158 +408,122 @@ def run_benchmark(
                                  quantization="int8" if q is not None else f"int8 unavailable: {why}",
                                  is_teacher=False, params=entries[-1].params))
 
-    texts = list(data.eval_texts) if data is not None else list(task.examples) or ["hello world"]
-    rows = [_quality_row(e, task, data, tag, hw, threads) for e in entries]
-    t_entry = entries[0] if teacher else None
+    max_length = max(_trained_length(e.card) for e in entries)
+    # a kind whose metric compares models only on the same inputs (perplexity: the same windows) scores all at one length
+    eval_length = max_length if getattr(kind, "shared_eval_length", False) else None
+    rows = [_quality_row(e, task, kind, data, tag, hw, threads, protocol, eval_length) for e in entries]
     t_row = rows[0] if teacher else None
+    head = task.headline
     for e, row in zip(entries, rows):
         if t_row is not None and row.get("_preds") is not None and t_row.get("_preds") is not None:
-            from .metrics import agreement
-
-            row["agreement"] = agreement(row["_preds"], t_row["_preds"])
-            row["retention"] = row["accuracy"] / t_row["accuracy"] if t_row["accuracy"] else None
+            row["agreement"] = kind.agreement(row["_preds"], t_row["_preds"])
+            row["retention"] = retention(task, row.get(head), t_row.get(head))
         if e.quantization == "int8":
             fp32 = next(r for r, x in zip(rows, entries) if x.ref == e.ref and x.quantization == "fp32")
-            if row.get("accuracy") is not None and fp32.get("accuracy"):
-                row["retention_fp32"] = row["accuracy"] / fp32["accuracy"]
+            row["retention_fp32"] = retention(task, row.get(head), fp32.get(head))
 
     live = [(e, r) for e, r in zip(entries, rows) if e.model is not None]
     log(f"peak matmul rate on {threads} threads ...")
     peak = matmul_peak_gflops()
     # never longer than the shortest position table among the models
     fixed_len = min([protocol.seq_len] + [e.model.config.max_position_embeddings for e, _ in live])
-    for label, fixed in (("", None), ("_len128", fixed_len)):
-        log(f"latency at batch 1, {'natural length' if fixed is None else f'{fixed} tokens'} ...")
-        inputs = _inputs(live[0][0].tokenizer, texts, fixed)  # every student shares the teacher's tokenizer
+    tok = live[0][0].tokenizer  # every student shares the teacher's tokenizer
+    natural = kind.latency_inputs(tok, data, task, None, max_length=max_length)
+    for label, inputs in (("", natural), ("_len128", kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length))):
+        log(f"latency at batch 1, {'natural length' if not label else f'{fixed_len} tokens'} ...")
         times = interleaved_latency([e.model for e, _ in live], inputs, protocol)
         ms_all = [[t * 1000 for t in ts] for ts in times]
         for (e, row), ms in zip(live, ms_all):
             s = _summ(ms)
             row.update({f"latency_p50_ms{label}": s["p50"], f"latency_p90_ms{label}": s["p90"],
                         f"latency_p99_ms{label}": s["p99"], f"calls{label}": len(ms)})
-        if t_entry is not None and t_entry.model is not None:
+        if teacher and live[0][0].is_teacher:
             t_ms = ms_all[0]
             for (e, row), ms in zip(live, ms_all):
                 n = min(len(ms), len(t_ms))
                 row[f"speedup_p50{label}"] = statistics.median(t_ms[i] / ms[i] for i in range(n))
+    batches = kind.batches(tok, data, task, protocol.throughput_batch, max_length=max_length)
+    fixed_one = kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length)[0]
+    flops_fp32: dict[str, float] = {}
     for e, row in live:
         log(f"throughput and size of {e.name} ...")
-        row["tokenize_p50_ms"] = percentile([t * 1000 for t in tokenize_latency(e.tokenizer, texts)], 50)
-        row["throughput_per_s"] = throughput(e.model, e.tokenizer, texts, protocol.throughput_batch,
-                                             protocol.throughput_seconds)
-        cfg = e.model.config
-        row["flops_per_example"] = flops_per_example(cfg, fixed_len)
+        row["tokenize_p50_ms"] = percentile(
+            [t * 1000 for t in tokenize_latency(e.tokenizer, kind.tokenize_inputs(data, task), max_length=max_length)], 50)
+        row["throughput_per_s"] = throughput(e.model, batches, protocol.throughput_seconds)
+        if e.quantization == "fp32":
+            flops_fp32[e.ref] = flops_per_example(e.model, fixed_one)
+        row["flops_per_example"] = flops_fp32.get(e.ref)
         row["seq_len_fixed"] = fixed_len
-        row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_len128"] / 1000) / 1e9
-        row["peak_fraction"] = row["gflops_per_s"] / peak
+        row["max_length"] = max_length
+        if row["flops_per_example"]:
+            row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_len128"] / 1000) / 1e9
+            row["peak_fraction"] = row["gflops_per_s"] / peak
         row["param_bytes"] = param_bytes(e.model)
         row["size_mb"] = disk_mb(e.ref) if e.quantization == "fp32" and not _is_arch(e.ref) else serialized_mb(e.model)
         if protocol.memory:
             log(f"memory of {e.name} in a fresh process ...")
-            mem = memory_probe(e.ref, task.name, threads, "int8" if e.quantization == "int8" else None, texts)
-            row.update(mem)
+            row.update(memory_probe(e.ref, task.name, threads, "int8" if e.quantization == "int8" else None, natural))
+    if hasattr(kind, "bench_extra"):  # the kind's own measurements (generation: TTFT, tokens/s), all models at once
+        log("the task kind's measurements ...")
+        teacher_index = 0 if teacher and live[0][0].is_teacher else None
+        for (e, row), extra in zip(live, kind.bench_extra([e.model for e, _ in live], tok, data, task, protocol,
+                                                          teacher=teacher_index)):
+            row.update(extra)
     for row in rows:
         row.pop("_preds", None)
         row["peak_gflops"] = peak
         row["bench_json"] = {"protocol": asdict(protocol), **{k: v for k, v in row.items() if k != "run_card"}}
-    if save:
-        from .leaderboard import LeaderboardStore
-
-        store = store or LeaderboardStore()
-        for row in rows:
-            row["row_id"] = store.add(_to_store(row))
-    return [{k: v for k, v in r.items() if k != "bench_json"} for r in rows]
+    return rows
 
 
-def _quality_row(e: Entry, task: Task, data, tag: str, hw: dict, threads: int) -> dict:
-    from .inference import evaluate
+def _trained_length(card: dict | None) -> int:
+    try:
+        return int(card["train"]["max_length"])
+    except (TypeError, KeyError, ValueError):
+        return 128
 
+
+def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: int, protocol: Protocol,
+                 eval_length: int | None = None) -> dict:
+    """The identity and quality columns of one model; quality at ``eval_length``
+    tokens when given, else at the model's own training length."""
     role = "arch" if _is_arch(e.ref) else ("teacher" if e.is_teacher else (e.card or {}).get("kind", "model"))
     card = e.card or {}
     row = {
         "model": e.ref, "name": e.name, "task": task.name, "role": role,
         "teacher": card.get("teacher"), "status": card.get("status", "finished") if card else "finished",
-        "quantization": e.quantization, "accuracy": None, "f1": None, "retention": None, "agreement": None,
+        "quantization": e.quantization, "runtime": "torch", "protocol": protocol.name,
+        "retention": None, "agreement": None,
         "params": e.params, "threads": threads,
         "hardware": tag, "hardware_json": hw, "run_card": e.card, "_preds": None,
         "speedup_p50": None, "speedup_p50_len128": None, "memory_mb": None,
+        **{m: None for m in task.metrics},
     }
     if e.model is None or data is None or _is_arch(e.ref):
         return row  # timing only: never ranked by quality
-    names = [e.model.config.id2label[i] for i in range(e.model.config.num_labels)]
-    if names != data.label_names:
-        raise ValueError(f"{e.ref} predicts labels {names}, the eval set has {data.label_names}")
-    result = evaluate(e.model, e.tokenizer, data.eval_texts, data.eval_labels)
-    row.update(accuracy=result["accuracy"], f1=result["f1"], _preds=result["predictions"], eval_size=len(data.eval_texts))
+    if hasattr(kind, "check_teacher"):
+        kind.check_teacher(e.model, data)  # the model predicts the eval set's labels
+    result = kind.evaluate(e.model, e.tokenizer, data, max_length=eval_length or _trained_length(e.card))
+    row["_preds"] = result.pop("predictions", None)
+    row.update({k: v for k, v in result.items() if k in task.metrics or k == "eval_size"})
     return row
 
 
-def _to_store(row: dict) -> dict:
-    from .leaderboard import COLUMN_NAMES
-
-    out = {k: v for k, v in row.items() if k in COLUMN_NAMES and k != "row_id"}
-    if out.get("role") not in ("teacher", "student", "arch", "model"):
-        out["role"] = "model"
-    if "unavailable" in (row.get("quantization") or ""):
-        out["ranked"] = 0
-    return out
+# ---------------------------------------------------------------- tables
 
 
-# ---------------------------------------------------------------- CLI and tables
+def format_table(rows: list[dict], task: Task | None = None) -> str:
+    """A Markdown table of the headline columns (used by the CLI and the README),
+    derived from the leaderboard schema and the task's metric columns."""
+    from .leaderboard import table_columns
 
-TABLE_COLUMNS = (
-    ("name", "model", "{}"), ("quantization", "quant", "{}"), ("accuracy", "acc", "{:.4f}"), ("f1", "F1", "{:.4f}"),
-    ("retention", "retention", "{:.1%}"), ("agreement", "agree", "{:.1%}"),
-    ("latency_p50_ms", "p50 ms", "{:.2f}"), ("latency_p90_ms", "p90 ms", "{:.2f}"),
-    ("latency_p50_ms_len128", "p50 ms @128", "{:.2f}"), ("latency_p90_ms_len128", "p90 ms @128", "{:.2f}"),
-    ("speedup_p50", "speedup", "{:.2f}x"), ("speedup_p50_len128", "speedup @128", "{:.2f}x"),
-    ("throughput_per_s", "ex/s @32", "{:.0f}"), ("memory_mb", "mem MB", "{:.0f}"), ("params", "params", "{:,}"),
-    ("size_mb", "size MB", "{:.1f}"), ("peak_fraction", "peak", "{:.1%}"),
-)
-
-
-def format_table(rows: list[dict]) -> str:
-    """A Markdown table of the headline columns (used by the CLI and the README)."""
-    head = "| " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
+    cols = table_columns(task)
+    head = "| " + " | ".join(label for _, label, _ in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
     lines = [head, sep]
     for r in rows:
-        cells = []
-        for key, _, fmt in TABLE_COLUMNS:
-            v = r.get(key)
-            cells.append("–" if v is None else fmt.format(v))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(fmt(r.get(key)) for key, _, fmt in cols) + " |")
     return "\n".join(lines)
-
-
-def run_cli(args) -> int:
-    from .tasks import get_task
-
-    task = get_task(args.task)
-    protocol = Protocol(warmup=args.warmup, min_calls=args.min_calls, min_seconds=args.min_seconds,
-                        threads=args.threads, memory=not args.skip_memory)
-    data = None
-    has_data = any([args.data_dir, args.eval_file, args.dataset])
-    real = [m for m in ([args.teacher] if args.teacher else []) + args.model if not _is_arch(m)]
-    if has_data and real:
-        from .cli import _load_data
-        from .models import load_model
-
-        model, _ = load_model(real[0], task)
-        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        data = _load_data(args, task, label_names=names, need_train=False)
-    elif real:
-        raise ValueError("benchmarking trained models needs an eval set: --data-dir, --eval-file or --dataset")
-    rows = run_benchmark(task, args.model, teacher=args.teacher, data=data, quantize=args.quantize,
-                         protocol=protocol, save=not args.no_save,
-                         log=lambda m: print(m, file=sys.stderr, flush=True))
-    if args.json:
-        for r in rows:
-            print(json.dumps({k: v for k, v in r.items() if k not in ("run_card", "hardware_json")}, default=str))
-    else:
-        print(format_table(rows))
-        print(f"\nhardware: {rows[0]['hardware']}" if rows else "")
-    return 0
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "probe":

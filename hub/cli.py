@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
@@ -26,20 +27,18 @@ def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     g.add_argument("--max-eval-samples", type=int)
 
 
-def _train_args(p: argparse.ArgumentParser, epochs: float, lr: float | None) -> None:
-    g = p.add_argument_group("training")
+def _train_args(p: argparse.ArgumentParser, **defaults) -> None:
+    from .config import TrainConfig, add_arguments
+
+    g = p.add_argument_group("output")
     g.add_argument("--output-dir", required=True)
-    g.add_argument("--epochs", type=float, default=epochs, help=f"epochs (per stage when distilling; default {epochs})")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=lr,
-                   help=f"default {lr}" if lr else "default 1e-4 for students initialised from trained weights "
-                   "(teacher-layers:K, checkpoints), 5e-4 for randomly initialised shapes")
-    g.add_argument("--max-length", type=int, default=128)
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--save-steps", type=int, default=200)
-    g.add_argument("--max-steps", type=int, default=-1, help="cap on optimisation steps per stage (quick runs)")
     g.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     g.add_argument("--overwrite", action="store_true", help="replace what --output-dir holds")
+    g.add_argument("--push-to-hub", metavar="REPO", help="upload the finished model folder to this Hub repo (online)")
+    # no --max-length: the task kind's default_max_length (QA 384), else TrainConfig's (see _train_config)
+    add_arguments(p, TrainConfig, defaults={"max_length": None, **defaults})
+    p.add_argument("--block-size", dest="max_length", type=int,
+                   help="text tasks: tokens per block of text (the same setting as --max-length)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--model", required=True, help="model folder, Hub id, or minilm-l6")
     _data_args(p)
-    _train_args(p, epochs=3, lr=1e-4)
+    _train_args(p, epochs=3.0, learning_rate=1e-4)
 
     p = sub.add_parser("distill", help="distill a teacher into a TinyBERT-style student", allow_abbrev=False)
     p.add_argument("--task", required=True)
@@ -61,20 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-hidden", type=int)
     p.add_argument("--student-heads", type=int)
     p.add_argument("--student-ffn", type=int)
-    p.add_argument("--stages", default="intermediate,prediction")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of hard-label CE; 1 - alpha weighs the KD term")
-    p.add_argument("--layer-map", help="comma-separated 1-based teacher layer per student layer (default uniform)")
-    p.add_argument("--intermediate-learning-rate", type=float, help="learning rate of the intermediate stage")
-    for term in ("embedding", "attention", "hidden", "prediction"):
-        p.add_argument(f"--w-{term}", type=float, default=1.0, help=f"weight of the {term} loss")
+    from .config import DistillConfig, add_arguments
+
+    add_arguments(p, DistillConfig)
+    p.set_defaults(stages=None)  # none given: the task kind's stages (general distillation: intermediate only)
     _data_args(p)
-    _train_args(p, epochs=1, lr=None)
+    _train_args(p)
 
     p = sub.add_parser("evaluate", help="accuracy/F1 of a model on the eval set (JSON)", allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=int, help="tokens per example (default: the model's training length)")
     _data_args(p, train=False)
 
     p = sub.add_parser("bench", help="benchmark models: quality, latency, memory, size", allow_abbrev=False)
@@ -97,35 +94,44 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+
+    p = sub.add_parser("delete", help="delete a trained model folder and its leaderboard rows", allow_abbrev=False)
+    p.add_argument("model", help="a model folder written by finetune/distill (it has a run.json)")
     return parser
 
 
-def _load_data(args, task, label_names=None, need_train=True):
-    from .data import load_classification
+def _load_data(args, task, reference=None, need_train=True):
+    from .data import DataSource
+    from .kinds import get_kind
 
-    return load_classification(
-        task, data_dir=args.data_dir, train_file=getattr(args, "train_file", None), eval_file=args.eval_file,
-        dataset=args.dataset, dataset_config=args.dataset_config, text_column=args.text_column,
-        label_column=args.label_column, max_train_samples=getattr(args, "max_train_samples", None),
-        max_eval_samples=args.max_eval_samples, label_names=label_names, need_train=need_train,
+    return get_kind(task).load_data(
+        task, DataSource.from_args(args), max_train=getattr(args, "max_train_samples", None),
+        max_eval=args.max_eval_samples, need_train=need_train, reference=reference,
     )
 
 
-def _train_config(args, learning_rate: float | None = None):
-    from .distill import TrainConfig
+def _train_config(args, learning_rate: float | None = None, task=None):
+    from .config import TrainConfig, from_args
+    from .kinds import get_kind
 
-    return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate or learning_rate,
-        max_length=args.max_length, seed=args.seed, save_steps=args.save_steps, max_steps=args.max_steps,
-    )
+    cfg = from_args(TrainConfig, args)
+    if cfg.learning_rate is None:
+        cfg.learning_rate = learning_rate
+    if getattr(args, "max_length", None) is None and task is not None:
+        cfg.max_length = getattr(get_kind(task), "default_max_length", cfg.max_length)
+    return cfg
 
 
 def _print_progress(event: dict) -> None:
     step, total = event.get("step", 0), event.get("total", 0)
     if event.get("stage") == "evaluate":
         print("evaluating ...", file=sys.stderr, flush=True)
+    elif event.get("stage") == "evaluate-teacher":
+        print("evaluating the teacher on the eval set ...", file=sys.stderr, flush=True)
+    elif event.get("stage") == "warning":
+        print(f"warning: {event['message']}", file=sys.stderr, flush=True)
     elif event.get("stage") == "teacher-logits":
-        if step == total:
+        if step == total and total:
             print(f"cached the teacher's logits for {total} training examples", file=sys.stderr, flush=True)
     elif step == 1 or step == total or step % 25 == 0:
         terms = " ".join(f"{k}={v:.4f}" for k, v in event.get("losses", {}).items())
@@ -136,41 +142,48 @@ def _print_progress(event: dict) -> None:
         )
 
 
+def _report(card: dict, args) -> int:
+    print(json.dumps({"status": card["status"], "output_dir": args.output_dir, **card.get("eval", {}),
+                      **({"warnings": card["warnings"]} if card.get("warnings") else {})}, indent=2, default=str))
+    if card["status"] == "finished" and getattr(args, "push_to_hub", None):
+        from .model_card import push_to_hub
+
+        print(f"uploaded to {push_to_hub(Path(args.output_dir), args.push_to_hub)}", file=sys.stderr)
+    return 0 if card["status"] == "finished" else 3
+
+
 def cmd_finetune(args) -> int:
     from .distill import finetune
     from .tasks import get_task
 
     task = get_task(args.task)
     data = _load_data(args, task)
-    card = finetune(task, args.model, data, args.output_dir, _train_config(args), progress=_print_progress,
+    card = finetune(task, args.model, data, args.output_dir, _train_config(args, task=task), progress=_print_progress,
                     resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps({"status": card["status"], "output_dir": args.output_dir, **card["eval"]}, indent=2))
-    return 0 if card["status"] == "finished" else 3
+    return _report(card, args)
 
 
 def cmd_distill(args) -> int:
-    from .distill import DistillConfig, default_learning_rate, distill
+    from .config import DistillConfig, from_args
+    from .distill import default_learning_rate, distill, kind_stages
+    from .kinds import get_kind
     from .models import parse_student
     from .tasks import get_task
 
     task = get_task(args.task)
     spec = parse_student(args.student, args.student_layers, args.student_hidden, args.student_heads, args.student_ffn)
-    dcfg = DistillConfig(
-        stages=tuple(s.strip() for s in args.stages.split(",") if s.strip()),
-        temperature=args.temperature, alpha=args.alpha,
-        weights={t: getattr(args, f"w_{t}") for t in ("embedding", "attention", "hidden", "prediction")},
-        layer_map=[int(x) for x in args.layer_map.split(",")] if args.layer_map else None,
-        intermediate_lr=args.intermediate_learning_rate,
-    )
+    if args.stages is None:
+        args.stages = kind_stages(get_kind(task))
+    dcfg = from_args(DistillConfig, args)
     data = _load_data(args, task)
-    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec)), dcfg,
+    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite)
-    print(json.dumps({"status": card["status"], "output_dir": args.output_dir, **card["eval"]}, indent=2))
-    return 0 if card["status"] == "finished" else 3
+    return _report(card, args)
 
 
 def cmd_evaluate(args) -> int:
-    from .inference import evaluate
+    from .inference import trained_length
+    from .kinds import get_kind
     from .models import load_model, load_tokenizer
     from .tasks import get_task
 
@@ -178,49 +191,89 @@ def cmd_evaluate(args) -> int:
     model, trained = load_model(args.model, task)
     if not trained:
         raise SystemExit(f"error: {args.model} has no trained {task.head} head; fine-tune it first")
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    data = _load_data(args, task, label_names=names, need_train=False)
-    result = evaluate(model, load_tokenizer(args.model), data.eval_texts, data.eval_labels, args.batch_size)
-    result.pop("predictions")
-    print(json.dumps({"model": args.model, "task": task.name, "eval_size": len(data.eval_texts), **result}, indent=2))
+    data = _load_data(args, task, reference=model, need_train=False)
+    max_length = args.max_length or trained_length(args.model, getattr(get_kind(task), "default_max_length", 128))
+    result = get_kind(task).evaluate(model, load_tokenizer(args.model), data, max_length=max_length,
+                                     batch_size=args.batch_size)
+    result.pop("predictions", None)
+    print(json.dumps({"model": args.model, "task": task.name, "max_length": max_length, **result}, indent=2))
     return 0
 
 
 def cmd_bench(args) -> int:
-    from .benchmark import run_cli
+    from .benchmark import Protocol, format_table, is_arch, load_for_bench, run_benchmark
+    from .leaderboard import LeaderboardStore
+    from .tasks import get_task
 
-    return run_cli(args)
+    task = get_task(args.task)
+    protocol = Protocol(warmup=args.warmup, min_calls=args.min_calls, min_seconds=args.min_seconds,
+                        threads=args.threads, memory=not args.skip_memory)
+    data = None
+    has_data = any([args.data_dir, args.eval_file, args.dataset])
+    real = [m for m in ([args.teacher] if args.teacher else []) + args.model if not is_arch(m)]
+    if has_data and real:
+        model, _, _ = load_for_bench(real[0], task)
+        data = _load_data(args, task, reference=model, need_train=False)
+    elif real:
+        raise ValueError("benchmarking trained models needs an eval set: --data-dir, --eval-file or --dataset")
+    rows = run_benchmark(task, args.model, teacher=args.teacher, data=data, quantize=args.quantize,
+                         protocol=protocol, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if not args.no_save:
+        LeaderboardStore().add_rows(rows)
+    if args.json:
+        for r in rows:
+            print(json.dumps({k: v for k, v in r.items() if k not in ("run_card", "hardware_json", "bench_json")},
+                             default=str))
+    else:
+        print(format_table(rows, task))
+        print(f"\nhardware: {rows[0]['hardware']}" if rows else "")
+    return 0
 
 
 def cmd_leaderboard(args) -> int:
+    from .benchmark import format_table
     from .leaderboard import LeaderboardStore
+    from .tasks import TASKS
 
+    if args.task is not None and args.task not in TASKS:
+        raise ValueError(f"unknown task {args.task!r}; choose one of {sorted(TASKS)}")
     store = LeaderboardStore()
     if args.csv:
         sys.stdout.write(store.to_csv(task=args.task, hardware=args.hardware))
     elif args.json:
         sys.stdout.write(store.to_json(task=args.task, hardware=args.hardware) + "\n")
     else:
-        from .benchmark import format_table
+        print(format_table(store.rows(task=args.task, hardware=args.hardware), TASKS.get(args.task or "")))
+    return 0
 
-        print(format_table(store.rows(task=args.task, hardware=args.hardware)))
+
+def cmd_delete(args) -> int:
+    from .runs import delete_run
+
+    removed = delete_run(args.model)
+    print(json.dumps(removed, indent=2))
     return 0
 
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "evaluate": cmd_evaluate,
-    "bench": cmd_bench, "leaderboard": cmd_leaderboard,
+    "bench": cmd_bench, "leaderboard": cmd_leaderboard, "delete": cmd_delete,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress lines only
     from .data import DataError
+    from .model_card import HubUploadError
     from .models import ModelNotFoundError, UntrainedHeadError
 
     try:
         return COMMANDS[args.command](args)
-    except (DataError, ModelNotFoundError, UntrainedHeadError, FileExistsError, ValueError, NotImplementedError) as exc:
+    except (DataError, ModelNotFoundError, UntrainedHeadError, FileExistsError, ValueError, NotImplementedError,
+            HubUploadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

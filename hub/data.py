@@ -1,5 +1,6 @@
-"""Load classification data (local folders, files, or Hub data sets), validate it
-before any training starts, and tokenize it for the Trainer.
+"""Data sources and table files: where a task's data comes from (a local
+folder, files, or a Hub data set), table reading, and the classification loader
+that ``hub.kinds.classification`` uses. Validation happens before any training.
 
 Every problem with the user's data raises :class:`DataError` with a message
 that names the file, the column or the rows at fault.
@@ -19,6 +20,44 @@ MAX_TEXT_CHARS = 100_000  # longer texts are almost surely a wrong column or a b
 
 class DataError(ValueError):
     """The data cannot be used as given; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Exactly one of: a local folder in the task's layout (``data_dir``), files
+    (``train_file``/``eval_file``), or a Hub data set (``dataset``/``dataset_config``)."""
+
+    data_dir: str | None = None
+    train_file: str | None = None
+    eval_file: str | None = None
+    dataset: str | None = None
+    dataset_config: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+
+    @classmethod
+    def from_args(cls, args) -> "DataSource":
+        return cls(**{k: getattr(args, k, None) for k in cls.__dataclass_fields__})
+
+    def check(self) -> None:
+        sources = [s for s in (self.data_dir, self.train_file or self.eval_file, self.dataset) if s]
+        if len(sources) != 1:
+            raise DataError("give exactly one data source: --data-dir, --train-file/--eval-file, or --dataset")
+
+    def files(self, task: Task, need_train: bool = True) -> tuple[str | None, str]:
+        """Train and eval file paths of a local source (the task's layout under ``data_dir``)."""
+        train_file, eval_file = self.train_file, self.eval_file
+        if self.data_dir:
+            if not task.local_files:
+                raise DataError(f"task {task.name!r} has no local layout; use --train-file/--eval-file")
+            root = Path(self.data_dir)
+            train_file = str(root / task.local_files["train"]) if "train" in task.local_files else None
+            eval_file = str(root / task.local_files["eval"])
+        if need_train and not train_file:
+            raise DataError("--train-file is required")
+        if not eval_file:
+            raise DataError("--eval-file is required")
+        return (train_file if need_train else None), eval_file
 
 
 @dataclass
@@ -158,9 +197,8 @@ def load_classification(
     """
     text_column = text_column or task.text_column
     label_column = label_column or task.label_column
-    sources = [s for s in (data_dir, train_file or eval_file, dataset) if s]
-    if len(sources) != 1:
-        raise DataError("give exactly one data source: --data-dir, --train-file/--eval-file, or --dataset")
+    source_spec = DataSource(data_dir, train_file, eval_file, dataset, dataset_config)
+    source_spec.check()
     if not need_train and label_names is None:
         raise DataError("label names are required to load an evaluation split alone")
 
@@ -168,20 +206,11 @@ def load_classification(
         train_df, eval_df, source = _hub_frames(task, dataset, dataset_config, need_train)
         names = ("train", "eval")
     else:
-        if data_dir:
-            if not task.local_files:
-                raise DataError(f"task {task.name!r} has no local layout; use --train-file/--eval-file")
-            root = Path(data_dir)
-            train_file = str(root / task.local_files["train"])
-            eval_file = str(root / task.local_files["eval"])
-        if need_train and not train_file:
-            raise DataError("--train-file is required")
-        if not eval_file:
-            raise DataError("--eval-file is required")
+        train_file, eval_file = source_spec.files(task, need_train)
         train_df = read_table(train_file) if need_train else None
         eval_df = read_table(eval_file)
         names = (Path(train_file).name if train_file else "train", Path(eval_file).name)
-        source = {"kind": "files", "train_file": train_file if need_train else None, "eval_file": eval_file}
+        source = {"kind": "files", "data_dir": data_dir, "train_file": train_file, "eval_file": eval_file}
 
     if max_train_samples is not None and train_df is not None:
         train_df = train_df.iloc[: max(int(max_train_samples), 0)]

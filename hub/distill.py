@@ -18,75 +18,38 @@ up by example index in every epoch (torchdistill-style caching).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import losses
-from .data import ClassificationData, tokenize
+from .config import STAGES, DistillConfig, TrainConfig
+from .config import default_learning_rate as _default_lr
 from .hardware import hardware_info
-from .inference import evaluate
-from .models import StudentSpec, UntrainedHeadError, adaptor, build_student, load_model, load_tokenizer, model_size
-from .tasks import Task
+from .kinds import get_kind
+from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
+                     model_size)
+from .tasks import Task, retention
 
-STAGES = ("intermediate", "prediction")
 LOSS_TERMS = ("embedding", "attention", "hidden", "prediction")
 ProgressHook = Callable[[dict], None]
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings shared by fine-tuning and each distillation stage."""
-
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_length: int = 128
-    seed: int = 42
-    save_steps: int = 200
-    max_steps: int = -1  # > 0 caps each stage (quick tests)
-
-
-@dataclass
-class DistillConfig:
-    stages: tuple[str, ...] = STAGES
-    temperature: float = 1.0
-    alpha: float = 0.5
-    weights: dict = field(default_factory=lambda: {t: 1.0 for t in LOSS_TERMS})
-    layer_map: list[int] | None = None  # 1-based teacher layer per student layer; None = uniform
-    intermediate_lr: float | None = None  # None: the TrainConfig learning rate
-
-    def __post_init__(self):
-        self.stages = tuple(self.stages)
-        unknown = [s for s in self.stages if s not in STAGES]
-        if unknown or not self.stages:
-            raise ValueError(f"unknown stage(s) {unknown}; choose from {STAGES}")
-        bad = [k for k in self.weights if k not in LOSS_TERMS]
-        if bad:
-            raise ValueError(f"unknown loss weight(s) {bad}; known: {LOSS_TERMS}")
-        self.weights = {**{t: 1.0 for t in LOSS_TERMS}, **{k: float(v) for k, v in self.weights.items()}}
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        if not 0 <= self.alpha <= 1:
-            raise ValueError("alpha must be in [0, 1]")
+log = logging.getLogger(__name__)
+CHANCE_MARGIN = 0.05  # a teacher within 5 points of the majority-class rate is "near chance"
 
 
 def default_learning_rate(student: StudentSpec) -> float:
-    """Students initialised from trained weights (teacher layers, a checkpoint) take
-    1e-4; randomly initialised shapes (presets, custom) learn faster with 5e-4
-    (SST-2, 20k examples, tinybert-4l-312: 73.3% accuracy at 1e-4, 79.7% at 5e-4)."""
-    return 5e-4 if student.kind == "shape" else 1e-4
+    """See :func:`hub.config.default_learning_rate` (by the student's initialisation)."""
+    return _default_lr("custom" if student.kind == "shape" else student.label)
 
 
 class Cancelled(Exception):
@@ -109,7 +72,10 @@ class DistillModule(nn.Module):
 
 
 class ProgressCallback(TrainerCallback):
-    """Reports step/total/loss terms/examples per second and honours a cancel flag."""
+    """Reports step/total/loss terms/examples per second and honours a cancel flag.
+
+    A stop that arrives after the last optimisation step changes nothing: the
+    stage has finished, and says so."""
 
     def __init__(self, stage: str, hook: ProgressHook | None, cancel: threading.Event | None, batch_size: int, terms: dict):
         self.stage, self.hook, self.cancel, self.batch_size, self.terms = stage, hook, cancel, batch_size, terms
@@ -132,28 +98,65 @@ class ProgressCallback(TrainerCallback):
                 "epoch": state.epoch, "examples_per_s": per_s, "eta_s": remaining,
                 "losses": dict(self.terms),
             })
-        if self.cancel is not None and self.cancel.is_set():
+        if self.cancel is not None and self.cancel.is_set() and state.global_step < state.max_steps:
             self.cancelled = True
             control.should_training_stop = True
             control.should_save = True  # keep the last checkpoint
         return control
 
 
-class DistillTrainer(Trainer):
-    """Trainer whose loss is the distillation loss of one stage."""
+class LogitCache:
+    """Teacher logits of every training example, looked up by ``idx``
+    (torchdistill-style: computed once, reused every epoch).
 
-    def __init__(self, *args, teacher, stage: str, dcfg: DistillConfig, layer_map: list[int],
-                 teacher_logits: torch.Tensor | None = None, terms: dict | None = None, **kwargs):
+    Per-example logits (C,) are stacked as they are; token-level logits (the
+    kind's ``token_level``: QA's (L,) start/end scores, an LM's (L, V)) are
+    stored trimmed to the example's length and padded back to the batch's length
+    on lookup (padding positions are masked by the kind's adaptor)."""
+
+    def __init__(self, token_level: bool):
+        self.token_level = token_level
+        self.rows: dict[int, tuple] = {}
+
+    def put(self, idx: list[int], logits: list[torch.Tensor], lengths: list[int]) -> None:
+        for row, i in enumerate(idx):
+            self.rows[i] = tuple((x[row, : lengths[row]] if self.token_level else x[row]).float().cpu().clone()
+                                 for x in logits)
+
+    def get(self, idx: list[int], seq_len: int, device) -> list[torch.Tensor]:
+        out = []
+        for head in range(len(self.rows[idx[0]])):
+            rows = [self.rows[i][head] for i in idx]
+            if self.token_level:
+                batch = rows[0].new_zeros((len(rows), seq_len, *rows[0].shape[1:]))  # (B, L, ...)
+                for k, r in enumerate(rows):
+                    batch[k, : r.shape[0]] = r
+            else:
+                batch = torch.stack(rows)  # (B, C)
+            out.append(batch.to(device))
+        return out
+
+
+class DistillTrainer(Trainer):
+    """Trainer whose loss is the distillation loss of one stage, for any task kind."""
+
+    def __init__(self, *args, teacher, stage: str, dcfg: DistillConfig, layer_map: list[int], kind,
+                 cache: LogitCache | None = None, terms: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device)
-        self.stage, self.dcfg, self.layer_map = stage, dcfg, layer_map
-        self.teacher_logits = teacher_logits
+        self.stage, self.dcfg, self.layer_map, self.kind = stage, dcfg, layer_map, kind
+        self.cache = cache
         self.terms = terms if terms is not None else {}
+
+    def _save(self, output_dir=None, state_dict=None):
+        """Checkpoints of the DistillModule (not a PreTrainedModel: the Trainer writes
+        its state dict with safetensors, which refuses tied weights)."""
+        super()._save(output_dir, state_dict=_unshared(state_dict if state_dict is not None else self.model.state_dict()))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         idx = inputs.pop("idx")
-        labels = inputs.pop("labels", None)
         inputs.pop("length", None)
+        targets = self.kind.split_targets(inputs)
         module = model.module if hasattr(model, "module") else model  # DDP wrapper
         w = self.dcfg.weights
         if self.stage == "intermediate":
@@ -163,19 +166,36 @@ class DistillTrainer(Trainer):
             terms = intermediate_terms(out_S, out_T, inputs["attention_mask"], self.layer_map, module.fit_dense)
             loss = sum(w[k] * v for k, v in terms.items())
         else:
-            logits_S = adaptor(module.student(**inputs))["logits"]
-            if self.teacher_logits is not None:
-                logits_T = self.teacher_logits[idx.cpu()].to(logits_S.device)
+            out_S = self.kind.adapt(module.student(**inputs), inputs, targets)
+            if self.cache is not None:
+                logits_T = self.cache.get(idx.tolist(), inputs["input_ids"].shape[1], out_S["logits"][0].device)
+                logits_T = self.kind.adapt(_Logits(logits_T), inputs, targets)["logits"]
             else:
                 with torch.no_grad():
-                    logits_T = adaptor(self.teacher(**inputs))["logits"]
-            pred = losses.prediction_loss(logits_S, logits_T, labels, self.dcfg.temperature, self.dcfg.alpha)
+                    logits_T = self.kind.adapt(self.teacher(**inputs), inputs, targets)["logits"]
+            # --kl-positions all: the KD term on every real token (the kind's mask_all); CE keeps its labels
+            mask = out_S["mask_all"] if self.dcfg.kl_positions == "all" else out_S["mask"]
+            pred = sum(
+                losses.prediction_loss(s, t, y, self.dcfg.temperature, self.dcfg.alpha, mask,
+                                       self.dcfg.divergence, self.dcfg.jsd_beta)
+                for s, t, y in zip(out_S["logits"], logits_T, out_S["labels"])
+            ) / len(out_S["logits"])  # QA: the start and end losses, averaged
             terms = {"prediction": pred}
             loss = w["prediction"] * pred
         self.terms.clear()
         self.terms.update({k: float(v.detach()) for k, v in terms.items()})
         self.terms["total"] = float(loss.detach())
         return (loss, None) if return_outputs else loss
+
+
+class _Logits:
+    """Cached teacher logits dressed as a model output, for the kind's adaptor
+    (``logits`` or QA's ``start_logits``/``end_logits``)."""
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        self.logits = tensors[0]
+        if len(tensors) == 2:
+            self.start_logits, self.end_logits = tensors
 
 
 def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list[int], fit_dense) -> dict:
@@ -196,22 +216,33 @@ def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list
     return {"embedding": emb, "attention": att, "hidden": hid}
 
 
+def _raw_logits(outputs) -> list[torch.Tensor]:
+    """The logits tensors of a model output, before any kind-specific masking."""
+    if getattr(outputs, "start_logits", None) is not None:
+        return [outputs.start_logits, outputs.end_logits]
+    return [outputs.logits]
+
+
 @torch.inference_mode()
-def teacher_logits_for(teacher, dataset, collator, batch_size: int = 64, progress: ProgressHook | None = None) -> torch.Tensor:
-    """Teacher logits (N, C) for every training example, indexed by ``idx``."""
+def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 64,
+                       progress: ProgressHook | None = None) -> LogitCache:
+    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`)."""
     teacher.eval()
     device = next(teacher.parameters()).device
-    out = torch.empty(len(dataset), teacher.config.num_labels)
-    cols = [c for c in dataset.column_names if c not in ("labels", "length")]
+    cache = LogitCache(token_level=bool(getattr(kind, "token_level", False)))
     for start in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        idx = batch.pop("idx")
-        batch = {k: v.to(device) for k, v in batch.items() if k in cols}
-        out[idx] = teacher(**batch).logits.float().cpu()
+        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = collator(rows)
+        idx = batch.pop("idx").tolist()
+        lengths = [int(r["length"]) for r in rows]
+        batch.pop("length", None)
+        kind.split_targets(batch)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        cache.put(idx, _raw_logits(teacher(**batch)), lengths)
         if progress:
             progress({"stage": "teacher-logits", "step": min(start + batch_size, len(dataset)), "total": len(dataset),
                       "losses": {}})
-    return out
+    return cache
 
 
 def _training_args(out: Path, cfg: TrainConfig, lr: float, epochs: float) -> TrainingArguments:
@@ -232,6 +263,7 @@ def _training_args(out: Path, cfg: TrainConfig, lr: float, epochs: float) -> Tra
         logging_steps=50,
         report_to="none",
         disable_tqdm=True,
+        log_level="warning",  # the Trainer's raw log dicts stay out of the CLI's output
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length",
         length_column_name="length",
@@ -252,43 +284,69 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _write_card(out: Path, card: dict) -> None:
+def write_card(out: Path, card: dict) -> None:
     """Write run.json atomically (a crash never leaves half a file)."""
     tmp = out / "run.json.tmp"
     tmp.write_text(json.dumps(card, indent=2, default=str))
     tmp.replace(out / "run.json")
 
 
-def _base_card(kind: str, task: Task, data: ClassificationData, cfg: TrainConfig) -> dict:
+_write_card = write_card
+
+
+def _base_card(kind: str, task: Task, data, cfg: TrainConfig) -> dict:
     import transformers
 
-    return {
+    card = {
         "kind": kind,
         "task": task.name,
         "status": "running",
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "labels": data.label_names,
         "data": data.source,
         "train": asdict(cfg),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "hardware": hardware_info(),
     }
+    if getattr(data, "label_names", None) is not None:
+        card["labels"] = data.label_names
+    return card
 
 
-def _run_stage(trainer: Trainer, stage_dir: Path, resume: bool, callback: ProgressCallback) -> float:
-    """Train one stage (resuming from its last checkpoint); returns wall seconds."""
+def _run_stage(trainer: Trainer, stage_dir: Path, resume: bool, callback: ProgressCallback) -> dict:
+    """Train one stage (resuming from its last checkpoint); returns the Trainer's
+    own speed metrics for the steps run in this call (``train_runtime``,
+    ``train_samples_per_second``: ``--max-steps`` and resumed steps accounted for)."""
+    trainer.remove_callback(PrinterCallback)  # our ProgressCallback reports; no raw log dicts on stdout
     ckpt = get_last_checkpoint(str(stage_dir)) if resume and stage_dir.is_dir() else None
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=ckpt)
+    result = trainer.train(resume_from_checkpoint=ckpt)
     if callback.cancelled:
         raise Cancelled(stage_dir.name)
-    return time.perf_counter() - t0
+    m = result.metrics
+    return {"runtime": float(m.get("train_runtime", 0.0)),
+            "samples": float(m.get("train_samples_per_second", 0.0)) * float(m.get("train_runtime", 0.0))}
+
+
+class _FinetuneTrainer(Trainer):
+    """The model's own task loss (its ``.loss`` given the kind's targets)."""
+
+    def __init__(self, *args, terms: dict, kind, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.terms, self.kind = terms, kind
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs.pop("idx", None)
+        inputs.pop("length", None)
+        targets = self.kind.split_targets(inputs)  # also drops columns only the adaptor reads (QA's context_mask)
+        loss = model(**inputs, **targets).loss
+        self.terms.clear()
+        self.terms.update({"ce": float(loss.detach()), "total": float(loss.detach())})
+        return (loss, None) if return_outputs else loss
 
 
 def finetune(
     task: Task,
     model_ref: str,
-    data: ClassificationData,
+    data,
     output_dir: str,
     cfg: TrainConfig | None = None,
     progress: ProgressHook | None = None,
@@ -298,38 +356,31 @@ def finetune(
 ) -> dict:
     """Train a task head (and the encoder) on ``data``; returns the run card."""
     cfg = cfg or TrainConfig(epochs=3, learning_rate=1e-4)
+    if cfg.learning_rate is None:
+        cfg.learning_rate = 1e-4
+    kind = get_kind(task)
     out = Path(output_dir)
     _check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(model_ref)
-    model, _ = load_model(model_ref, task, num_labels=len(data.label_names), id2label=data.id2label)
+    model, _ = load_model(model_ref, task, **kind.head_kwargs(data))
     card = _base_card("teacher", task, data, cfg)
     card.update(base_model=model_ref, params=model_size(model))
-    train_ds = tokenize(tokenizer, data.train_texts, data.train_labels, cfg.max_length)
+    train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     terms: dict = {}
-
-    class _Trainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs.pop("idx", None)
-            inputs.pop("length", None)
-            loss = model(**inputs).loss
-            terms.clear()
-            terms.update({"ce": float(loss.detach()), "total": float(loss.detach())})
-            return (loss, None) if return_outputs else loss
-
     callback = ProgressCallback("finetune", progress, cancel, cfg.batch_size, terms)
-    trainer = _Trainer(
+    trainer = _FinetuneTrainer(
         model=model, args=_training_args(out / "checkpoints", cfg, cfg.learning_rate, cfg.epochs),
-        train_dataset=train_ds, data_collator=DataCollatorWithPadding(tokenizer), callbacks=[callback],
+        train_dataset=train_ds, data_collator=kind.collator(tokenizer), callbacks=[callback], terms=terms, kind=kind,
     )
-    return _finish(card, out, model, tokenizer, data, lambda: _run_stage(trainer, out / "checkpoints", resume, callback),
-                   n_train=len(train_ds) * cfg.epochs, progress=progress)
+    return _finish(card, out, model, tokenizer, data, task, cfg,
+                   lambda: [_run_stage(trainer, out / "checkpoints", resume, callback)], progress=progress)
 
 
 def distill(
     task: Task,
     teacher_ref: str,
     student: StudentSpec,
-    data: ClassificationData,
+    data,
     output_dir: str,
     cfg: TrainConfig | None = None,
     dcfg: DistillConfig | None = None,
@@ -340,39 +391,60 @@ def distill(
 ) -> dict:
     """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card."""
     cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student))
-    dcfg = dcfg or DistillConfig()
+    if cfg.learning_rate is None:
+        cfg.learning_rate = default_learning_rate(student)
+    kind = get_kind(task)
+    dcfg = dcfg or DistillConfig(stages=kind_stages(kind))
+    check_distill_config(kind, task, dcfg)
     teacher, trained = load_model(teacher_ref, task, eager_attention=True)
-    if not trained:
+    if not trained and getattr(kind, "needs_trained_head", True):
         raise UntrainedHeadError(
             f"{teacher_ref} has no trained {task.head} head: its predictions would be random. "
             f"Fine-tune it first: python -m hub finetune --task {task.name} --model {teacher_ref} ..."
         )
-    t_labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
-    if t_labels != data.label_names:
-        raise ValueError(f"the teacher's labels {t_labels} differ from the data's {data.label_names}")
-    student_model, default_map = build_student(student, teacher, task)
+    kind.check_teacher(teacher, data)
+    student_model, default_map = build_student(student, teacher, task, kind.head_kwargs(data))
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
-    layer_map = losses.validate_layer_map(dcfg.layer_map, n_S, n_T) if dcfg.layer_map else default_map
+    layer_map = losses.validate_layer_map(list(dcfg.layer_map), n_S, n_T) if dcfg.layer_map else default_map
     out = Path(output_dir)
     _check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(teacher_ref)
     module = DistillModule(student_model, teacher.config.hidden_size)
-    train_ds = tokenize(tokenizer, data.train_texts, data.train_labels, cfg.max_length)
-    collator = DataCollatorWithPadding(tokenizer)
+    evaluate_fn = None
+    if hasattr(kind, "evaluate_pair"):  # scored by the student's distance to the teacher (general distillation)
+        teacher_scores: dict = {}
+
+        def pair_scores() -> dict:
+            return kind.evaluate_pair(module.student, teacher, tokenizer, data, cfg.max_length, layer_map,
+                                      module.fit_dense)
+
+        if progress:
+            progress({"stage": "evaluate", "step": 0, "total": 1, "losses": {}})
+        initial = pair_scores()  # the same measure before training: what distillation changed
+
+        def evaluate_fn() -> dict:
+            return {"student": pair_scores(), "student_initial": initial, "retention": None, "headline": task.headline}
+    else:
+        teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress)
+    train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
+    collator = kind.collator(tokenizer)
 
     card = _base_card("student", task, data, cfg)
     card.update(
         teacher=teacher_ref, teacher_params=model_size(teacher), params=model_size(student_model),
         student={"spec": student.label, "layers": n_S, "hidden": student_model.config.hidden_size,
-                 "heads": student_model.config.num_attention_heads,
-                 "ffn": student_model.config.intermediate_size},
+                 "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config)},
         layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
-        loss_weights=dcfg.weights, attention_target="probabilities (post-softmax), padding masked",
+        divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
+        intermediate_learning_rate=dcfg.intermediate_learning_rate,
+        attention_target="probabilities (post-softmax), padding masked",
         projection=module.fit_dense is not None,
     )
+    if teacher_scores.get("warning"):
+        card["warnings"] = [teacher_scores["warning"]]
 
-    def run_stages() -> float:
-        wall = 0.0
+    def run_stages() -> list[dict]:
+        speeds = []
         for stage in dcfg.stages:
             stage_dir = out / "stages" / stage
             done = stage_dir / "final.safetensors"
@@ -382,58 +454,159 @@ def distill(
                 module.load_state_dict(load_file(str(done)))
                 continue
             terms: dict = {}
-            cached = None
-            if stage == "prediction" and dcfg.alpha < 1.0:
-                cached = teacher_logits_for(teacher, train_ds, collator, progress=progress)  # once, reused every epoch
-            lr = dcfg.intermediate_lr if stage == "intermediate" and dcfg.intermediate_lr else cfg.learning_rate
+            cache = None
+            if stage == "prediction" and dcfg.alpha < 1.0 and getattr(kind, "cache_logits", True):
+                if progress:
+                    progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
+                cache = teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
+            lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
+                else cfg.learning_rate
             callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
             trainer = DistillTrainer(
                 model=module, args=_training_args(stage_dir, cfg, lr, cfg.epochs), train_dataset=train_ds,
                 data_collator=collator, callbacks=[callback], teacher=teacher, stage=stage, dcfg=dcfg,
-                layer_map=layer_map, teacher_logits=cached, terms=terms,
+                layer_map=layer_map, kind=kind, cache=cache, terms=terms,
             )
-            wall += _run_stage(trainer, stage_dir, resume, callback)
+            speeds.append(_run_stage(trainer, stage_dir, resume, callback))
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(done))
-        return wall
+            save_file(_unshared(module.state_dict()), str(done))
+        return speeds
 
-    n_train = len(train_ds) * cfg.epochs * len(dcfg.stages)
-    return _finish(card, out, student_model, tokenizer, data, run_stages, n_train=n_train,
-                   progress=progress, teacher=teacher)
+    return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
+                   teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn)
 
 
-def _finish(card, out: Path, model, tokenizer, data: ClassificationData, train_fn, n_train: float,
-            progress: ProgressHook | None, teacher=None) -> dict:
-    """Run training, then save the model, evaluate and write run.json — whatever happens."""
-    _write_card(out, card)
+def kind_stages(kind) -> tuple[str, ...]:
+    """The stages a task kind runs by default (and at most): its ``stages``
+    attribute (general distillation: intermediate only), else both."""
+    return tuple(getattr(kind, "stages", STAGES))
+
+
+def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
+    """Refuse settings the task kind cannot run, before anything is loaded: a stage
+    outside its ``stages``, or ``kl_positions`` outside its ``kl_positions``
+    (a token-level kind whose targets cover only some positions, the MLM)."""
+    allowed = kind_stages(kind)
+    extra = [s for s in dcfg.stages if s not in allowed]
+    if extra:
+        raise ValueError(
+            f"task {task.name!r} runs only the {', '.join(allowed)} stage(s), not {', '.join(extra)}: "
+            + getattr(kind, "stages_reason", "its kind has no such stage"))
+    if dcfg.kl_positions not in getattr(kind, "kl_positions", ("targets",)):
+        raise ValueError(f"--kl-positions {dcfg.kl_positions} does not apply to task {task.name!r}: its KD term "
+                         "already covers every position it predicts")
+
+
+def _unshared(state: dict) -> dict:
+    """A state dict safetensors can write: contiguous tensors, each stored once
+    (tied weights, e.g. an LM head tied to the embeddings, are copied)."""
+    seen, out = set(), {}
+    for key, value in state.items():
+        value = value.contiguous()
+        if value.data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.data_ptr())
+        out[key] = value
+    return out
+
+
+def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainConfig, progress) -> dict:
+    """The teacher's scores on the eval set, before distilling (read from its run
+    card when it was evaluated there at the same length); a warning when it is
+    near chance (a teacher fine-tuned on too little data teaches nothing)."""
+    card_path = Path(str(ref)) / "run.json"
+    scores = None
+    if card_path.is_file():
+        card = json.loads(card_path.read_text())
+        ev = (card.get("eval") or {}).get("model")
+        if ev and card.get("status") == "finished" and ev.get("max_length") == cfg.max_length \
+                and ev.get("eval_size") == data.source.get("eval_size") and data.source.get("eval_file") \
+                and card.get("data", {}).get("eval_file") == data.source.get("eval_file"):
+            scores = {k: v for k, v in ev.items()}
+    if scores is None:
+        if progress:
+            progress({"stage": "evaluate-teacher", "step": 0, "total": 1, "losses": {}})
+        scores = _scores(kind, teacher, tokenizer, data, cfg.max_length)
+    chance = kind.chance_level(data) if hasattr(kind, "chance_level") else None
+    head = task.headline
+    if chance is not None and scores.get(head) is not None:
+        near = scores[head] <= chance + CHANCE_MARGIN if task.higher_is_better else scores[head] >= chance
+        if near:
+            scores["warning"] = (
+                f"the teacher's {head} on the eval set ({scores[head]:.4f}) is near chance ({chance:.4f}): "
+                "it will teach little, and retention against it means little; fine-tune it on more data first"
+            )
+            log.warning(scores["warning"])
+            if progress:
+                progress({"stage": "warning", "message": scores["warning"], "step": 0, "total": 0, "losses": {}})
+    return scores
+
+
+def _finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfig, train_fn,
+            progress: ProgressHook | None, teacher=None, teacher_scores: dict | None = None,
+            evaluate_fn: Callable[[], dict] | None = None) -> dict:
+    """Run training, then save the model, evaluate and write run.json — whatever happens.
+    ``evaluate_fn`` replaces the evaluation (the card's ``eval``) for kinds scored
+    against the teacher (general distillation)."""
+    kind = get_kind(task)
+    write_card(out, card)
     t0 = time.perf_counter()
     try:
-        train_s = train_fn()
+        speeds = train_fn()
         card["status"] = "finished"
     except Cancelled:
         card["status"] = "stopped"
-        train_s = time.perf_counter() - t0
+        speeds = []
     except BaseException as exc:
         card.update(status="failed", error=f"{type(exc).__name__}: {exc}", wall_time_s=time.perf_counter() - t0)
-        _write_card(out, card)
+        write_card(out, card)
         raise
-    card["wall_time_s"] = round(time.perf_counter() - t0, 2)
-    card["train_examples_per_s"] = round(n_train / max(train_s, 1e-9), 2) if card["status"] == "finished" else None
+    card["train_time_s"] = round(sum(s["runtime"] for s in speeds), 2) if speeds else None
+    # the Trainer's own measured rate over the steps actually run (max_steps, resume accounted for)
+    card["train_examples_per_s"] = (
+        round(sum(s["samples"] for s in speeds) / max(sum(s["runtime"] for s in speeds), 1e-9), 2)
+        if card["status"] == "finished" and speeds and sum(s["runtime"] for s in speeds) > 0 else None
+    )
     model.save_pretrained(str(out))  # safetensors
     tokenizer.save_pretrained(str(out))
     if progress:
         progress({"stage": "evaluate", "step": 0, "total": 1, "losses": {}})
-    card["eval"] = {"student" if teacher is not None else "model": _scores(model, tokenizer, data)}
-    if teacher is not None:
-        card["eval"]["teacher"] = _scores(teacher, tokenizer, data)
-        t_acc, s_acc = card["eval"]["teacher"]["accuracy"], card["eval"]["student"]["accuracy"]
-        card["eval"]["retention"] = s_acc / t_acc if t_acc else None
-    _write_card(out, card)
+    if evaluate_fn is not None:
+        card["eval"] = evaluate_fn()
+    else:
+        card["eval"] = {"student" if teacher is not None else "model": _scores(kind, model, tokenizer, data,
+                                                                                cfg.max_length)}
+    if teacher is not None and evaluate_fn is None:
+        t_scores = {k: v for k, v in (teacher_scores or {}).items() if k != "warning"} \
+            or _scores(kind, teacher, tokenizer, data, cfg.max_length)
+        card["eval"]["teacher"] = t_scores
+        card["eval"]["retention"] = retention(task, card["eval"]["student"].get(task.headline),
+                                              t_scores.get(task.headline))
+        card["eval"]["headline"] = task.headline
+    card["wall_time_s"] = round(time.perf_counter() - t0, 2)
+    if card["status"] == "finished":
+        _drop_checkpoints(out)
+    write_card(out, card)
+    try:
+        from .model_card import write_model_card
+
+        write_model_card(out, card)
+    except ImportError:
+        pass
     return card
 
 
-def _scores(model, tokenizer, data: ClassificationData) -> dict:
-    result = evaluate(model, tokenizer, data.eval_texts, data.eval_labels)
-    result.pop("predictions")
-    return {**result, "eval_size": len(data.eval_texts)}
+def _drop_checkpoints(out: Path) -> None:
+    """A finished run keeps its weights, tokenizer and cards; the optimizer state
+    and intermediate checkpoints (several times the model's size) go. Stopped and
+    failed runs keep them, so ``--resume`` works."""
+    for sub in ("checkpoints", "stages"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+
+
+def _scores(kind, model, tokenizer, data, max_length: int) -> dict:
+    """The kind's metrics at the training length (recorded with them)."""
+    result = kind.evaluate(model, tokenizer, data, max_length=max_length)
+    result.pop("predictions", None)
+    return {**result, "max_length": max_length}

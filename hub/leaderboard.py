@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from hub.paths import leaderboard_path
+from hub.tasks import TASKS, Task
 
 try:  # POSIX only; used to serialise recovery of a corrupt file across processes
     import fcntl
@@ -81,8 +82,23 @@ COLUMNS: tuple[Column, ...] = (
     C("status", "TEXT", "Status", "'finished', 'stopped' or 'failed'."),
     C("ranked", "INTEGER", "Ranked", "1 when the run finished with quality numbers, else 0."),
     C("quantization", "TEXT", "Quantization", "'fp32', 'int8' or 'int8 unavailable: <reason>'."),
-    C("accuracy", "REAL", "Accuracy", "Accuracy (or exact match) on the evaluation set.", True, ".4f"),
-    C("f1", "REAL", "F1", "F1 on the evaluation set.", True, ".4f"),
+    C("runtime", "TEXT", "Runtime", "'torch' (PyTorch eager) or 'onnx' (ONNX Runtime)."),
+    C("protocol", "TEXT", "Protocol", "'full' (CLI benchmark, fresh process) or 'quick' (a few seconds, after a job)."),
+    C("accuracy", "REAL", "Accuracy", "Accuracy on the evaluation set (classification).", True, ".4f"),
+    C("f1", "REAL", "F1", "F1 on the evaluation set (classification: 0-1; SQuAD: 0-100).", True, ".4f"),
+    C("exact_match", "REAL", "EM", "SQuAD exact match, 0-100.", True, ".2f"),
+    C("HasAns_f1", "REAL", "HasAns F1", "SQuAD F1 on answerable questions, 0-100.", True, ".2f"),
+    C("HasAns_exact", "REAL", "HasAns EM", "SQuAD exact match on answerable questions, 0-100.", True, ".2f", display=False),
+    C("NoAns_f1", "REAL", "NoAns F1", "SQuAD 2.0 F1 on unanswerable questions, 0-100.", True, ".2f", display=False),
+    C("NoAns_exact", "REAL", "NoAns EM", "SQuAD 2.0 exact match on unanswerable questions.", True, ".2f", display=False),
+    C("top1_accuracy", "REAL", "Top-1", "Masked-token top-1 accuracy.", True, ".4f"),
+    C("top5_accuracy", "REAL", "Top-5", "Masked-token top-5 accuracy.", True, ".4f"),
+    C("perplexity", "REAL", "Perplexity", "Perplexity on held-out text (lower is better).", False, ".2f"),
+    C("ttft_ms", "REAL", "TTFT ms", "Generation: time to first token at batch 1, ms.", False, ".1f"),
+    C("tokens_per_s", "REAL", "Tokens/s", "Generation: decode tokens per second at batch 1.", True, ".1f"),
+    C("speedup_tokens_per_s", "REAL", "Decode speedup", "Tokens/s over the teacher's.", True, ".2f"),
+    C("eval_size", "INTEGER", "Eval size", "Examples (questions, blocks) in the evaluation set.", display=False),
+    C("max_length", "INTEGER", "Max length", "Tokens per example in training and evaluation.", display=False),
     C("retention", "REAL", "Retention", "Student quality divided by the teacher's.", True, ".4f"),
     C("agreement", "REAL", "Agreement", "Fraction of predictions equal to the teacher's.", True, ".4f"),
     C("retention_fp32", "REAL", "Retention vs fp32", "A quantized variant's accuracy divided by its fp32 model's.", True, ".4f"),
@@ -116,8 +132,12 @@ DISPLAY_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.display)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.sql_type.split()[0] in ("INTEGER", "REAL"))
 METRIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.higher_is_better is not None)
 JSON_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.json)
-# Quality measured against labels; a finished run needs one of these to be ranked.
-QUALITY_COLUMNS: tuple[str, ...] = ("accuracy", "f1")
+# Quality measured against labels, from every task record; a finished run needs one to be ranked.
+QUALITY_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(m for t in TASKS.values() for m in t.metrics if m in COLUMNS_BY_NAME))
+# Shown for every task (then the task's own metric columns are added after "status")
+COMMON_COLUMNS: tuple[str, ...] = ("name", "task", "role", "status", "runtime", "quantization", "retention",
+                                   "agreement", "latency_p50_ms", "latency_p50_ms_len128", "speedup_p50",
+                                   "throughput_per_s", "memory_mb", "params", "size_mb", "protocol", "hardware")
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "task")
 STATUSES: tuple[str, ...] = ("finished", "stopped", "failed")
 ROLES: tuple[str, ...] = ("teacher", "student", "arch", "model")
@@ -128,6 +148,54 @@ BUSY_TIMEOUT_S = 30.0
 
 class StoreRecoveredWarning(UserWarning):
     """A corrupt store file was moved aside and a fresh store started."""
+
+
+def default_columns(task: Task | None = None) -> tuple[str, ...]:
+    """The columns the table shows by default: the common ones with the task's
+    metric columns (all tasks' when ``task`` is None) after ``status``."""
+    metrics = task.columns if task is not None else tuple(
+        dict.fromkeys(c for t in TASKS.values() if t.implemented for c in t.columns))
+    i = COMMON_COLUMNS.index("status") + 1
+    return tuple(c for c in COMMON_COLUMNS[:i] + metrics + COMMON_COLUMNS[i:] if c in COLUMNS_BY_NAME)
+
+
+def table_columns(task: Task | None = None) -> list[tuple[str, str, Any]]:
+    """(column, label, formatter) for the CLI's Markdown table: the default
+    columns, numbers formatted by the schema, ratios as percentages."""
+    percent = {"retention", "agreement", "retention_fp32", "peak_fraction"}
+    speed = {"speedup_p50", "speedup_p50_len128", "speedup_tokens_per_s"}
+
+    def formatter(name: str):
+        fmt = COLUMNS_BY_NAME[name].fmt
+
+        def f(value):
+            if value is None or value == "":
+                return "–"
+            if name in percent:
+                return f"{float(value):.1%}"
+            if name in speed:
+                return f"{float(value):.2f}x"
+            return format(value, fmt) if fmt and isinstance(value, (int, float)) else str(value)
+        return f
+
+    skip = {"task", "hardware", "status", "role"}
+    return [(c, COLUMNS_BY_NAME[c].label, formatter(c)) for c in default_columns(task) if c not in skip]
+
+
+def rows_for_store(rows: list[dict]) -> list[dict]:
+    """Benchmark rows reduced to the schema's columns (extra measurement keys stay
+    in ``bench_json``); a variant that could not run is never ranked."""
+    out = []
+    for row in rows:
+        r = {k: v for k, v in row.items() if k in COLUMN_NAMES and k != "row_id"}
+        if r.get("role") not in ROLES:
+            r["role"] = "model"
+        if "unavailable" in (row.get("quantization") or ""):
+            r["ranked"] = 0
+        if r.get("model") and not str(r["model"]).startswith("arch:") and os.path.isdir(str(r["model"])):
+            r["model"] = str(Path(r["model"]).resolve())  # the app finds CLI-trained models by their folder
+        out.append(r)
+    return out
 
 
 def schema_sql() -> str:
@@ -249,6 +317,18 @@ class LeaderboardStore:
                 cur = conn.execute(f"INSERT INTO {TABLE} ({names}) VALUES ({marks})", r)
                 ids.append(cur.lastrowid)
         return ids
+
+    def add_rows(self, rows: list[dict]) -> list[int]:
+        """Store benchmark rows (see :func:`rows_for_store`); sets each row's ``row_id``."""
+        ids = self.add_many(rows_for_store(rows))
+        for row, i in zip(rows, ids):
+            row["row_id"] = i
+        return ids
+
+    def delete_model(self, model: str) -> int:
+        """Delete every row of one model folder (a deleted run); returns how many."""
+        with self._write() as conn:
+            return conn.execute(f"DELETE FROM {TABLE} WHERE model = ?", (str(model),)).rowcount
 
     def delete(self, row_id: int) -> bool:
         """Delete one row; return whether it existed."""

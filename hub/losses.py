@@ -14,22 +14,67 @@ we compare the head-averaged maps (B, 1, L, L); with equal counts, head by head.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 
-def kd_kl_loss(logits_S: torch.Tensor, logits_T: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """KL(p_T || p_S) between temperature-softened distributions, times T^2.
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-distribution values (B,) or (B, L) over the positions that count."""
+    if values.numel() == 0:  # no position counts: zero, not the NaN of an empty mean
+        return values.sum()
+    if mask is None or values.dim() == 1:
+        return values.mean()
+    m = mask.to(values.dtype)
+    return (values * m).sum() / m.sum().clamp_min(1.0)
 
-    logits_S, logits_T: (B, C). Batch mean. The T^2 factor keeps gradient
+
+def _positions(mask: torch.Tensor, *logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The rows of (B, L, C) logits at the positions where ``mask`` (B, L) is
+    nonzero, as (N, C): token-level losses then softmax only the N positions that
+    count (an MLM's ~15% of a (B, L, 30522) batch), not every position."""
+    keep = mask.bool()
+    return tuple(x[keep] for x in logits)
+
+
+def kd_kl_loss(
+    logits_S: torch.Tensor,
+    logits_T: torch.Tensor,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    divergence: str = "forward",
+    beta: float = 0.5,
+) -> torch.Tensor:
+    """Divergence between temperature-softened teacher and student distributions, times T^2.
+
+    logits_S, logits_T: (B, C) — one distribution per example — or (B, L, C) —
+    one per position, averaged over the positions where ``mask`` (B, L) is 1.
+    ``divergence``: ``forward`` KL(p_T || p_S) (Hinton; the default), ``reverse``
+    KL(p_S || p_T) (mode-seeking, as in GKD/MiniLLM), or ``jsd``: the generalised
+    Jensen-Shannon divergence of GKD with ``beta`` (beta * KL(p_T || m) +
+    (1 - beta) * KL(p_S || m), m = beta * p_T + (1 - beta) * p_S). The temperature
+    applies to this loss only, never to sampling. The T^2 factor keeps gradient
     magnitudes comparable across temperatures (Hinton et al., 2015).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    log_p_S = F.log_softmax(logits_S / temperature, dim=-1)
-    log_p_T = F.log_softmax(logits_T / temperature, dim=-1)
-    kl = (log_p_T.exp() * (log_p_T - log_p_S)).sum(dim=-1)  # (B,)
-    return kl.mean() * temperature**2
+    if mask is not None and logits_S.dim() == 3:
+        logits_S, logits_T, mask = *_positions(mask, logits_S, logits_T), None  # (N, C)
+    log_p_S = F.log_softmax(logits_S.float() / temperature, dim=-1)
+    log_p_T = F.log_softmax(logits_T.float() / temperature, dim=-1)
+    if divergence == "forward":
+        div = (log_p_T.exp() * (log_p_T - log_p_S)).sum(dim=-1)
+    elif divergence == "reverse":
+        div = (log_p_S.exp() * (log_p_S - log_p_T)).sum(dim=-1)
+    elif divergence == "jsd":
+        if not 0.0 < beta < 1.0:
+            raise ValueError(f"jsd needs 0 < beta < 1, got {beta}")
+        log_m = torch.logsumexp(torch.stack([log_p_T + math.log(beta), log_p_S + math.log(1 - beta)]), dim=0)
+        div = beta * (log_p_T.exp() * (log_p_T - log_m)).sum(-1) + (1 - beta) * (log_p_S.exp() * (log_p_S - log_m)).sum(-1)
+    else:
+        raise ValueError(f"unknown divergence {divergence!r}; choose forward, reverse or jsd")
+    return _masked_mean(div, mask) * temperature**2
 
 
 def prediction_loss(
@@ -38,17 +83,32 @@ def prediction_loss(
     labels: torch.Tensor | None,
     temperature: float = 1.0,
     alpha: float = 0.5,
+    mask: torch.Tensor | None = None,
+    divergence: str = "forward",
+    beta: float = 0.5,
 ) -> torch.Tensor:
-    """Loss = alpha * CE(student, hard labels) + (1 - alpha) * T^2 * KL(teacher || student).
+    """Loss = alpha * CE(student, hard labels) + (1 - alpha) * T^2 * D(teacher, student).
 
-    logits (B, C); labels (B,) or None (then the KL term alone is used).
+    logits (B, C) with labels (B,), or token-level logits (B, L, C) with labels
+    (B, L) (-100 = ignore) and ``mask`` (B, L) of the positions that count.
+    Labels None: the KD term alone.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    kd = kd_kl_loss(logits_S, logits_T, temperature)
+    if mask is not None and logits_S.dim() == 3:
+        keep = mask.bool()
+        logits_S, logits_T = _positions(keep, logits_S, logits_T)  # (N, C) with labels (N,): same loss, less memory
+        labels, mask = (labels[keep] if labels is not None else None), None
     if labels is None or alpha == 0.0:
-        return kd
-    return alpha * F.cross_entropy(logits_S, labels) + (1.0 - alpha) * kd
+        return kd_kl_loss(logits_S, logits_T, temperature, mask, divergence, beta)
+    kd = kd_kl_loss(logits_S, logits_T, temperature, mask, divergence, beta) if alpha < 1.0 else None
+    if logits_S.dim() == 3:
+        if mask is not None:
+            labels = labels.masked_fill(mask == 0, -100)
+        ce = F.cross_entropy(logits_S.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+    else:
+        ce = F.cross_entropy(logits_S.float(), labels)
+    return ce if kd is None else alpha * ce + (1.0 - alpha) * kd
 
 
 def hidden_mse_loss(

