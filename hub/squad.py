@@ -1,0 +1,513 @@
+"""Extractive question answering (SQuAD v1.1 and v2.0), as pure building blocks.
+
+* ``read_squad`` / ``squad_from_records``: read and validate the data before any
+  training; every problem raises :class:`hub.data.DataError` naming the file, the
+  article and the question.
+* ``encode_train`` / ``encode_eval``: question + context into overlapping windows
+  of at most ``max_length`` tokens (a fast tokenizer is required: the answer is
+  located through its character offsets).
+* ``postprocess``: start/end logits of the windows back to answer texts, with
+  SQuAD 2.0's "no answer".
+* ``squad_scores``: exact match and F1 with the official SQuAD 2.0 rules; the
+  ``evaluate`` module under ``hub/metric_modules/squad_v2_local`` computes the
+  same numbers (``squad_metric()`` loads it offline).
+
+A flat *example* is ``{"id", "title", "context", "question", "answers": {"text":
+[...], "answer_start": [...]}, "is_impossible"}``, the layout of the Hub's
+``squad``/``squad_v2`` data sets plus the ``is_impossible`` flag.
+
+>>> normalize_answer("The  Eiffel Tower!")
+'eiffel tower'
+>>> round(answer_f1("the cat sat", "a cat sat on the mat"), 4)   # P = 2/2, R = 2/4
+0.6667
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import re
+import string
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .data import DataError
+
+METRIC_MODULE = Path(__file__).resolve().parent / "metric_modules" / "squad_v2_local"
+ROW_COLUMNS = ("id", "context", "question", "answers")  # "title" is optional
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_squad(path: str | Path) -> list[dict]:
+    """Flat examples from a SQuAD-format JSON file (v1.1 or v2.0).
+
+    The file is ``{"data": [{"title", "paragraphs": [{"context", "qas": [{"id",
+    "question", "answers": [{"text", "answer_start"}], "is_impossible"}]}]}]}``;
+    v1.1 files have no ``is_impossible`` (every question is answerable). SQuAD 2.0's
+    ``plausible_answers`` of unanswerable questions are ignored.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    try:
+        with path.open(encoding="utf-8") as f:
+            raw = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{name}: not a valid JSON file ({exc})") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise DataError(
+            f"{name}: no 'data' list at the top level; a SQuAD file is "
+            "{'data': [{'title': ..., 'paragraphs': [{'context': ..., 'qas': [...]}]}]}"
+        )
+    examples = []
+    for a, article in enumerate(raw["data"]):
+        title = (article.get("title") or "") if isinstance(article, dict) else ""
+        where = f"{name}: article {a}" + (f" ({title!r})" if title else "")
+        if not isinstance(title, str):
+            raise DataError(f"{where}: 'title' must be text, got {type(title).__name__}")
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise DataError(f"{where}: missing 'paragraphs' list")
+        for p, paragraph in enumerate(article["paragraphs"]):
+            at = f"{where}, paragraph {p}"
+            if not isinstance(paragraph, dict):
+                raise DataError(f"{at}: a paragraph must be an object with 'context' and 'qas'")
+            context = paragraph.get("context")
+            _require_text(context, at, "context")
+            if not isinstance(paragraph.get("qas"), list):
+                raise DataError(f"{at}: missing 'qas' list")
+            for q, qa in enumerate(paragraph["qas"]):
+                if not isinstance(qa, dict):
+                    raise DataError(f"{at}, question #{q}: a question must be an object")
+                qid = qa.get("id")
+                at_q = f"{at}, question " + (f"{qid!r}" if qid not in (None, "") else f"#{q} (no 'id')")
+                answers = qa.get("answers")
+                if not isinstance(answers, list) or not all(isinstance(x, dict) for x in answers):
+                    raise DataError(f"{at_q}: 'answers' must be a list of {{'text', 'answer_start'}}")
+                missing = [k for x in answers for k in ("text", "answer_start") if k not in x]
+                if missing:
+                    raise DataError(f"{at_q}: answer without {sorted(set(missing))}")
+                examples.append(_example(
+                    at_q, qid, title, context, qa.get("question"),
+                    [x["text"] for x in answers], [x["answer_start"] for x in answers],
+                    qa.get("is_impossible", False), allow_unanswerable=True,
+                ))
+    if not examples:
+        raise DataError(f"{name}: no questions")
+    _check_unique_ids(examples, name)
+    return examples
+
+
+def squad_from_records(records: Iterable[Mapping], name: str, allow_unanswerable: bool = True) -> list[dict]:
+    """Validate Hub ``squad``/``squad_v2`` rows (``id, title, context, question,
+    answers={"text": [...], "answer_start": [...]}``) into flat examples.
+
+    A row with no answers is an unanswerable (SQuAD 2.0) question; with
+    ``allow_unanswerable=False`` (SQuAD v1.1 data) it is an error. ``records`` may be
+    a list of dicts, a ``datasets.Dataset`` or a pandas DataFrame.
+    """
+    if hasattr(records, "to_dict") and hasattr(records, "columns"):  # pandas
+        records = records.to_dict("records")
+    examples = []
+    for i, row in enumerate(records):
+        missing = [c for c in ROW_COLUMNS if c not in row]
+        if missing:
+            raise DataError(f"{name}: row {i}: missing column(s) {missing}; a SQuAD row has "
+                            "id, title, context, question, answers")
+        title = row.get("title") or ""
+        where = f"{name}: row {i}" + (f", article {title!r}" if title else "") + f", question {row['id']!r}"
+        answers = row["answers"]
+        if not isinstance(answers, Mapping) or "text" not in answers or "answer_start" not in answers:
+            raise DataError(f"{where}: 'answers' must be {{'text': [...], 'answer_start': [...]}}")
+        texts, starts = list(answers["text"]), list(answers["answer_start"])
+        if len(texts) != len(starts):
+            raise DataError(f"{where}: {len(texts)} answer texts but {len(starts)} answer_start values")
+        examples.append(_example(where, row["id"], title, row["context"], row["question"], texts, starts,
+                                 is_impossible=not texts, allow_unanswerable=allow_unanswerable))
+    if not examples:
+        raise DataError(f"{name}: no questions")
+    _check_unique_ids(examples, name)
+    return examples
+
+
+def _example(where, qid, title, context, question, texts, starts, is_impossible, allow_unanswerable) -> dict:
+    """One validated flat example; ``where`` names the file, article and question."""
+    if isinstance(qid, numbers.Integral) and not isinstance(qid, bool):
+        qid = str(qid)
+    if not isinstance(qid, str) or not qid.strip():
+        raise DataError(f"{where}: missing question 'id'")
+    _require_text(context, where, "context")
+    _require_text(question, where, "question")
+    if not isinstance(is_impossible, bool):
+        raise DataError(f"{where}: 'is_impossible' must be true or false, got {is_impossible!r}")
+    if is_impossible and texts:
+        raise DataError(f"{where}: marked is_impossible but has {len(texts)} answer(s)")
+    if not is_impossible and not texts:
+        raise DataError(f"{where}: an answerable question (no is_impossible: true) has no answers")
+    if is_impossible and not allow_unanswerable:
+        raise DataError(f"{where}: no answers, and this data set does not allow unanswerable questions")
+    clean_starts = []
+    for k, (text, start) in enumerate(zip(texts, starts)):
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: answer {k} has an empty text")
+        if not isinstance(start, numbers.Integral) or isinstance(start, bool) or start < 0:
+            raise DataError(f"{where}: answer {k} ({text!r}) has answer_start {start!r}; "
+                            "expected a character offset >= 0")
+        found = context[start:start + len(text)]
+        if found != text:
+            raise DataError(f"{where}: answer {k} {text!r} is not at answer_start {start} "
+                            f"(the context there reads {found!r})")
+        clean_starts.append(int(start))
+    return {"id": qid, "title": title, "context": context, "question": question,
+            "answers": {"text": list(texts), "answer_start": clean_starts}, "is_impossible": is_impossible}
+
+
+def _require_text(value, where: str, field: str) -> None:
+    if value is None:
+        raise DataError(f"{where}: missing {field!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: empty {field!r}")
+
+
+def _check_unique_ids(examples: list[dict], name: str) -> None:
+    seen = {}
+    for ex in examples:
+        if ex["id"] in seen:
+            raise DataError(f"{name}: question id {ex['id']!r} appears twice "
+                            f"(articles {seen[ex['id']]!r} and {ex['title']!r})")
+        seen[ex["id"]] = ex["title"]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def _tokenize_windows(tokenizer, examples: Sequence[dict], max_length: int, doc_stride: int):
+    """Tokenize question + context into overlapping windows.
+
+    ``doc_stride`` is the overlap, in tokens, between consecutive windows of one
+    context (the tokenizer's ``stride``, as in transformers' ``run_qa.py``).
+    Returns the tokenizer's ``BatchEncoding`` and the sequence id of the context.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            f"{type(tokenizer).__name__} is a slow (Python) tokenizer; question answering needs a fast "
+            "tokenizer (character offsets): load it with AutoTokenizer.from_pretrained(..., use_fast=True) "
+            "or use a model folder that has tokenizer.json"
+        )
+    if not examples:
+        raise ValueError("no examples to encode")
+    if not 0 <= doc_stride < max_length:
+        raise ValueError(f"doc_stride={doc_stride} must be >= 0 and smaller than max_length={max_length}")
+    questions = [ex["question"].lstrip() for ex in examples]  # leading spaces waste tokens
+    contexts = [ex["context"] for ex in examples]
+    # Tokenizers that pad on the left (XLNet) expect the context first.
+    question_first = tokenizer.padding_side == "right"
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    q_lengths = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    for ex, n in zip(examples, q_lengths):
+        room = max_length - specials - n
+        if room <= doc_stride:  # the tokenizer would fail (or panic) on this question
+            raise ValueError(
+                f"question {ex['id']!r} takes {n} tokens: with max_length={max_length} only {room} tokens "
+                f"are left for the context, which must be more than doc_stride={doc_stride}; "
+                "raise max_length, lower doc_stride or shorten the question"
+            )
+    encoding = tokenizer(
+        questions if question_first else contexts,
+        contexts if question_first else questions,
+        truncation="only_second" if question_first else "only_first",
+        max_length=max_length,
+        stride=doc_stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    return encoding, 1 if question_first else 0
+
+
+def _model_inputs(encoding) -> dict[str, list]:
+    return {k: list(encoding[k]) for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoding}
+
+
+def _cls_index(input_ids: list[int], cls_token_id) -> int:
+    return input_ids.index(cls_token_id) if cls_token_id in input_ids else 0
+
+
+def encode_train(tokenizer, examples: Sequence[dict], max_length: int = 384, doc_stride: int = 128) -> dict[str, list]:
+    """Training windows with gold answer positions.
+
+    Returns a dict of lists, one entry per window: ``input_ids``, ``attention_mask``
+    (and ``token_type_ids`` when the tokenizer makes them), ``start_positions`` and
+    ``end_positions`` (token indices of the first and last token of the first gold
+    answer; the CLS index, 0 for BERT, for unanswerable questions and for windows
+    that do not hold the whole answer) and ``example_index`` (index into
+    ``examples``). Windows are not padded (pad per batch, e.g. with
+    ``DataCollatorWithPadding``).
+    """
+    encoding, context_id = _tokenize_windows(tokenizer, examples, max_length, doc_stride)
+    out = _model_inputs(encoding)
+    out.update(start_positions=[], end_positions=[], example_index=[])
+    for w, ex_index in enumerate(encoding["overflow_to_sample_mapping"]):
+        ex = examples[ex_index]
+        cls = _cls_index(encoding["input_ids"][w], tokenizer.cls_token_id)
+        start = end = cls
+        if ex["answers"]["text"] and not ex.get("is_impossible", False):
+            start_char = ex["answers"]["answer_start"][0]
+            end_char = start_char + len(ex["answers"]["text"][0])
+            start, end = _gold_positions(encoding["offset_mapping"][w], encoding.sequence_ids(w),
+                                         context_id, start_char, end_char, cls)
+        out["start_positions"].append(start)
+        out["end_positions"].append(end)
+        out["example_index"].append(ex_index)
+    return out
+
+
+def _gold_positions(offsets, sequence_ids, context_id: int, start_char: int, end_char: int, cls: int):
+    """First and last token of the answer ``[start_char, end_char)`` in one window,
+    or ``(cls, cls)`` when the window's context does not hold all of it."""
+    context = [k for k, s in enumerate(sequence_ids) if s == context_id]
+    if not context or offsets[context[0]][0] > start_char or offsets[context[-1]][1] < end_char:
+        return cls, cls
+    inside = [k for k in context if offsets[k][1] > start_char and offsets[k][0] < end_char]
+    if not inside:  # the answer's characters were dropped by the tokenizer's normaliser
+        return cls, cls
+    return inside[0], inside[-1]
+
+
+def encode_eval(tokenizer, examples: Sequence[dict], max_length: int = 384, doc_stride: int = 128) -> dict[str, list]:
+    """Evaluation windows: the model inputs plus what ``postprocess`` needs.
+
+    Per window: ``input_ids``, ``attention_mask`` (``token_type_ids``),
+    ``offset_mapping`` (one ``(start_char, end_char)`` per token of the context,
+    ``None`` for question, special and padding tokens), ``example_id`` (the
+    example's ``id``) and ``cls_index`` (the CLS token's position, where a null
+    answer points). Drop the last three before calling the model.
+    """
+    encoding, context_id = _tokenize_windows(tokenizer, examples, max_length, doc_stride)
+    out = _model_inputs(encoding)
+    out.update(offset_mapping=[], example_id=[], cls_index=[])
+    for w, ex_index in enumerate(encoding["overflow_to_sample_mapping"]):
+        sequence_ids = encoding.sequence_ids(w)
+        out["offset_mapping"].append([tuple(o) if s == context_id else None
+                                      for o, s in zip(encoding["offset_mapping"][w], sequence_ids)])
+        out["example_id"].append(examples[ex_index]["id"])
+        out["cls_index"].append(_cls_index(encoding["input_ids"][w], tokenizer.cls_token_id))
+    return out
+
+
+# ---------------------------------------------------------------- postprocessing
+
+
+def postprocess(examples: Sequence[dict], windows: Mapping[str, list], start_logits, end_logits,
+                n_best: int = 20, max_answer_length: int = 30, null_threshold: float = 0.0,
+                version_2: bool = True) -> dict[str, dict]:
+    """Answer texts from the start/end logits of ``encode_eval``'s windows.
+
+    ``start_logits``, ``end_logits``: (W, L) arrays or tensors (or W rows of
+    different lengths), W = number of windows; positions past a window's own
+    length (batch padding) are ignored.
+
+    In each window the ``n_best`` highest start and end logits among the context
+    tokens are paired (an (n_best, n_best) grid, vectorised); a pair is a span when
+    ``start <= end`` and it is at most ``max_answer_length`` tokens long; its score
+    is ``start_logit + end_logit``. (When no top pair is a valid span, all spans of
+    that window are searched.) The best span over all windows of an example wins.
+
+    ``null_score`` is the CLS token's ``start_logit + end_logit``, the minimum over
+    the example's windows (as in transformers' ``run_qa.py``). With ``version_2``,
+    the answer is empty (no answer) when ``null_score - best_span_score >
+    null_threshold``: the threshold is the margin, in logits, by which "no answer"
+    must beat the best span. Raise it to answer more often, lower it (negative
+    values allowed) to abstain more often. With ``version_2=False`` the best span
+    is always returned.
+
+    Returns ``{id: {"text", "score", "null_score", "start_char", "end_char"}}``:
+    ``text = context[start_char:end_char]``; for a null answer ``text`` is ``""``,
+    ``score`` is the null score and the offsets are ``None``.
+    """
+    import numpy as np
+
+    n_windows = len(windows["example_id"])
+    start_rows = _logit_rows(start_logits, n_windows, "start_logits")
+    end_rows = _logit_rows(end_logits, n_windows, "end_logits")
+    cls_index = windows.get("cls_index") or [0] * n_windows
+    by_example = defaultdict(list)
+    for w, example_id in enumerate(windows["example_id"]):
+        by_example[example_id].append(w)
+
+    results = {}
+    for ex in examples:
+        window_ids = by_example.get(ex["id"])
+        if not window_ids:
+            raise ValueError(f"example {ex['id']!r} has no window; pass the windows encode_eval made for these examples")
+        best = None  # (score, start_char, end_char)
+        null_score = np.inf
+        for w in window_ids:
+            offsets = windows["offset_mapping"][w]
+            n = len(offsets)
+            if len(start_rows[w]) < n or len(end_rows[w]) < n:
+                raise ValueError(f"window {w}: {len(start_rows[w])} logits for {n} tokens")
+            start, end = start_rows[w][:n], end_rows[w][:n]
+            c = cls_index[w]
+            null_score = min(null_score, float(start[c] + end[c]))
+            is_context = np.fromiter((o is not None for o in offsets), dtype=bool, count=n)
+            span = _best_span(start, end, is_context, n_best, max_answer_length)
+            if span is not None and (best is None or span[0] > best[0]):
+                best = (span[0], offsets[span[1]][0], offsets[span[2]][1])
+        if best is None or (version_2 and null_score - best[0] > null_threshold):
+            results[ex["id"]] = {"text": "", "score": null_score, "null_score": null_score,
+                                 "start_char": None, "end_char": None}
+        else:
+            score, start_char, end_char = best
+            results[ex["id"]] = {"text": ex["context"][start_char:end_char], "score": score,
+                                 "null_score": null_score, "start_char": start_char, "end_char": end_char}
+    return results
+
+
+def _logit_rows(logits, n_windows: int, name: str) -> list:
+    """W float64 rows from a (W, L) tensor/array or a list of rows."""
+    import numpy as np
+
+    if hasattr(logits, "detach"):  # torch tensor
+        logits = logits.detach().float().cpu().numpy()
+    if isinstance(logits, np.ndarray):
+        if logits.ndim != 2:
+            raise ValueError(f"{name} must be (windows, tokens), got shape {logits.shape}")
+        rows = logits.astype(np.float64, copy=False)
+    else:
+        rows = [np.asarray(row, dtype=np.float64) for row in logits]
+    if len(rows) != n_windows:
+        raise ValueError(f"{name} has {len(rows)} rows for {n_windows} windows")
+    return rows
+
+
+def _best_span(start, end, is_context, n_best: int, max_answer_length: int):
+    """(score, start_token, end_token) of the best span of one window, or None.
+
+    start, end: (L,) logits; is_context: (L,) bool, True on context tokens.
+    """
+    import numpy as np
+
+    k = min(n_best, int(is_context.sum()))
+    if k == 0 or max_answer_length < 1:
+        return None
+    s = np.where(is_context, start, -np.inf)
+    e = np.where(is_context, end, -np.inf)
+    top_s = np.argpartition(-s, k - 1)[:k]  # (k,) the k best start positions, unordered
+    top_e = np.argpartition(-e, k - 1)[:k]
+    length = top_e[None, :] - top_s[:, None]  # (k, k) end - start
+    valid = (length >= 0) & (length < max_answer_length)
+    if valid.any():
+        score = np.where(valid, s[top_s][:, None] + e[top_e][None, :], -np.inf)  # (k, k)
+        i, j = np.unravel_index(int(np.argmax(score)), score.shape)
+        return float(score[i, j]), int(top_s[i]), int(top_e[j])
+    # No valid pair among the top k: search every span of up to max_answer_length
+    # tokens, one length at a time (L x max_answer_length, vectorised over L).
+    best = None
+    for gap in range(min(max_answer_length, len(s))):
+        scores = s[:len(s) - gap] + e[gap:]  # spans (i, i + gap)
+        i = int(np.argmax(scores))
+        if np.isfinite(scores[i]) and (best is None or scores[i] > best[0]):
+            best = (float(scores[i]), i, i + gap)
+    return best
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def normalize_answer(s: str) -> str:
+    """The official SQuAD normalisation: lower case, drop punctuation, drop the
+    articles a/an/the, collapse whitespace.
+
+    >>> normalize_answer("An  apple, (the RED one).")
+    'apple red one'
+    """
+    s = s.lower()
+    s = "".join(ch for ch in s if ch not in _PUNCTUATION)
+    s = _ARTICLES.sub(" ", s)
+    return " ".join(s.split())
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+
+def answer_exact(prediction: str, gold: str) -> float:
+    """1.0 when the two answers are equal after ``normalize_answer``, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def answer_f1(prediction: str, gold: str) -> float:
+    """Token-overlap F1 (0..1) of two answers after ``normalize_answer``; two
+    empty answers score 1, an empty one against a non-empty one 0 (SQuAD 2.0).
+
+    >>> answer_f1("Santa Clara", "Santa Clara, California")   # P = 1, R = 2/3
+    0.8
+    >>> answer_f1("", "the")   # both normalise to nothing
+    1.0
+    """
+    pred_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(gold).split()
+    if not pred_tokens or not gold_tokens:
+        return float(pred_tokens == gold_tokens)
+    common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def gold_answers(example: Mapping) -> list[str]:
+    """The gold texts of an example as the official script uses them: answers that
+    normalise to nothing are dropped, and an unanswerable question's gold is ``[""]``."""
+    if example.get("is_impossible", False):
+        return [""]
+    texts = [t for t in example["answers"]["text"] if normalize_answer(t)]
+    return texts or [""]
+
+
+def squad_scores(predictions: Mapping[str, str], examples: Sequence[Mapping]) -> dict:
+    """Exact match and F1 (0-100) of ``predictions`` (id -> answer text, ``""`` for
+    no answer) against ``examples`` (needs ``id``, ``answers`` and, optionally,
+    ``is_impossible``; a question with no answers is unanswerable).
+
+    Each question scores its best over its gold answers. Returns ``exact_match``,
+    ``f1``, ``total``, and ``HasAns_exact``, ``HasAns_f1``, ``HasAns_total``
+    (answerable questions) and ``NoAns_exact``, ``NoAns_f1``, ``NoAns_total``
+    (unanswerable ones); a group's keys are absent when it has no question. Every
+    example needs a prediction; predictions for other ids are ignored.
+    """
+    if not examples:
+        raise ValueError("cannot score an empty evaluation set")
+    missing = [ex["id"] for ex in examples if ex["id"] not in predictions]
+    if missing:
+        raise ValueError(f"no prediction for {len(missing)} question(s), e.g. {missing[:5]}")
+    groups = {"HasAns": ([], []), "NoAns": ([], [])}
+    for ex in examples:
+        golds = gold_answers(ex)
+        prediction = predictions[ex["id"]]
+        has_answer = bool(ex["answers"]["text"]) and not ex.get("is_impossible", False)
+        exact, f1 = groups["HasAns" if has_answer else "NoAns"]
+        exact.append(max(answer_exact(prediction, g) for g in golds))
+        f1.append(max(answer_f1(prediction, g) for g in golds))
+    all_exact = groups["HasAns"][0] + groups["NoAns"][0]
+    all_f1 = groups["HasAns"][1] + groups["NoAns"][1]
+    out = {"exact_match": 100.0 * sum(all_exact) / len(all_exact),
+           "f1": 100.0 * sum(all_f1) / len(all_f1),
+           "total": len(all_exact)}
+    for group, (exact, f1) in groups.items():
+        if exact:
+            out[f"{group}_exact"] = 100.0 * sum(exact) / len(exact)
+            out[f"{group}_f1"] = 100.0 * sum(f1) / len(f1)
+            out[f"{group}_total"] = len(exact)
+    return out
+
+
+def squad_metric(**kwargs):
+    """Our SQuAD metric as an ``evaluate`` module, loaded offline from
+    ``hub/metric_modules/squad_v2_local`` (computes ``squad_scores``)."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_MODULE), **kwargs)
