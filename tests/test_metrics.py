@@ -123,3 +123,35 @@ def test_metrics_doctests():
 def test_losses_doctests():
     result = doctest.testmod(hub.losses)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_hub_accuracy_equals_evaluate_evaluator_with_a_pipeline(trained_pair, tiny_data_dir, monkeypatch):
+    """Parity: the accuracy the hub reports for a model is what evaluate's own
+    text-classification evaluator computes with a transformers pipeline."""
+    import evaluate
+    import transformers
+
+    # evaluate 0.4.6's evaluator still names transformers' removed TF base class in an isinstance check
+    monkeypatch.setattr(transformers, "TFPreTrainedModel", type("TFPreTrainedModel", (), {}), raising=False)
+    from datasets import Dataset
+    from transformers import pipeline
+
+    from hub.data import DataSource
+    from hub.kinds import get_kind
+    from hub.metrics import load_metric
+    from hub.models import load_model, load_tokenizer
+    from hub.tasks import get_task
+
+    task = get_task("sst2")
+    kind = get_kind(task)
+    student = str(trained_pair[1])
+    model, _ = load_model(student, task)
+    tok = load_tokenizer(student)
+    data = kind.load_data(task, DataSource(data_dir=str(tiny_data_dir)), need_train=False, reference=model)
+    ours = kind.evaluate(model, tok, data)["accuracy"]
+    pipe = pipeline("text-classification", model=model, tokenizer=tok, device=-1)
+    result = evaluate.evaluator("text-classification").compute(
+        model_or_pipeline=pipe, data=Dataset.from_dict({"text": data.eval_texts, "label": data.eval_labels}),
+        metric=load_metric("classification_local"), label_mapping=model.config.label2id,
+        input_column="text", label_column="label")
+    assert result["accuracy"] == pytest.approx(ours)

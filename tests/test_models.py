@@ -348,3 +348,72 @@ def test_adaptor_absent_entries_are_none(teacher):
     a = adaptor(out)
     assert a["logits"] is not None and a["hidden"] is None and a["attention"] is None
     assert adaptor(object()) == {"logits": None, "hidden": None, "attention": None}
+
+
+# ---- defect 2: teacher-layers:K finds the layer list of any architecture ----------------------
+
+
+def _layer_weights(model, prefix: str, i: int) -> dict:
+    head = f"{prefix}.{i}."
+    return {k[len(head):]: v for k, v in model.state_dict().items() if k.startswith(head)}
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "distilbert"])
+def test_teacher_layers_copies_the_mapped_layers_for_any_layer_list(arch):
+    import torch
+    from transformers import (DistilBertConfig, DistilBertForSequenceClassification, GPT2Config, GPT2LMHeadModel,
+                              LlamaConfig, LlamaForCausalLM)
+
+    from hub.models import StudentSpec, _copy_teacher_layers, layer_list
+
+    torch.manual_seed(0)
+    if arch == "gpt2":
+        teacher, expected = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=16, n_layer=6, n_head=2)), "transformer.h"
+    elif arch == "llama":
+        teacher = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=6,
+                                               num_attention_heads=2, num_key_value_heads=1))
+        expected = "model.layers"
+    else:
+        teacher = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=6, n_heads=2,
+                                                                       hidden_dim=32))
+        expected = "distilbert.transformer.layer"
+    assert layer_list(teacher, 6) == expected
+    cfg = teacher.config.__class__.from_dict(teacher.config.to_dict())
+    cfg.num_hidden_layers = 3
+    student = type(teacher)(cfg)
+    _copy_teacher_layers(teacher, student, [2, 4, 6])
+    for s_idx, t_layer in enumerate([2, 4, 6]):
+        got, want = _layer_weights(student, expected, s_idx), _layer_weights(teacher, expected, t_layer - 1)
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+
+
+def test_layer_list_fails_loudly_when_nothing_matches():
+    import torch
+
+    from hub.models import layer_list
+
+    class NoLayers(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+
+    with pytest.raises(RuntimeError, match="cannot find the list of 2 transformer layers"):
+        layer_list(NoLayers(), 2)
+
+
+def test_hub_reachability_check_leaves_the_global_socket_timeout_alone(monkeypatch):
+    """Defect 6: the check ran socket.setdefaulttimeout() from a request thread."""
+    import socket
+
+    from hub import models
+
+    seen = []
+
+    def fake_connect(address, timeout=None):
+        seen.append((socket.getdefaulttimeout(), timeout))
+        raise OSError("offline")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", fake_connect)
+    assert models._hub_reachable(timeout=0.5) is False
+    assert seen == [(None, 0.5)] and socket.getdefaulttimeout() is None
