@@ -1,224 +1,535 @@
-"""The training queue: one job at a time, positions, size limit, cancelling,
-persistence across restarts (fast fake runners), and one real tiny job."""
+"""The training jobs: the queue (positions, size, owners, duplicates, stop and
+kill, persistence and restart recovery) with fast fake pipelines run in real
+child processes, the parameters, the estimate, the registry, deleting a run,
+and real tiny jobs: one SIGKILLed mid-run while the queue goes on, one stopped.
+
+The fake pipelines below are functions of this module: the child process
+imports it by name (``pipeline="test_jobs:hold"``, this folder on its path).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from hub import jobs
-from hub.jobs import JobQueue, QueueFull
+from hub.jobs import DuplicateJob, JobActive, JobQueue, QueueFull
 
-# name -> Event: a fake job holds until its gate opens (or it is cancelled)
-GATES: dict[str, threading.Event] = {}
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 
-def fake_runner(ctx: jobs.JobContext) -> dict:
-    """Reports progress like hub.distill, holds on its gate, honours the cancel flag."""
+# ---------------------------------------------------------------- fake pipelines (run in the child)
+
+
+def _card(folder: str, status: str) -> None:
+    from hub.runs import write_card
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "checkpoint-2").mkdir(exist_ok=True)
+    write_card(folder, {"kind": "student", "task": "sst2", "status": status})
+
+
+def hold(ctx) -> dict:
+    """Reports progress like hub.distill, then holds until its gate file exists;
+    honours the stop (unless ``ignore_stop``); may fail on request."""
+    import time as _time
+
     p = ctx.params
-    if p.get("fail"):
-        raise RuntimeError("boom")
+    if p.get("folder"):
+        ctx.output("student", p["folder"])
+        _card(p["folder"], "running")
     steps = p.get("steps", 4)
     ctx.set_plan([("intermediate", steps), ("prediction", steps)])
-    ctx.output("student", p.get("folder", "/nonexistent"))
     for stage in ("intermediate", "prediction"):
         for step in range(1, steps + 1):
+            term = "hidden" if stage == "intermediate" else "prediction"
             ctx.progress({"stage": stage, "step": step, "total": steps, "epoch": step / steps,
                           "examples_per_s": 100.0, "eta_s": 0.01 * (steps - step),
-                          "losses": {"hidden" if stage == "intermediate" else "prediction": 1.0 / step,
-                                     "total": 1.0 / step}})
-    gate = GATES.get(p.get("gate"))
-    while gate is not None and not gate.is_set():
-        if ctx.cancel.is_set():
+                          "losses": {term: 1.0 / step, "total": 1.0 / step}})
+    while p.get("gate") and not Path(p["gate"]).exists():
+        if ctx.cancel.is_set() and not p.get("ignore_stop"):
             return {"status": "stopped"}
-        time.sleep(0.01)
+        _time.sleep(0.02)
+    if p.get("fail"):
+        raise RuntimeError("boom")
+    if p.get("user_error"):
+        from hub.data import DataError
+
+        raise DataError("train.csv: missing column(s) ['text']")
+    if p.get("folder"):
+        _card(p["folder"], "finished")
     return {"status": "finished", "answer": 42}
 
 
+# ---------------------------------------------------------------- helpers
+
+
 @pytest.fixture
-def queue(tmp_path):
-    q = JobQueue(max_size=3, runner=fake_runner, root=tmp_path / "jobs")
-    yield q
-    for gate in GATES.values():
-        gate.set()
-    q.close(cancel_running=True, timeout=10)
-    GATES.clear()
+def make_queue(hub_home):
+    made = []
+
+    def make(**kw) -> JobQueue:
+        kw.setdefault("pipeline", "test_jobs:hold")
+        kw.setdefault("root", hub_home / "jobs")
+        q = JobQueue(pythonpath=[str(TESTS)], poll_s=0.05, **kw)
+        made.append(q)
+        return q
+
+    yield make
+    for q in made:
+        q.close(cancel_running=True, timeout=30)
 
 
-def gate(name: str) -> str:
-    GATES[name] = threading.Event()
-    return name
+@pytest.fixture
+def gate(tmp_path):
+    def make(name: str) -> str:
+        return str(tmp_path / f"gate-{name}")
+    return make
 
 
-def wait_for(predicate, timeout: float = 10.0):
+def wait_for(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.01)
+        time.sleep(0.05)
     raise AssertionError("timed out waiting")
 
 
-def test_one_job_runs_at_a_time_and_others_wait_in_order(queue):
-    a = queue.submit("fake", {"gate": gate("a")})
-    b = queue.submit("fake", {"gate": gate("b")})
-    c = queue.submit("fake", {})
-    wait_for(lambda: queue.status(a)["state"] == "running")
-    assert [queue.position(j) for j in (a, b, c)] == [0, 1, 2]
-    assert queue.status(b)["state"] == "queued"
-    assert queue.current()["id"] == a
-
-    GATES["a"].set()
-    wait_for(lambda: queue.status(b)["state"] == "running")
-    assert queue.status(a)["state"] == "finished"
-    assert queue.status(a)["result"] == {"status": "finished", "answer": 42}
-    assert [queue.position(j) for j in (a, b, c)] == [-1, 0, 1]
-    GATES["b"].set()
-    assert queue.wait(c, timeout=10)["state"] == "finished"
-    assert [j["id"] for j in queue.jobs()] == [c, b, a]  # newest first
+def running_with_log(q: JobQueue, job_id: str) -> bool:
+    s = q.status(job_id)
+    return s["state"] == "running" and any("started" in line for line in s["log"])
 
 
-def test_full_queue_raises(queue):
-    queue.submit("fake", {"gate": gate("a")})
-    queue.submit("fake", {})
-    queue.submit("fake", {})
-    with pytest.raises(QueueFull):
-        queue.submit("fake", {})
+# ---------------------------------------------------------------- the queue
 
 
-def test_cancel_waiting_job_removes_it(queue):
-    a = queue.submit("fake", {"gate": gate("a")})
-    b = queue.submit("fake", {})
-    c = queue.submit("fake", {})
-    wait_for(lambda: queue.position(a) == 0)
-    assert queue.cancel(b) is True
-    assert queue.status(b)["state"] == "stopped"
-    assert queue.position(b) == -1 and queue.position(c) == 1
-    GATES["a"].set()
-    assert queue.wait(c, timeout=10)["state"] == "finished"
-    assert queue.status(b)["started_at"] is None  # it never ran
-
-
-def test_cancel_running_job_stops_it_with_progress_kept(queue):
-    a = queue.submit("fake", {"gate": gate("a"), "steps": 5})
-    wait_for(lambda: queue.status(a)["progress"].get("fraction") == 1.0)
-    status = queue.status(a)
-    assert status["progress"]["stage"] == "prediction"
+def test_one_job_at_a_time_positions_and_curves_from_events(make_queue, gate):
+    q = make_queue(max_size=3)
+    a = q.submit("fake", {"gate": gate("a"), "steps": 5})
+    b = q.submit("fake", {"gate": gate("b")})
+    c = q.submit("fake", {})
+    wait_for(lambda: q.status(a)["progress"].get("fraction") == 1.0)
+    assert [q.position(j) for j in (a, b, c)] == [0, 1, 2]
+    assert q.status(b)["state"] == "queued" and q.current()["id"] == a
+    status = q.status(a)
+    assert status["plan"] == [["intermediate", 5], ["prediction", 5]]
     assert status["losses"]["hidden"][0] == [1, 1.0]
     assert [x for x, _ in status["losses"]["prediction"]] == [6, 7, 8, 9, 10]  # steps continue across stages
     assert "total" not in status["losses"]
-    assert queue.cancel(a) is True
-    final = queue.wait(a, timeout=10)
-    assert final["state"] == "stopped"
-    assert any("stop requested" in line for line in final["log"])
-    assert queue.cancel(a) is False  # already over
+    for key in ("owner_hash", "child", "pipeline"):
+        assert key not in status
+
+    Path(gate("a")).touch()
+    wait_for(lambda: q.status(b)["state"] == "running")
+    assert q.status(a)["state"] == "finished" and q.status(a)["result"] == {"status": "finished", "answer": 42}
+    assert [q.position(j) for j in (a, b, c)] == [-1, 0, 1]
+    Path(gate("b")).touch()
+    assert q.wait(c, timeout=20)["state"] == "finished"
+    assert [j["id"] for j in q.jobs()] == [c, b, a]  # newest first
+    assert q.jobs()[0]["fraction"] == 1.0
 
 
-def test_owner_token_guards_cancel(queue):
-    a = queue.submit("fake", {"gate": gate("a")}, owner="secret-1")
-    wait_for(lambda: queue.position(a) == 0)
+def test_curves_keep_real_points_when_thinned(tmp_path):
+    from hub.jobs.queue import EventView
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps({"type": "progress", "stage": "prediction", "step": i, "total": 2500,
+                                        "x": i, "losses": {"prediction": 1.0 / i}}) + "\n"
+                            for i in range(1, 2501)) + '{"type": "progr')  # a line still being written
+    view = EventView(path)
+    view.update()
+    points = view.curves(max_points=1000)["prediction"]
+    assert 800 <= len(points) <= 1000 and points[-1] == [2500, 1.0 / 2500]
+    assert all(v == 1.0 / x for x, v in points)  # every point was reported, none interpolated
+    assert view.progress()["step"] == 2500
+
+
+def test_full_queue_and_duplicate_submissions_are_refused(make_queue, gate):
+    q = make_queue(max_size=3)
+    a = q.submit("fake", {"gate": gate("a")}, owner="browser-1")
+    with pytest.raises(DuplicateJob, match="already have a run"):
+        q.submit("fake", {}, owner="browser-1")  # a double click on Quick start
+    q.submit("fake", {"gate": gate("b")}, owner="browser-2")
+    q.submit("fake", {})
+    with pytest.raises(QueueFull, match="full"):
+        q.submit("fake", {}, owner="browser-3")
+    assert issubclass(DuplicateJob, QueueFull)  # the app's handler shows both as one clear line
+    Path(gate("a")).touch()
+    q.wait(a, timeout=20)
+    assert q.submit("fake", {}, owner="browser-1")  # its run ended: a new one is fine
+
+
+def test_cancel_waiting_job_removes_it(make_queue, gate):
+    q = make_queue()
+    a = q.submit("fake", {"gate": gate("a")})
+    b = q.submit("fake", {})
+    c = q.submit("fake", {})
+    wait_for(lambda: q.position(a) == 0)
+    assert q.cancel(b) is True
+    assert q.status(b)["state"] == "stopped" and q.status(b)["started_at"] is None
+    assert q.position(b) == -1 and q.position(c) == 1
+    Path(gate("a")).touch()
+    assert q.wait(c, timeout=20)["state"] == "finished"
+
+
+def test_stop_signals_the_child_which_stops_and_its_run_card_says_so(make_queue, gate, tmp_path):
+    q = make_queue()
+    folder = tmp_path / "run" / "student"
+    a = q.submit("fake", {"gate": gate("a"), "folder": str(folder)})
+    wait_for(lambda: q.status(a)["outputs"] and running_with_log(q, a))
+    assert q.cancel(a) is True
+    final = q.wait(a, timeout=20)
+    assert final["state"] == "stopped" and final["error"] is None
+    assert final["result"] == {"status": "stopped"}
+    # the fake returned without closing its card: the server marks it (one truth per run)
+    from hub.runs import read_card
+
+    assert read_card(folder)["status"] == "stopped" and (folder / "checkpoint-2").is_dir()
+    assert q.cancel(a) is False  # already over
+
+
+def test_a_child_that_ignores_the_stop_is_killed_after_the_timeout(make_queue, gate, tmp_path):
+    q = make_queue(stop_timeout_s=1.0)
+    folder = tmp_path / "run" / "student"
+    a = q.submit("fake", {"gate": gate("a"), "ignore_stop": True, "folder": str(folder)})
+    b = q.submit("fake", {})
+    wait_for(lambda: running_with_log(q, a) and q.status(a)["outputs"])
+    q.cancel(a)
+    assert q.status(a)["stopping"] is True
+    final = q.wait(a, timeout=20)
+    assert final["state"] == "stopped" and "did not stop within 1 s" in final["error"]
+    from hub.runs import read_card
+
+    assert read_card(folder)["status"] == "stopped"
+    assert q.wait(b, timeout=20)["state"] == "finished"
+
+
+def test_owner_checks(make_queue, gate):
+    q = make_queue()
+    a = q.submit("fake", {"gate": gate("a")}, owner="secret-1")
+    wait_for(lambda: q.position(a) == 0)
+    for other in ("someone-else", "", None):
+        with pytest.raises(PermissionError):
+            q.cancel(a, owner=other)  # None is not a master key for someone else's run
+    assert q.is_owner(a, "secret-1") and not q.is_owner(a, "x") and not q.is_owner(a, None)
     with pytest.raises(PermissionError):
-        queue.cancel(a, owner="someone-else")
-    assert queue.is_owner(a, "secret-1") and not queue.is_owner(a, "x")
-    assert queue.cancel(a, owner="secret-1") is True
-    assert "owner_hash" not in queue.status(a)
+        jobs.delete_job_models(a, "someone-else", queue=q)
+    assert q.cancel(a, owner="secret-1") is True
+    server_job = q.submit("fake", {"gate": gate("b")})
+    with pytest.raises(PermissionError):
+        q.cancel(server_job, owner="secret-1")  # no browser stops a run the server queued
+    assert q.cancel(server_job) is True
 
 
-def test_failing_job_is_marked_and_the_worker_goes_on(queue):
-    bad = queue.submit("fake", {"fail": True})
-    good = queue.submit("fake", {})
-    assert queue.wait(bad, timeout=10)["state"] == "failed"
-    assert queue.status(bad)["error"] == "RuntimeError: boom"
-    assert queue.wait(good, timeout=10)["state"] == "finished"
+def test_failures_leave_a_trace_and_the_queue_goes_on(make_queue, caplog):
+    q = make_queue()
+    bad = q.submit("fake", {"fail": True})
+    user = q.submit("fake", {"user_error": True})
+    good = q.submit("fake", {})
+    with caplog.at_level(logging.INFO, logger="hub.jobs.queue"):
+        assert q.wait(bad, timeout=20)["state"] == "failed"
+        assert q.wait(user, timeout=20)["state"] == "failed"
+        assert q.wait(good, timeout=20)["state"] == "finished"
+    status = q.status(bad)
+    assert status["error"] == "RuntimeError: boom"  # one clear line for the user
+    assert any("Traceback (most recent call last)" in line for line in status["log"])  # the job's log file
+    assert "Traceback" in caplog.text and 'raise RuntimeError("boom")' in caplog.text  # the server log
+    u = q.status(user)
+    assert u["error"] == "DataError: train.csv: missing column(s) ['text']"
+    assert not any("Traceback" in line for line in u["log"])  # the user's mistake: one line, no traceback
+    assert [r.levelname for r in caplog.records if "DataError" in r.getMessage()] == ["WARNING"]
 
 
-def test_unknown_job_id(queue):
+def test_a_killed_child_fails_with_its_log_tail_and_its_run_marked(make_queue, gate, tmp_path):
+    q = make_queue()
+    folder = tmp_path / "run" / "student"
+    a = q.submit("fake", {"gate": gate("a"), "folder": str(folder)})
+    b = q.submit("fake", {})
+    wait_for(lambda: running_with_log(q, a) and q.status(a)["outputs"])
+    os.kill(q.pid(a), signal.SIGKILL)  # what the out-of-memory killer does
+    final = q.wait(a, timeout=20)
+    assert final["state"] == "failed" and "killed by SIGKILL" in final["error"]
+    assert any("[prediction] step 4/4" in line for line in final["log_tail"])
+    from hub.runs import read_card
+
+    card = read_card(folder)
+    assert card["status"] == "failed" and "SIGKILL" in card["error"] and (folder / "checkpoint-2").is_dir()
+    assert q.wait(b, timeout=20)["state"] == "finished"
+
+
+def test_unknown_job_id_and_kind(make_queue):
+    q = make_queue(pipeline=None)
     with pytest.raises(KeyError):
-        queue.status("../../etc/passwd")
+        q.status("../../etc/passwd")
+    with pytest.raises(ValueError, match="unknown job kind"):
+        q.submit("rm -rf", {})
 
 
-def test_state_is_persisted_and_a_restart_marks_running_jobs_failed(tmp_path):
-    root = tmp_path / "jobs"
-    folder = tmp_path / "models" / "run-1" / "student"
-    folder.mkdir(parents=True)
-    (folder / "checkpoint-2").mkdir()
-    q = JobQueue(runner=fake_runner, root=root)
-    done = q.submit("fake", {"folder": str(folder)})
-    q.wait(done, timeout=10)
+def test_one_queue_per_folder(make_queue, hub_home):
+    q = make_queue()
+    with pytest.raises(RuntimeError, match="another job queue"):
+        JobQueue(root=hub_home / "jobs")
     q.close()
-    files = sorted(p.name for p in root.iterdir())
-    assert files == [f"{done}.json"]  # no temp files left behind
-    saved = json.loads((root / f"{done}.json").read_text())
-    assert saved["state"] == "finished" and saved["losses"]["prediction"]
+    make_queue()  # the lock went with the closed queue
 
-    # a server that died mid-run left this file behind: same job, still "running"
+
+def test_dry_run_checks_a_job_without_training(hub_home, tiny_data_dir):
+    """The ``dry-run`` kind: settings and data checked in the child, a plan, no model."""
+    from hub.paths import models_dir
+
+    q = JobQueue(root=hub_home / "jobs", poll_s=0.05)
+    try:
+        job_id = q.submit("dry-run", {"data": {"data_dir": str(tiny_data_dir)}, "train_samples": 64,
+                                      "batch_size": 16, "name": "check"})
+        status = q.wait(job_id, timeout=30)
+    finally:
+        q.close()
+    assert status["state"] == "finished", status["log"]
+    assert status["result"]["train_rows"] == 400 and status["plan"] == [["intermediate", 4], ["prediction", 4]]
+    assert status["data"]["kind"] == "local" and not models_dir().exists()
+
+
+def test_the_names_the_app_uses_exist():
+    """The app is written elsewhere: every ``jobs.NAME`` it reads must stay importable."""
+    import re
+
+    sources = [REPO / "app.py", REPO / "hub" / "views.py", *sorted((REPO / "ui").glob("*.py"))]
+    used = {name for f in sources if f.is_file() for name in re.findall(r"\bjobs\.([A-Za-z_]+)\b", f.read_text())}
+    assert used and not [name for name in sorted(used) if not hasattr(jobs, name)]
+
+
+# ---------------------------------------------------------------- restarts
+
+
+def _write_job(root: Path, job_id: str, state: str, **fields) -> Path:
+    folder = root / job_id
+    folder.mkdir(parents=True)
+    job = {"id": job_id, "kind": "fake", "params": fields.pop("params", {}), "name": f"run-{job_id[-4:]}",
+           "pipeline": "test_jobs:hold", "state": state, "created_at": "2025-01-01T00:00:00+00:00", **fields}
+    (folder / "job.json").write_text(json.dumps(job))
+    return folder
+
+
+def test_restart_marks_dead_runs_failed_and_runs_the_queued_ones(hub_home, make_queue, tmp_path):
+    root = hub_home / "jobs"
     dead = subprocess.Popen(["true"])
     dead.wait()
-    crashed = dict(saved, id="20250101-000000-000000-abcd", state="running", finished_at=None,
-                   process=f"{dead.pid}:12345")
-    (root / f"{crashed['id']}.json").write_text(json.dumps(crashed))
-    waiting = dict(crashed, id="20250101-000001-000000-abcd", state="queued")
-    (root / f"{waiting['id']}.json").write_text(json.dumps(waiting))
-    (root / "not-a-job.json").write_text("{broken")
+    crashed = _write_job(root, "20250101-000000-000000-abcd", "running", child=f"{dead.pid}:12345",
+                         started_at="2025-01-01T00:00:01+00:00")
+    model = tmp_path / "models" / "run-1" / "student"
+    _card(str(model), "running")
+    (crashed / "events.jsonl").write_text(json.dumps({"type": "output", "role": "student", "folder": str(model)}) + "\n")
+    (crashed / "log.txt").write_text("00:00:01 [prediction] step 3/10\n")
+    ended = _write_job(root, "20250101-000001-000000-abcd", "running", child=f"{dead.pid}:12345")
+    (ended / "result.json").write_text(json.dumps({"status": "finished", "answer": 42}))  # ended while we were down
+    waiting = _write_job(root, "20250101-000002-000000-abcd", "queued")
+    (root / "20250101-000003-000000-abcd").mkdir()  # a broken folder: no job.json
+    (root / "not-a-job").mkdir()
 
-    q2 = JobQueue(runner=fake_runner, root=root)
-    after = q2.status(crashed["id"])
-    assert after["state"] == "failed" and after["error"] == "server restarted"
-    assert after["outputs"] == {"student": str(folder)}  # the checkpoint folder is kept and named
-    assert any("checkpoints kept in student" in line for line in after["log"])
-    assert (folder / "checkpoint-2").is_dir()
-    assert q2.status(waiting["id"])["error"].startswith("server restarted")
-    assert q2.status(done)["state"] == "finished"
-    assert json.loads((root / f"{crashed['id']}.json").read_text())["state"] == "failed"
-    assert {j["id"] for j in q2.jobs()} == {done, crashed["id"], waiting["id"]}
-    q2.close()
+    q = make_queue()
+    after = q.status(crashed.name)
+    assert after["state"] == "failed" and after["error"] == "server restarted; checkpoints kept in run-1/student"
+    assert after["log_tail"] == ["00:00:01 [prediction] step 3/10"]
+    from hub.runs import read_card
+
+    assert read_card(model)["status"] == "failed" and (model / "checkpoint-2").is_dir()
+    assert json.loads((crashed / "job.json").read_text())["state"] == "failed"
+    assert q.status(ended.name)["state"] == "finished" and q.status(ended.name)["result"]["answer"] == 42
+    assert q.wait(waiting.name, timeout=20)["state"] == "finished"  # the queue kept its place across the restart
+    assert {j["id"] for j in q.jobs()} == {crashed.name, ended.name, waiting.name}
 
 
-def test_validate_params_ranges_and_unknown_keys(tiny_data_dir):
+def test_restart_adopts_a_child_that_outlived_its_server(hub_home, make_queue, gate):
+    """A server killed mid-run: its child (own session) trains on; the next server
+    finds it running, supervises it and records its end."""
+    root = hub_home / "jobs"
+    script = (
+        "import sys, time\n"
+        "from hub.jobs import JobQueue\n"
+        f"q = JobQueue(root={str(root)!r}, pipeline='test_jobs:hold', pythonpath=[{str(TESTS)!r}])\n"
+        f"j = q.submit('fake', {{'gate': {gate('a')!r}}}, owner='browser')\n"
+        "while not any('started' in line for line in q.status(j)['log']): time.sleep(0.05)\n"
+        "print(j, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], cwd=str(REPO), stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, HUB_HOME=str(hub_home)))
+    try:
+        job_id = server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+        server.stdout.close()
+    q = make_queue()
+    assert q.status(job_id)["state"] == "running" and q.position(job_id) == 0
+    assert q.is_owner(job_id, "browser")
+    Path(gate("a")).touch()
+    final = q.wait(job_id, timeout=20)
+    assert final["state"] == "finished" and final["result"]["answer"] == 42
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_validate_params_schema_and_cross_checks(tiny_data_dir, tiny_teacher_dir, hub_home):
     data = {"data_dir": str(tiny_data_dir)}
     p = jobs.validate_params({"data": data})
     assert p["teacher"] == "minilm-l6" and p["stages"] == ["intermediate", "prediction"]
-    with pytest.raises(ValueError, match="batch_size must be between 1 and 128"):
-        jobs.validate_params({"data": data, "batch_size": 10_000})
-    with pytest.raises(ValueError, match="unknown job parameter"):
-        jobs.validate_params({"data": data, "epohcs": 3})
-    with pytest.raises(ValueError, match="finite"):
-        jobs.validate_params({"data": data, "learning_rate": float("nan")})
-    with pytest.raises(ValueError, match="divisible"):
-        jobs.validate_params({"data": data, "student": "custom", "layers": 2, "hidden": 100, "heads": 3})
-    with pytest.raises(ValueError, match="task must be one of"):
-        jobs.validate_params({"data": data, "task": "squad"})
-    with pytest.raises(ValueError, match="data source"):
-        jobs.validate_params({})
+    assert jobs.validate_params({"data": data, "benchmark": "false"})["benchmark"] is False
+    assert jobs.validate_params({"data": data, "stages": "prediction"})["stages"] == ["prediction"]
+    assert jobs.validate_params({"data": data, "teacher": str(tiny_teacher_dir)})["teacher"] == str(tiny_teacher_dir)
+    assert jobs.validate_params({"task": "classification", "data": {"train_file": str(tiny_data_dir / "sst2/train.tsv"),
+                                                                    "eval_file": str(tiny_data_dir / "sst2/validation.tsv")}})
+    for bad, message in [
+        ({"batch_size": 10_000}, "batch_size must be between 1 and 128"),
+        ({"epohcs": 3}, "unknown parameter"),
+        ({"learning_rate": float("nan")}, "finite"),
+        ({"benchmark": "maybe"}, "true or false"),
+        ({"stages": "distillation"}, "stages must be"),
+        ({"student": "custom", "layers": 2, "hidden": 100, "heads": 3}, "divisible"),
+        ({"student": "custom", "layers": 2}, "custom student needs hidden, heads"),
+        ({"student": "teacher-layers:0"}, "teacher-layers:K needs K"),
+        ({"student": "/tmp/evil"}, "student must be"),
+        ({"task": "nope"}, "task must be one of"),
+        ({"teacher": "../../etc/passwd"}, "the teacher must be"),
+        ({"teacher": "/etc"}, "the teacher must be"),
+        ({"data": {"data_dir": "x", "dataset": "glue"}}, "exactly one data source"),
+        ({"data": {"dataset": "../glue"}}, "Hub data set id"),
+        ({"data": {"train_file": "/nonexistent.csv", "eval_file": "/nonexistent.csv"}}, "does not exist"),
+        ({"name": "///"}, "run name"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            jobs.validate_params({"data": data, **bad})
+    with pytest.raises(ValueError, match="choose a data source"):
+        jobs.validate_params({"task": "classification"})  # no local layout to fall back on
     assert jobs.safe_name("../../etc/passwd") == "etc-passwd"
 
 
-def test_estimate_counts_stages_and_fine_tuning():
-    base = {"train_samples": 1000, "finetune_samples": 800, "epochs": 2, "finetune_epochs": 1}
-    e = jobs.estimate(base, teacher_trained=False, root="/nonexistent")
-    assert e["distill_examples"] == 1000 * 2 * 2 and e["finetune_examples"] == 800
+def test_a_missing_data_folder_falls_back_to_the_embedded_sample(tmp_path):
+    from hub.samples import samples_dir
+
+    p = jobs.validate_params({"data": {"data_dir": str(tmp_path / "nowhere")}})
+    source, used = jobs.resolve_data(p)
+    if used["kind"] == "local":  # ../shared/data exists on this machine: it comes before the sample
+        assert Path(source["data_dir"]).name == "data"
+    else:
+        assert used["kind"] == "embedded sample" and source["data_dir"] == str(samples_dir())
+        assert "the chosen folder lacks sst2/train.tsv" in used["description"]
+    assert str(tmp_path) not in used["description"]  # no server paths in what the user sees
+    assert jobs.data_kwargs(p)["data_dir"] == source["data_dir"]
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+def _fake_model(folder: Path, card: dict) -> Path:
+    from hub.hardware import cpu_cores, cpu_model
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"0")
+    card = {"task": "sst2", "status": "finished", "created_at": "2025-01-01T00:00:00+00:00",
+            "hardware": {"cpu": cpu_model(), "cores": cpu_cores()}, **card}
+    (folder / "run.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_dir, tmp_path):
+    from hub.paths import models_dir
+
+    base = {"task": "sst2", "teacher": "minilm-l6", "student": "teacher-layers:3", "finetune_samples": 800,
+            "train_samples": 1000, "epochs": 2, "finetune_epochs": 1, "data": {"data_dir": str(tiny_data_dir)}}
+    e = jobs.estimate(base)
+    assert e["basis"] == "default guess" and e["rates"]["distill"]["basis"] == "default guess"
+    assert e["train_rows"] == 400 and e["finetune_examples"] == 400  # the data holds 400 rows, not 800
+    assert e["distill_examples"] == 400 * 2 * 2  # x epochs x stages
     rates = jobs.DEFAULT_RATES
-    expected = 800 / rates["finetune"] + 4000 / rates["distill"] + jobs.OVERHEAD_S
-    assert e["seconds"] == pytest.approx(expected, abs=0.2)
-    assert jobs.estimate(base, teacher_trained=True, root="/nonexistent")["finetune_s"] == 0
+    assert e["seconds"] == pytest.approx(400 / rates["finetune"] + 1600 / rates["distill"] + jobs.OVERHEAD_S, abs=0.2)
+    assert jobs.estimate(base, teacher_trained=True)["finetune_s"] == 0
+
+    upload = tmp_path / "train.jsonl"
+    upload.write_text("".join(json.dumps({"text": f"t{i}", "label": i % 2}) + "\n" for i in range(150)))
+    files = {"train_file": str(upload), "eval_file": str(upload)}
+    assert jobs.estimate({**base, "task": "classification", "data": files})["distill_examples"] == 150 * 2 * 2
+    import pandas as pd
+
+    pd.read_json(upload, lines=True).iloc[:120].to_parquet(tmp_path / "train.parquet")
+    parquet = {"train_file": str(tmp_path / "train.parquet"), "eval_file": str(upload)}
+    assert jobs.estimate({**base, "task": "classification", "data": parquet})["train_rows"] == 120
+    capped = jobs.estimate({**base, "max_steps": 5, "batch_size": 10})
+    assert capped["distill_examples"] == 5 * 10 * 2
+
+    teacher = _fake_model(models_dir() / "old" / "teacher", {"kind": "teacher", "base_model": "minilm-l6",
+                                                            "train_examples_per_s": 50.0})
+    _fake_model(models_dir() / "old" / "student", {
+        "kind": "student", "teacher": str(teacher), "train_examples_per_s": 200.0,
+        "student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536}})
+    _fake_model(models_dir() / "elsewhere" / "student", {  # another machine's run never counts
+        "kind": "student", "teacher": str(teacher), "train_examples_per_s": 9999.0,
+        "hardware": {"cpu": "another CPU", "cores": 64},
+        "student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536}})
+    m = jobs.estimate(base)
+    assert m["basis"] == "measured"
+    assert m["rates"]["finetune"]["examples_per_s"] == 50.0 and "same base model" in m["rates"]["finetune"]["source"]
+    assert m["rates"]["distill"]["examples_per_s"] == 200.0 and "same teacher and student" in m["rates"]["distill"]["source"]
+    assert m["seconds"] == pytest.approx(400 / 50 + 1600 / 200 + jobs.OVERHEAD_S, abs=0.2)
+    # from the trained teacher by its model name: no fine-tuning, same teacher origin
+    assert jobs.estimate({**base, "teacher": "old/teacher"})["finetune_s"] == 0
+    shape = jobs.estimate({**base, "student": "custom", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536})
+    assert "same student shape" in shape["rates"]["distill"]["source"]
+    other = jobs.estimate({**base, "student": "tinybert-4l-312"})
+    assert other["rates"]["distill"]["basis"] == "default guess" and other["basis"] == "default guess"
+    for bad in ("../../etc/passwd", "/etc", str(teacher)):  # client input: never a path
+        with pytest.raises(ValueError, match="the teacher must be"):
+            jobs.estimate({**base, "teacher": bad})
+
+
+# ---------------------------------------------------------------- registry, uploads, deleting
+
+
+def test_registry_lists_job_models_and_pairs_them(hub_home):
+    from hub.paths import models_dir
+
+    teacher = _fake_model(models_dir() / "run" / "teacher", {"kind": "teacher", "base_model": "minilm-l6"})
+    _fake_model(models_dir() / "run" / "student", {"kind": "student", "teacher": str(teacher),
+                                                   "created_at": "2025-01-02T00:00:00+00:00"})
+    (models_dir() / "run" / "broken").mkdir()
+    (models_dir() / "run" / "broken" / "run.json").write_text("{}")  # no weights: not listed
+    assert [m.key for m in jobs.trained_models("sst2")] == ["run/student", "run/teacher"]
+    models = jobs.allowed_models("sst2")
+    assert set(models) == {"run/student", "run/teacher"} and models["run/student"]["role"] == "student"
+    assert jobs.default_pair(models) == ("run/teacher", "run/student")
+    assert jobs.short_name(teacher) == "run/teacher" and jobs.short_name("minilm-l6") == "minilm-l6"
+    assert jobs.resolve_teacher("run/teacher", "sst2") == str(teacher.resolve())
+
+
+def test_teacher_aliases_match_hub_models():
+    from hub import models
+    from hub.jobs.registry import TEACHER_ALIASES
+
+    assert TEACHER_ALIASES == models.ALIASES  # the torch-free copy must not drift
 
 
 def test_stage_upload_splits_and_rejects(tmp_path):
+    import pandas as pd
+
     from hub.data import DataError
 
     src = tmp_path / "mine.csv"
     src.write_text("text,label\n" + "".join(f"row {i},{'pos' if i % 2 else 'neg'}\n" for i in range(100)))
     out = jobs.stage_upload(src, None, tmp_path / "staged")
-    import pandas as pd
-
-    train = pd.read_json(out["train_file"], lines=True)
-    evals = pd.read_json(out["eval_file"], lines=True)
-    assert len(train) == 90 and len(evals) == 10
+    assert len(pd.read_json(out["train_file"], lines=True)) == 90
+    assert len(pd.read_json(out["eval_file"], lines=True)) == 10
     with pytest.raises(DataError, match="limit"):
         jobs.stage_upload(src, None, tmp_path / "s2", max_rows=50)
     bad = tmp_path / "x.txt"
@@ -227,87 +538,146 @@ def test_stage_upload_splits_and_rejects(tmp_path):
         jobs.stage_upload(bad, None, tmp_path / "s3")
 
 
-# ---------------------------------------------------------------- real jobs (tiny models)
-
-
-def headless_tiny_bert(folder: Path) -> Path:
-    """A tiny BertModel without a classification head: the job must fine-tune it first."""
-    from conftest import VOCAB, make_tokenizer
-    from transformers import BertConfig, BertModel
-
-    cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=64)
-    BertModel(cfg).save_pretrained(str(folder))
-    make_tokenizer(folder)
-    return folder
-
-
-def test_real_job_fine_tunes_distills_and_benchmarks(hub_home, tiny_data_dir, tmp_path):
+def test_delete_job_models_for_its_owner_only(make_queue, gate, hub_home):
     from hub.leaderboard import LeaderboardStore
     from hub.paths import models_dir
 
-    base = headless_tiny_bert(tmp_path / "base")
-    q = JobQueue()
-    params = jobs.validate_params({
-        "teacher": str(base), "student": "teacher-layers:2", "data": {"data_dir": str(tiny_data_dir)},
-        "finetune_samples": 64, "train_samples": 64, "eval_samples": 32, "batch_size": 16, "max_length": 32,
-        "max_steps": 3, "finetune_learning_rate": 1e-3, "learning_rate": 1e-3, "name": "tiny run",
-    })
-    job_id = q.submit("distill", params)
-    status = q.wait(job_id, timeout=240)
-    q.close()
-    assert status["state"] == "finished", status["error"] or status["log"][-5:]
-    assert status["name"] == "tiny-run"
-    assert [s for s, _ in status["plan"]] == ["finetune", "intermediate", "prediction"]
-    assert set(status["losses"]) >= {"ce", "embedding", "attention", "hidden", "prediction"}
-    for role in ("teacher", "student"):
-        card = json.loads((models_dir() / "tiny-run" / role / "run.json").read_text())
-        assert card["status"] == "finished"
-    assert status["result"]["student"]["key"] == "tiny-run/student"
-    assert [m.key for m in jobs.trained_models("sst2")][:2] in (
-        ["tiny-run/student", "tiny-run/teacher"], ["tiny-run/teacher", "tiny-run/student"])
-    try:
-        import hub.benchmark  # noqa: F401
-    except ImportError:
-        pytest.skip("hub.benchmark is not there yet: no leaderboard rows expected")
-    rows = LeaderboardStore().rows(task="sst2")
-    assert sorted(r["name"] for r in rows) == ["tiny-run/student", "tiny-run/teacher"]
-    assert all(r["status"] == "finished" and r["ranked"] == 1 and r["latency_p50_ms"] for r in rows)
-    student = next(r for r in rows if r["role"] == "student")
-    assert student["speedup_p50"] and student["retention"] is not None
+    q = make_queue()
+    folder = models_dir() / "mine" / "student"
+    a = q.submit("fake", {"gate": gate("a"), "folder": str(folder)}, owner="browser")
+    wait_for(lambda: q.status(a)["outputs"] and folder.is_dir())
+    with pytest.raises(JobActive):
+        jobs.delete_job_models(a, "browser", queue=q)  # still running
+    Path(gate("a")).touch()
+    q.wait(a, timeout=20)
+    store = LeaderboardStore()
+    store.add({"model": str(folder.resolve()), "name": "mine/student", "task": "sst2", "status": "finished",
+               "accuracy": 0.9})
+    with pytest.raises(PermissionError):
+        jobs.delete_job_models(a, None, queue=q)
+    out = jobs.delete_job_models(a, "browser", queue=q)
+    assert out["deleted"] == ["mine/student"] and out["leaderboard_rows"] == 1
+    assert not folder.exists() and not (models_dir() / "mine").exists() and store.rows() == []
+    assert q.status(a)["models_deleted"] == ["mine/student"]
 
 
-def test_real_job_stopped_is_stored_unranked(hub_home, tiny_data_dir, tiny_teacher_dir):
+# ---------------------------------------------------------------- the pipeline's decisions
+
+
+@pytest.mark.parametrize("card_status, job_status", [("finished", "finished"), ("stopped", "stopped")])
+def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, tiny_data_dir, tiny_teacher_dir,
+                                                       tmp_path, card_status, job_status):
+    """A stop that arrives after the last step leaves a finished model: the job
+    says what the card says. A stopped model gets an unranked leaderboard row."""
+    import threading
+
+    import hub.distill
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
     from hub.leaderboard import LeaderboardStore
+    from hub.runs import write_card
 
-    q = JobQueue()
-    params = jobs.validate_params({
-        "teacher": str(tiny_teacher_dir), "student": "teacher-layers:2", "data": {"data_dir": str(tiny_data_dir)},
-        "train_samples": 400, "eval_samples": 16, "batch_size": 4, "max_length": 32, "epochs": 10,
-        "stages": "prediction", "name": "stopped",
-    })
-    job_id = q.submit("distill", params)
-    wait_for(lambda: (q.status(job_id)["progress"].get("step") or 0) >= 2, timeout=120)
-    q.cancel(job_id)
-    status = q.wait(job_id, timeout=120)
-    q.close()
-    assert status["state"] == "stopped"
+    cancel = threading.Event()
+
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        Path(output_dir).mkdir(parents=True)
+        cancel.set()  # the stop arrives as training ends
+        card = {"kind": "student", "task": "sst2", "status": card_status, "eval": {"student": {"accuracy": 0.5}}}
+        write_card(output_dir, card)
+        return card
+
+    monkeypatch.setattr(hub.distill, "distill", fake_distill)
+    params = jobs.validate_params({"teacher": str(tiny_teacher_dir), "data": {"data_dir": str(tiny_data_dir)},
+                                   "student": "teacher-layers:2", "train_samples": 32, "eval_samples": 16})
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "decide", "params": params}, cancel)
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    assert result["status"] == job_status and result["student"]["status"] == card_status
+    assert result["data"]["kind"] == "local"
+    rows = LeaderboardStore().rows()
+    if job_status == "finished":
+        assert result["benchmark"].startswith("skipped") and rows == []
+    else:
+        assert [(r["name"], r["status"], r["ranked"]) for r in rows] == [("decide/student", "stopped", 0)]
+    log_text = (folder / "log.txt").read_text()
+    assert "data: local data folder" in log_text and str(tiny_data_dir) not in log_text
+
+
+# ---------------------------------------------------------------- real jobs (tiny models, real child processes)
+
+
+def test_real_job_killed_mid_run_the_queue_goes_on(hub_home, tiny_data_dir, tiny_teacher_dir, tmp_path):
+    """The issue's test: SIGKILL a training child mid-run. The server keeps serving,
+    the job is failed with its log tail, its run card says failed, and the next
+    job (fine-tune a headless teacher, distill, quick benchmark in a fresh process)
+    runs to the end."""
+    from conftest import make_bare_bert
+
+    from hub.leaderboard import LeaderboardStore
+    from hub.paths import models_dir
+    from hub.runs import read_card
+
+    data = {"data_dir": str(tiny_data_dir)}
+    q = JobQueue(poll_s=0.1)
+    try:
+        doomed = q.submit("distill", {
+            "teacher": str(tiny_teacher_dir), "student": "teacher-layers:2", "data": data, "train_samples": 100,
+            "eval_samples": 16, "batch_size": 2, "max_length": 32, "epochs": 10, "stages": "prediction",
+            "name": "doomed", "benchmark": False})  # 500 steps: it is killed long before the end
+        base = make_bare_bert(tmp_path / "base")
+        full = q.submit("distill", {
+            "teacher": str(base), "student": "teacher-layers:1", "data": data, "finetune_samples": 64,
+            "train_samples": 64, "eval_samples": 32, "batch_size": 16, "max_length": 32, "max_steps": 3,
+            "finetune_learning_rate": 1e-3, "learning_rate": 1e-3, "name": "tiny run"})
+        wait_for(lambda: (q.status(doomed)["progress"].get("step") or 0) >= 2, timeout=180)
+        os.kill(q.pid(doomed), signal.SIGKILL)
+        killed = q.wait(doomed, timeout=60)
+        assert killed["state"] == "failed" and "killed by SIGKILL" in killed["error"]
+        assert any("[prediction] step" in line or "prediction:" in line for line in killed["log_tail"])
+        card = read_card(models_dir() / "doomed" / "student")
+        assert card["status"] == "failed" and "SIGKILL" in card["error"]
+        assert q.status(full)["state"] in ("running", "finished")  # the queue went on
+
+        status = q.wait(full, timeout=300)
+        assert status["state"] == "finished", (status["error"], status["log"][-10:])
+        assert status["name"] == "tiny-run"
+        assert [s for s, _ in status["plan"]] == ["finetune", "intermediate", "prediction"]
+        assert set(status["losses"]) == {"ce", "embedding", "attention", "hidden", "prediction"}
+        assert status["result"]["data"]["kind"] == "local" and status["data"]["kind"] == "local"
+        assert status["result"]["benchmark"] == "quick"
+        for role in ("teacher", "student"):
+            assert read_card(models_dir() / "tiny-run" / role)["status"] == "finished"
+        rows = LeaderboardStore().rows(task="sst2")
+        assert sorted(r["name"] for r in rows) == ["tiny-run/student", "tiny-run/teacher"]
+        assert all(r["status"] == "finished" and r["ranked"] == 1 and r["protocol"] == "quick" for r in rows)
+        student = next(r for r in rows if r["role"] == "student")
+        assert student["speedup_p50"] and student["retention"] is not None
+    finally:
+        q.close(cancel_running=True, timeout=60)
+
+
+def test_real_job_stopped_keeps_its_checkpoint(hub_home, tiny_data_dir, tiny_teacher_dir):
+    from hub.leaderboard import LeaderboardStore
+    from hub.paths import models_dir
+    from hub.runs import read_card
+
+    q = JobQueue(poll_s=0.1)
+    try:
+        job_id = q.submit("distill", {
+            "teacher": str(tiny_teacher_dir), "student": "teacher-layers:2", "data": {"data_dir": str(tiny_data_dir)},
+            "train_samples": 100, "eval_samples": 16, "batch_size": 2, "max_length": 32, "epochs": 10,
+            "stages": "prediction", "name": "stopped"})
+        wait_for(lambda: (q.status(job_id)["progress"].get("step") or 0) >= 2, timeout=180)
+        assert q.cancel(job_id) is True
+        status = q.wait(job_id, timeout=120)
+    finally:
+        q.close(cancel_running=True, timeout=60)
+    assert status["state"] == "stopped", (status["error"], status["log"][-10:])
     assert status["result"]["student"]["status"] == "stopped"
+    student = models_dir() / "stopped" / "student"
+    assert read_card(student)["status"] == "stopped"
+    assert list((student / "stages" / "prediction").glob("checkpoint-*"))  # resumable
     rows = LeaderboardStore().rows()
     assert [(r["name"], r["status"], r["ranked"]) for r in rows] == [("stopped/student", "stopped", 0)]
-
-
-def test_torch_free_copies_match_their_sources():
-    """jobs keeps torch-free copies of a few names; they must not drift."""
-    from hub import distill, jobs, models
-
-    assert tuple(models.STUDENT_PRESETS) == jobs.STUDENT_PRESET_NAMES
-    assert distill.STAGES == jobs.STAGE_NAMES
-
-
-def test_app_learning_rate_follows_the_student_kind():
-    import app
-
-    assert app.student_learning_rate("tinybert-4l-312") == 5e-4
-    assert app.student_learning_rate("custom") == 5e-4
-    assert app.student_learning_rate("teacher-layers:3") == 1e-4

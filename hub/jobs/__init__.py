@@ -1,0 +1,66 @@
+"""The app's training jobs: a queue on the server, each job in its own process.
+
+| module | owns |
+|---|---|
+| ``queue.py`` | ``JobQueue``: one job at a time, positions, size limit, owners, persistence, supervising the child |
+| ``runner.py`` | the child: ``python -m hub.jobs.runner JOB_FOLDER`` writes events, log and result files |
+| ``pipeline.py`` | what a job does: fine-tune if needed, distill, benchmark in a fresh process |
+| ``params.py`` | job parameters: ``hub.config.JobSettings`` plus the cross-field checks, the data source |
+| ``estimate.py`` | the cost estimate from the chosen data and measured rates |
+| ``registry.py`` | the trained models a browser may use, teacher references, display names |
+| ``uploads.py`` | uploaded data files, checked and staged |
+
+Nothing here imports gradio; importing this package imports no torch (only the
+child process does). The names below are what ``app.py`` uses.
+"""
+
+from ..config import UPLOAD_SUFFIXES
+from .estimate import DEFAULT_GUESS, DEFAULT_RATES, MEASURED, OVERHEAD_S, estimate, measured_rates, plan_steps
+from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, resolve_data,
+                     safe_name, validate_params)
+from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED,
+                    DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, delete_job_models)
+from .registry import ModelEntry, allowed_models, default_pair, resolve_teacher, short_name, trained_models
+from .uploads import MAX_UPLOAD_ROWS, stage_upload
+
+__all__ = [
+                     "ACTIVE_STATES",
+                     "DEFAULT_GUESS",
+                     "DEFAULT_RATES",
+                     "FAILED",
+                     "FINAL_STATES",
+                     "FINISHED",
+                     "LOSS_CURVES",
+                     "MAX_UPLOAD_ROWS",
+                     "MEASURED",
+                     "OVERHEAD_S",
+                     "PARAMS",
+                     "QUEUED",
+                     "RUNNING",
+                     "STAGE_NAMES",
+                     "STOPPED",
+                     "STUDENT_PRESET_NAMES",
+                     "UPLOAD_SUFFIXES",
+                     "DuplicateJob",
+                     "JobActive",
+                     "JobQueue",
+                     "ModelEntry",
+                     "Param",
+                     "ParamsError",
+                     "QueueFull",
+                     "allowed_models",
+                     "data_kwargs",
+                     "default_pair",
+                     "default_queue",
+                     "delete_job_models",
+                     "estimate",
+                     "measured_rates",
+                     "plan_steps",
+                     "resolve_data",
+                     "resolve_teacher",
+                     "safe_name",
+                     "short_name",
+                     "stage_upload",
+                     "trained_models",
+                     "validate_params",
+]

@@ -1,0 +1,740 @@
+"""The app's training queue: one job at a time for the whole server, each in its
+own child process, positions and a size limit, owners, and state that outlives
+browsers and server restarts.
+
+A job is a folder ``root/<id>/`` (``root`` defaults to ``hub_home()/jobs``):
+
+* ``job.json`` — written by the server only: parameters, name, owner hash,
+  lifecycle (queued, running, finished, stopped, failed), the child's process
+  tag, the error line;
+* ``events.jsonl``, ``log.txt``, ``result.json`` — written by the child only
+  (``python -m hub.jobs.runner FOLDER``, see ``hub.jobs.runner``).
+
+The server reads the child's files when asked (``status``, ``jobs``), keeping a
+read offset, so a poll costs what was appended since the last one. One
+supervisor thread starts the next job, waits for its child and then decides
+how the job ended: from ``result.json`` when the child wrote one, else (killed,
+out of memory, crashed hard) ``failed`` with the tail of its log. Either way
+every model folder the job announced whose ``run.json`` still says
+``running`` is marked by ``hub.runs.mark_interrupted`` — one truth per run.
+
+Stop sends SIGTERM to the child, which stops training at its next step and keeps
+its checkpoint; a child still alive after ``stop_timeout_s`` is killed with its
+process group. After a restart, queued jobs keep their places, a child that
+survived its server (own session) is adopted and supervised again, and a
+running job whose child is gone ends as its ``result.json`` says, or failed.
+Two servers never share one queue folder (a lock file). No torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..paths import hub_home, models_dir
+from .params import safe_name
+
+try:  # POSIX; on other systems two servers could share a queue folder
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
+ACTIVE_STATES = (QUEUED, RUNNING)
+FINAL_STATES = (FINISHED, STOPPED, FAILED)
+RESTARTED = "server restarted"
+# the job folder: job.json is the server's, the rest the child's
+JOB_FILE, EVENTS_FILE, LOG_FILE, RESULT_FILE = "job.json", "events.jsonl", "log.txt", "result.json"
+# loss terms a job's curves can hold: fine-tuning's "ce", then hub.config.LOSS_TERMS
+LOSS_CURVES = ("ce", "embedding", "attention", "hidden", "prediction")
+MAX_LOG_LINES = 400
+LOG_TAIL_LINES = 20  # kept with a failed job's error
+MAX_CURVE_POINTS = 1000  # per loss term in a status; real points, evenly thinned
+PIPELINES = {"distill": "hub.jobs.pipeline:run_job", "dry-run": "hub.jobs.pipeline:dry_run"}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{4}$")  # sorts by time
+log = logging.getLogger(__name__)
+
+
+class QueueFull(RuntimeError):
+    """The queue already holds ``max_size`` jobs (running + waiting)."""
+
+
+class DuplicateJob(QueueFull):
+    """This owner already has a queued or running job (a double click)."""
+
+
+class JobActive(RuntimeError):
+    """The job is queued or running: its models cannot be deleted now."""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a JSON file atomically (temp file + rename): readers never see half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, default=str, indent=1))
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(str(secret).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- processes
+
+
+def process_tag(pid: int) -> str:
+    """``pid:start-time``: a pid alone can be reused by a later process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            start = f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        start = "?"
+    return f"{pid}:{start}"
+
+
+def process_alive(tag: str | None) -> bool:
+    """Whether the process of a tag runs (not a zombie, not a later process with its pid)."""
+    try:
+        pid = int(str(tag).split(":", 1)[0])
+    except ValueError:
+        return False
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own ended child
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = None
+    if state == "Z":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return process_tag(pid) == tag
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "ended while the server was down"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code} without a result"
+
+
+class _Child:
+    """The running job's process: our own child (``popen``) or, after a restart,
+    one adopted by its process tag. Its process group has its pid as id."""
+
+    def __init__(self, pid: int, tag: str, popen: subprocess.Popen | None = None):
+        self.pid, self.tag, self.popen = pid, tag, popen
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it has ended (waiting up to ``timeout`` seconds)."""
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        if process_alive(self.tag):
+            time.sleep(timeout)
+            return not process_alive(self.tag)
+        return True
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode if self.popen is not None else None
+
+    def signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill_group(self) -> None:
+        """SIGKILL the child's whole process group (its benchmark child too)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# ---------------------------------------------------------------- what a job is
+
+
+@dataclass
+class Job:
+    """The server's record of one job (``job.json``)."""
+
+    id: str
+    kind: str
+    params: dict
+    name: str
+    pipeline: str
+    state: str = QUEUED
+    created_at: str = field(default_factory=utc_now)
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: str | None = None
+    log_tail: list = field(default_factory=list)  # a failed job's last log lines
+    owner_hash: str | None = None
+    child: str | None = None  # "pid:start time" of the runner process
+    stop_requested_at: float | None = None  # time.time() of the stop signal
+    killed: str | None = None  # why the server killed the child, when it did
+    fraction: float | None = None  # progress when it ended (summaries need no event reading)
+    models_deleted: list = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Job:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+class EventView:
+    """What a job's ``events.jsonl`` says so far: plan, outputs, data, progress and
+    loss curves; ``update()`` reads what was appended since the last call."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+        self.plan: list = []
+        self.outputs: dict[str, str] = {}
+        self.data: dict | None = None
+        self.losses: dict[str, list] = {}
+        self.last: dict = {}  # the newest progress event
+        self.phase: str | None = None
+        self.warnings: list[str] = []
+
+    def update(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except OSError:
+            return
+        end = chunk.rfind(b"\n") + 1  # a line the child is writing waits for the next read
+        self.offset += end
+        for raw in chunk[:end].splitlines():
+            try:
+                self.apply(json.loads(raw))
+            except (ValueError, TypeError, KeyError):
+                continue  # a damaged line is skipped, the rest still counts
+
+    def apply(self, e: dict) -> None:
+        kind = e.get("type")
+        if kind == "plan":
+            self.plan = [[str(s), int(n)] for s, n in e["stages"]]
+        elif kind == "output":
+            self.outputs[str(e["role"])] = str(e["folder"])
+        elif kind == "data":
+            self.data = {k: e.get(k) for k in ("kind", "description")}
+        elif kind == "phase":
+            self.phase = e.get("stage")
+        elif kind == "warning":
+            self.warnings.append(str(e.get("message")))
+        elif kind == "progress":
+            self.phase = None
+            self.last = e
+            for item in self.plan:
+                if item[0] == e.get("stage"):
+                    item[1] = int(e.get("total") or item[1])  # the Trainer's own count wins over the plan
+            for term, value in (e.get("losses") or {}).items():
+                self.losses.setdefault(term, []).append([int(e["x"]), float(value)])
+
+    def curves(self, max_points: int = MAX_CURVE_POINTS) -> dict[str, list]:
+        """Loss curves with at most ``max_points`` real points per term (every k-th, and the last)."""
+        out = {}
+        for term, points in self.losses.items():
+            k = max(1, math.ceil(len(points) / max_points))
+            out[term] = [list(p) for i, p in enumerate(points) if i % k == 0 or i == len(points) - 1]
+        return out
+
+    def progress(self) -> dict:
+        """Stage, step, ETA and the overall fraction over the planned phases."""
+        e = self.last
+        if not e:
+            return {"stage": self.phase} if self.phase else {}
+        stage, step, total = e.get("stage"), int(e.get("step") or 0), int(e.get("total") or 0)
+        names = [s for s, _ in self.plan]
+        eta = e.get("eta_s")
+        per_step = eta / (total - step) if eta and total > step else None
+        if stage in names:
+            i = names.index(stage)
+            done = sum(n for _, n in self.plan[:i]) + step
+            left_after = sum(n for _, n in self.plan[i + 1:])
+            fraction = done / max(sum(n for _, n in self.plan), 1)
+            stage_index, n_stages = i + 1, len(self.plan)
+        else:
+            left_after, fraction, stage_index, n_stages = 0, step / max(total, 1), 1, 1
+        return {
+            "stage": self.phase or stage, "step": step, "total": total, "epoch": e.get("epoch"),
+            "examples_per_s": e.get("examples_per_s"),
+            "eta_s": (total - step + left_after) * per_step if per_step is not None else eta,
+            "stage_eta_s": eta, "fraction": min(max(fraction, 0.0), 1.0),
+            "stage_index": stage_index, "n_stages": n_stages,
+        }
+
+
+def log_tail(path: Path, lines: int = MAX_LOG_LINES, max_bytes: int = 256_000) -> list[str]:
+    """The last ``lines`` lines of a log file (reading at most its last ``max_bytes``)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = text.splitlines()
+    if size > max_bytes:
+        out = out[1:]  # the first line is cut
+    return [line for line in out if line.strip()][-lines:]
+
+
+# ---------------------------------------------------------------- the queue
+
+
+class JobQueue:
+    """One job at a time, each in a child process; ``max_size`` counts running + waiting.
+
+    ``root``: the jobs folder (default ``hub_home()/jobs``), read at construction.
+    ``pipeline``: ``"module:function"`` every job runs instead of its kind's
+    (``PIPELINES``) — a seam for tests, set by server code, never by clients.
+    ``stop_timeout_s``: how long a stopped child may take before it is killed.
+    ``pythonpath``: extra import folders for the child (the repository root is always first).
+    """
+
+    def __init__(self, max_size: int = 5, root: str | Path | None = None, pipeline: str | None = None,
+                 stop_timeout_s: float = 30.0, pythonpath: tuple | list = (), poll_s: float = 0.2):
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self.max_size, self.pipeline, self.stop_timeout_s, self.poll_s = max_size, pipeline, stop_timeout_s, poll_s
+        self.pythonpath = [str(p) for p in pythonpath]
+        self.root = Path(root) if root is not None else hub_home() / "jobs"
+        self.home = hub_home()  # the child's HUB_HOME: where its models and leaderboard rows go
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._views: dict[str, EventView] = {}
+        self._waiting: list[str] = []
+        self._running: str | None = None
+        self._child: _Child | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._lock_file = self._take_lock()
+        self._load()
+        if self._running or self._waiting:
+            self._ensure_worker()
+
+    # ---- public API ------------------------------------------------------
+
+    def submit(self, kind: str, params: dict, owner: str | None = None, name: str | None = None) -> str:
+        """Queue a job; returns its id. ``owner`` is a secret ``cancel`` and
+        ``delete_models`` will ask for; one owner has one active job at a time
+        (``DuplicateJob``). ``QueueFull`` when ``max_size`` jobs are active."""
+        pipeline = self.pipeline or PIPELINES.get(kind)
+        if pipeline is None:
+            raise ValueError(f"unknown job kind; choose one of {sorted(PIPELINES)}")
+        if kind in PIPELINES:
+            from .params import validate_params
+
+            params = validate_params(params)  # the child checks again: job.json is the contract
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the queue is closed")
+            if owner:
+                mine = [j for j in self._jobs.values() if j.state in ACTIVE_STATES and j.owner_hash
+                        and secrets.compare_digest(j.owner_hash, _hash(owner))]
+                if mine:
+                    raise DuplicateJob(f"you already have a run {mine[0].state} ({mine[0].name}); "
+                                       "wait for it to end or stop it first")
+            if len(self._waiting) + (self._running is not None) >= self.max_size:
+                raise QueueFull(f"the training queue is full ({self.max_size} runs); try again later")
+            job_id = f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}"
+            job = Job(id=job_id, kind=kind, params=dict(params), pipeline=pipeline,
+                      name=self._unique_name(name or params.get("name") or kind),
+                      owner_hash=_hash(owner) if owner else None)
+            (self.root / job_id).mkdir(parents=True)
+            self._jobs[job_id] = job
+            self._waiting.append(job_id)
+            self._save(job)
+            self._ensure_worker()
+            self._wake.notify_all()
+            return job_id
+
+    def position(self, job_id: str) -> int:
+        """0 = running, n = nth waiting, -1 = not in the queue (it has ended)."""
+        with self._lock:
+            self._get(job_id)
+            if job_id == self._running:
+                return 0
+            if job_id in self._waiting:
+                return self._waiting.index(job_id) + 1
+            return -1
+
+    def cancel(self, job_id: str, owner: str | None = None) -> bool:
+        """Remove a waiting job, or stop the running one (SIGTERM; killed after
+        ``stop_timeout_s``). Only its owner may: a job with an owner refuses any
+        other secret and ``None``; a job without one refuses every secret
+        (``PermissionError``). Returns False when the job had already ended."""
+        with self._lock:
+            job = self._get(job_id)
+            if not self._may_act(job, owner):
+                raise PermissionError("only the browser that started this run can stop it")
+            return self._stop(job, "cancelled")
+
+    def is_owner(self, job_id: str, owner: str | None) -> bool:
+        with self._lock:
+            job = self._get(job_id)
+            return bool(owner) and job.owner_hash is not None and secrets.compare_digest(job.owner_hash, _hash(owner))
+
+    def status(self, job_id: str) -> dict:
+        """Everything about one job: state, position, progress, loss curves, log
+        lines, result and error (a copy; no owner hash, no process ids)."""
+        with self._lock:
+            job = self._get(job_id)
+            view = self._view(job)
+            d = asdict(job)
+            for key in ("owner_hash", "child", "stop_requested_at", "pipeline", "fraction"):
+                d.pop(key)
+            d.update(
+                position=self.position(job_id), plan=[list(x) for x in view.plan], outputs=dict(view.outputs),
+                data=view.data, warnings=list(view.warnings), losses=view.curves(), progress=view.progress(),
+                stopping=job.state == RUNNING and job.stop_requested_at is not None,
+                result=_read_json(self.root / job.id / RESULT_FILE) if job.state in FINAL_STATES else None,
+            )
+            if job.state == FINISHED:
+                d["progress"].update(fraction=1.0, eta_s=0.0, stage="done")
+        d["log"] = log_tail(self.root / job_id / LOG_FILE)
+        return d
+
+    def jobs(self) -> list[dict]:
+        """Summaries of all known jobs, newest first."""
+        keys = ("id", "kind", "name", "state", "created_at", "started_at", "finished_at", "error")
+        with self._lock:
+            out = []
+            for j in self._jobs.values():
+                fraction = self._view(j).progress().get("fraction") if j.state == RUNNING else j.fraction
+                out.append({k: getattr(j, k) for k in keys} | {"position": self.position(j.id), "fraction": fraction})
+        return sorted(out, key=lambda s: s["id"], reverse=True)
+
+    def current(self) -> dict | None:
+        """Status of the running job, or None."""
+        with self._lock:
+            return self.status(self._running) if self._running else None
+
+    def pid(self, job_id: str) -> int | None:
+        """The process id of a running job's child (for tests and admins)."""
+        with self._lock:
+            job = self._get(job_id)
+            return int(job.child.split(":")[0]) if job.state == RUNNING and job.child else None
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict:
+        """Block until the job ends (or the timeout passes); returns its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._wake:
+            while self._get(job_id).state in ACTIVE_STATES:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._wake.wait(timeout=0.5 if left is None else min(left, 0.5))
+        return self.status(job_id)
+
+    def delete_models(self, job_id: str, owner: str | None) -> dict:
+        """Delete the model folders an ended job wrote (``hub.runs.delete_run``:
+        their leaderboard rows go too). Same owner rule as ``cancel``; a queued or
+        running job raises ``JobActive``. Returns {deleted: [keys], leaderboard_rows, freed_mb}."""
+        from ..runs import delete_run, under_models_dir
+        from .registry import short_name
+
+        with self._lock:
+            job = self._get(job_id)
+            if not self._may_act(job, owner):
+                raise PermissionError("only the browser that started this run can delete it")
+            if job.state in ACTIVE_STATES:
+                raise JobActive("this run is still queued or running: stop it first")
+            outputs = list(self._view(job).outputs.values())
+            deleted, rows, freed = [], 0, 0.0
+            for folder in outputs:
+                if not under_models_dir(folder) or not (Path(folder) / "run.json").is_file():
+                    continue  # never outside the models folder; a folder without a card was never written
+                key = short_name(folder)
+                removed = delete_run(folder)
+                deleted.append(key)
+                rows += removed["leaderboard_rows"]
+                freed += removed["freed_mb"]
+                parent = Path(folder).resolve().parent  # the job's folder, once it holds nothing more
+                if parent != models_dir().resolve() and under_models_dir(parent) and not any(parent.iterdir()):
+                    parent.rmdir()
+            job.models_deleted = sorted(set(job.models_deleted) | set(deleted))
+            self._save(job)
+        return {"deleted": deleted, "leaderboard_rows": rows, "freed_mb": round(freed, 1)}
+
+    def close(self, cancel_running: bool = False, timeout: float | None = 30.0) -> None:
+        """Stop starting jobs (waiting ones stay queued on disk for the next server).
+        With ``cancel_running`` the running child is stopped and waited for (up to
+        ``timeout``); without, the supervisor lets go of it — it runs on, and the
+        next queue on this folder adopts it. Releases the folder's lock."""
+        with self._wake:
+            self._closed = True
+            running = self._jobs.get(self._running) if self._running else None
+            if cancel_running and running is not None:
+                self._stop(running, "server closing")
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._lock:
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    # ---- stopping ------------------------------------------------------
+
+    def _may_act(self, job: Job, owner: str | None) -> bool:
+        if job.owner_hash is None:
+            return owner is None  # a job the server itself queued
+        return bool(owner) and secrets.compare_digest(job.owner_hash, _hash(owner))
+
+    def _stop(self, job: Job, why: str) -> bool:
+        if job.id in self._waiting:
+            self._waiting.remove(job.id)
+            job.state, job.finished_at, job.error = STOPPED, utc_now(), f"{why} before it started"
+            self._save(job)
+            self._wake.notify_all()
+            return True
+        if job.id == self._running and self._child is not None:
+            if job.stop_requested_at is None:
+                job.stop_requested_at = time.time()
+                self._save(job)
+                self._child.signal(signal.SIGTERM)
+            return True
+        return False
+
+    # ---- the supervisor ------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            # daemon: never keeps the server alive; the child runs on and is adopted later
+            self._thread = threading.Thread(target=self._work, name="hub-job-supervisor", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while self._running is None and not (self._waiting and not self._closed):
+                    if self._closed:
+                        return
+                    self._wake.wait()
+                if self._running is None:
+                    job = self._jobs[self._waiting.pop(0)]
+                    try:
+                        self._child = self._start(job)
+                    except OSError as exc:  # no such interpreter, no fork: the job fails, the queue goes on
+                        job.state, job.finished_at, job.error = FAILED, utc_now(), f"could not start: {exc}"
+                        self._save(job)
+                        self._wake.notify_all()
+                        continue
+                    self._running = job.id
+                job, child = self._jobs[self._running], self._child
+            try:
+                if not self._supervise(job, child):
+                    return  # closed without cancelling: the child runs on
+            except Exception:
+                log.exception("job %s: supervising its process failed", job.id)
+            with self._wake:
+                try:
+                    self._finish(job, child)
+                except Exception:
+                    log.exception("job %s: recording its end failed", job.id)
+                    job.state, job.finished_at = FAILED, utc_now()
+                    job.error = job.error or "the server could not record how this run ended"
+                self._running, self._child = None, None
+                self._wake.notify_all()
+
+    def _start(self, job: Job) -> _Child:
+        folder = self.root / job.id
+        paths = [str(REPO_ROOT), *self.pythonpath, os.environ.get("PYTHONPATH", "")]
+        env = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error",  # the log is for people
+               **os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "TOKENIZERS_PARALLELISM": "false",
+               "HUB_HOME": str(self.home), "PYTHONUNBUFFERED": "1"}
+        with open(folder / LOG_FILE, "ab") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "hub.jobs.runner", str(folder)], cwd=str(REPO_ROOT), env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: one signal reaches its helpers, not us
+            )
+        job.state, job.started_at, job.child = RUNNING, utc_now(), process_tag(popen.pid)
+        self._save(job)
+        log.info("job %s (%s) started as process %s", job.id, job.name, popen.pid)
+        return _Child(popen.pid, job.child, popen)
+
+    def _supervise(self, job: Job, child: _Child) -> bool:
+        """Wait for the child to end, killing it when a stop outlasts the timeout.
+        False when the queue closed without stopping it (we let go of it)."""
+        while not child.wait(self.poll_s):
+            with self._lock:
+                if self._closed and job.stop_requested_at is None:
+                    return False
+                late = job.stop_requested_at is not None and time.time() - job.stop_requested_at > self.stop_timeout_s
+                if late and job.killed is None:
+                    job.killed = f"it did not stop within {self.stop_timeout_s:g} s of the stop request"
+                    self._save(job)
+                    log.warning("job %s: %s; killing it", job.id, job.killed)
+                    child.kill_group()
+        if child.popen is not None:
+            child.kill_group()  # helpers left behind by a child that died (a benchmark process)
+        return True
+
+    def _finish(self, job: Job, child: _Child | None, reason: str | None = None) -> None:
+        """Decide how the job ended, mark its unfinished run cards, log it."""
+        from ..runs import mark_interrupted
+
+        folder = self.root / job.id
+        result = _read_json(folder / RESULT_FILE)
+        view = self._view(job)
+        stopped = job.stop_requested_at is not None
+        if result is not None and result.get("status") in FINAL_STATES and job.killed is None:
+            job.state, job.error = result["status"], result.get("error")
+        elif stopped:
+            job.state = STOPPED
+            job.error = f"stopped: the training process was killed ({job.killed})" if job.killed else None
+        else:
+            cause = reason or f"the training process {_signal_name(child.returncode if child else None)}"
+            job.state, job.error = FAILED, cause
+        job.finished_at, job.child = utc_now(), None
+        job.fraction = 1.0 if job.state == FINISHED else view.progress().get("fraction")
+        tail = log_tail(folder / LOG_FILE, LOG_TAIL_LINES)
+        if job.state == FAILED:
+            job.log_tail = tail
+        card_status = STOPPED if job.state == STOPPED else FAILED
+        for folder_path in view.outputs.values():
+            if mark_interrupted(folder_path, card_status, job.error or "the training process ended early"):
+                log.warning("job %s: run %s marked %s", job.id, folder_path, card_status)
+        self._save(job)
+        if job.state != FAILED:
+            log.info("job %s (%s) %s", job.id, job.name, job.state)
+        elif result is not None and result.get("traceback"):
+            log.error("job %s (%s) failed: %s\n%s", job.id, job.name, job.error, result["traceback"].rstrip())
+        elif result is not None:
+            log.warning("job %s (%s) failed: %s", job.id, job.name, job.error)  # the user's error: one line
+        else:
+            log.error("job %s (%s) failed: %s; last log lines:\n%s", job.id, job.name, job.error, "\n".join(tail))
+
+    # ---- persistence ---------------------------------------------------
+
+    def _take_lock(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            return None
+        handle = open(self.root / ".queue.lock", "a+")  # noqa: SIM115 - held for the queue's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise RuntimeError(f"another job queue (another server?) already uses {self.root}") from None
+        return handle
+
+    def _save(self, job: Job) -> None:
+        write_json(self.root / job.id / JOB_FILE, asdict(job))
+
+    def _view(self, job: Job) -> EventView:
+        view = self._views.get(job.id)
+        if view is None:
+            view = self._views[job.id] = EventView(self.root / job.id / EVENTS_FILE)
+        if job.state in ACTIVE_STATES or view.offset == 0:
+            view.update()
+        return view
+
+    def _load(self) -> None:
+        """Read every job folder: queued jobs keep their places, a running job's
+        child is adopted when it still runs, else the job ends as its files say."""
+        running = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and _JOB_ID.match(p.name)):
+            data = _read_json(folder / JOB_FILE)
+            try:
+                job = Job.from_dict(data or {})
+            except TypeError:
+                continue  # a foreign or broken folder is not ours to fix
+            if job.id != folder.name:
+                continue
+            self._jobs[job.id] = job
+            if job.state == QUEUED:
+                self._waiting.append(job.id)
+            elif job.state == RUNNING:
+                running.append(job)
+        for job in running:
+            if self._running is None and process_alive(job.child):
+                pid = int(job.child.split(":")[0])
+                self._running, self._child = job.id, _Child(pid, job.child)
+                log.info("job %s (%s): adopted its running process %s", job.id, job.name, pid)
+            else:
+                kept = ", ".join(Path(f).parent.name + "/" + Path(f).name
+                                 for f in self._view(job).outputs.values() if Path(f).is_dir())
+                self._finish(job, None, reason=RESTARTED + (f"; checkpoints kept in {kept}" if kept else ""))
+
+    def _get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise KeyError("unknown job id")
+        return job
+
+    def _unique_name(self, name: str) -> str:
+        base = safe_name(name)
+        taken = {j.name for j in self._jobs.values()}
+        candidate, i = base, 2
+        while candidate in taken or (models_dir() / candidate).exists():
+            candidate, i = f"{base}-{i}", i + 1
+        return candidate
+
+
+_DEFAULT: dict[Path, JobQueue] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_queue() -> JobQueue:
+    """The process-wide queue for the current ``hub_home()`` (created on first use)."""
+    root = hub_home() / "jobs"
+    with _DEFAULT_LOCK:
+        if root not in _DEFAULT:
+            _DEFAULT[root] = JobQueue(root=root)
+        return _DEFAULT[root]
+
+
+def delete_job_models(job_id: str, owner: str | None, queue: JobQueue | None = None) -> dict:
+    """Delete the model folders of an ended job of ``default_queue()`` for its owner
+    (see :meth:`JobQueue.delete_models`)."""
+    return (queue or default_queue()).delete_models(job_id, owner)
