@@ -157,9 +157,13 @@ def label_vocabulary(train_labels: list, task: Task | None = None) -> list[str]:
 
 
 def encode_labels(labels: list, label_names: list[str], name: str, task: Task | None = None) -> list[int]:
-    """Label ids for ``labels``; labels unseen in training are an error."""
+    """Label ids for ``labels``; labels unseen in training are an error.
+
+    Integer labels 0..K-1 also name the label at that position when the names
+    are words (a model trained with names ``negative``/``positive`` evaluated on
+    a file labelled 0/1, as SST-2 and IMDB files are)."""
     index = {n: i for i, n in enumerate(label_names)}
-    if task and task.label_names and list(task.label_names) == label_names:
+    if not any(n.lstrip("-").isdigit() for n in label_names):
         index.update({str(i): i for i in range(len(label_names))})
     ids, unseen = [], set()
     for y in labels:

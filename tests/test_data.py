@@ -11,7 +11,7 @@ import pytest
 from hub.data import DataError, label_vocabulary, load_classification, read_table, tokenize
 from hub.tasks import get_task
 
-from conftest import make_sentences, make_tokenizer
+from conftest import make_sentences, make_tokenizer, write_tsv
 
 SST2 = get_task("sst2")
 CLS = get_task("classification")
@@ -340,3 +340,17 @@ def test_hub_dataset_offline_gives_clear_error(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="Offline, use --data-dir"):
         load_classification(get_task("sst2"), dataset="glue")
+
+
+def test_integer_labels_evaluate_a_model_with_named_labels(tmp_path):
+    """Issue 8.10: `evaluate --task classification` on a 0/1 file for a model whose labels have names."""
+    from hub.data import encode_labels
+
+    write_tsv(tmp_path / "eval.tsv", [("good movie", 1), ("bad movie", 0)])
+    data = load_classification(get_task("classification"), eval_file=str(tmp_path / "eval.tsv"),
+                               label_names=["negative", "positive"], need_train=False)
+    assert data.eval_labels == [1, 0]
+    assert encode_labels(["neg", "pos", 1], ["neg", "pos"], "f") == [0, 1, 1]
+    with pytest.raises(DataError, match="not seen"):
+        encode_labels([2], ["neg", "pos"], "f")
+    assert encode_labels(["3", "7"], ["3", "7"], "f") == [0, 1]  # integer names are names, not positions
