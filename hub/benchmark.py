@@ -409,8 +409,12 @@ def run_benchmark(
                                  is_teacher=False, params=entries[-1].params))
 
     max_length = max(_trained_length(e.card) for e in entries)
-    # a kind whose metric compares models only on the same inputs (perplexity: the same windows) scores all at one length
-    eval_length = max_length if getattr(kind, "shared_eval_length", False) else None
+    eval_length = None
+    if getattr(kind, "shared_eval_length", False):
+        # the metric compares models only on the same inputs (perplexity: the same windows): all are scored at
+        # one length, the trained models' (a model without a run card, e.g. a Hub teacher, takes theirs)
+        trained = [_trained_length(e.card) for e in entries if e.card]
+        eval_length = max_length = max(trained) if trained else getattr(kind, "default_max_length", max_length)
     rows = [_quality_row(e, task, kind, data, tag, hw, threads, protocol, eval_length) for e in entries]
     t_row = rows[0] if teacher else None
     head = task.headline

@@ -39,6 +39,7 @@ from .hardware import hardware_info
 from .kinds import get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size)
+from .runs import write_card
 from .tasks import Task, retention
 
 LOSS_TERMS = ("embedding", "attention", "hidden", "prediction")
@@ -282,16 +283,6 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
             raise FileExistsError(f"{out} holds files but no run.json: not replacing a folder the hub did not write")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-
-
-def write_card(out: Path, card: dict) -> None:
-    """Write run.json atomically (a crash never leaves half a file)."""
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2, default=str))
-    tmp.replace(out / "run.json")
-
-
-_write_card = write_card
 
 
 def _base_card(kind: str, task: Task, data, cfg: TrainConfig) -> dict:

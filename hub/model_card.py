@@ -35,6 +35,7 @@ PIPELINES = {
     "QuestionAnswering": ("question-answering", "Question Answering"),
     "MaskedLM": ("fill-mask", "Fill-Mask"),
     "CausalLM": ("text-generation", "Text Generation"),
+    "": ("feature-extraction", "Feature Extraction"),  # no head: general distillation's bare encoder
 }
 METRIC_NAMES = {"accuracy": "Accuracy", "f1": "F1", "exact_match": "Exact Match", "perplexity": "Perplexity",
                 "HasAns_f1": "F1 (answerable)", "HasAns_exact": "Exact Match (answerable)",

@@ -47,6 +47,15 @@ The interface, in the order the pipeline uses it:
     Batched encodings for the throughput measurement.
 ``predictor(model, tokenizer, task)``
     An object with ``predict(...)`` for the demo (the kind's Compare section).
+
+Optional attributes, read with ``getattr`` and a default: ``token_level`` and
+``cache_logits`` (teacher-logit caching), ``default_max_length``, ``stages``
+(the distillation stages the kind runs by default and at most; general
+distillation: ``("intermediate",)``) with ``stages_reason``,
+``needs_trained_head`` (False: ``distill`` accepts a teacher without a task head),
+``kl_positions`` (the ``DistillConfig.kl_positions`` values it supports; "all"
+needs the adaptor's ``mask_all``), and ``evaluate_pair(student, teacher, ...)``
+(scores a student by its distance to the teacher instead of ``evaluate``).
 """
 
 from __future__ import annotations
