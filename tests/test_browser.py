@@ -1,7 +1,9 @@
 """The app in a real browser (Playwright + Debian's Chromium): a comparison in the
-Compare tab, a shared link restoring its inputs, a bad link falling back with a
-notice, and the leaderboard tab. Screenshots go to ``$HUB_SCREENSHOTS`` (default:
-the test's tmp folder)."""
+Compare tab, an empty or oversized text answered by one message while the last
+result stays, a shared link restoring its inputs, a bad link falling back with a
+notice, the Leaderboard's filters, run card, plot and link, and the Distill tab's
+estimate. Screenshots go to ``$HUB_SCREENSHOTS`` (default: ``screenshots/`` in
+the repository, git-ignored)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
-from test_app import seeded_app
+from test_app import REPO, seeded_app, tiny_pair  # noqa: F401 - tiny_pair is a fixture
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,14 +24,14 @@ if not Path(CHROMIUM).is_file():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, trained_pair):
-    with seeded_app(tmp_path_factory, trained_pair, "browserhome") as live:
+def app_url(tmp_path_factory, tiny_pair):  # noqa: F811 - the imported fixture
+    with seeded_app(tmp_path_factory, tiny_pair, "browserhome") as live:
         yield live[0]
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("HUB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+def shots() -> Path:
+    folder = Path(os.environ.get("HUB_SCREENSHOTS") or REPO / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -40,6 +41,7 @@ def page():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
         pg = context.new_page()
         pg.set_default_timeout(30_000)
         yield pg
@@ -48,6 +50,15 @@ def page():
 
 def textbox(page, elem_id: str):
     return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+
+
+def cells(table, text: str):
+    """Visible table cells holding ``text`` (the grid also keeps hidden copies of its cells)."""
+    return table.get_by_role("gridcell").filter(has_text=text)
+
+
+def toasts(page):
+    return page.locator("[data-testid='toast-body']")
 
 
 def test_compare_in_the_browser(page, app_url, shots):
@@ -70,6 +81,28 @@ def test_compare_in_the_browser(page, app_url, shots):
     link = textbox(page, "compare-link")
     page.wait_for_function("(el) => el.value.includes('tab=compare')", arg=link.element_handle())
     assert "text=a+lovely" in link.input_value() or "text=a%20lovely" in link.input_value()
+
+
+def test_empty_or_long_text_gives_one_message_and_keeps_the_result(page, app_url, shots):
+    """Issue 8 item 11: one friendly message, no error badge on each output, the last result kept;
+    an oversized text is refused with its length (the box never cuts it silently)."""
+    stats = page.locator("#compare-stats")
+    before = stats.inner_text()
+    assert "KL(A‖B)" in before  # the previous test's result
+    text = textbox(page, "compare-text")
+    text.fill("")
+    page.click("#compare-run")
+    toasts(page).get_by_text("Type a text first").wait_for()
+    page.wait_for_timeout(500)
+    assert toasts(page).count() == 1
+    assert page.locator("#compare-out-a, #compare-out-b, #compare-stats").get_by_text("Error").count() == 0
+    assert stats.inner_text() == before
+    page.screenshot(path=str(shots / "compare-empty-text.png"), full_page=True)
+    text.fill("y" * 2100)
+    assert len(text.input_value()) == 2100  # not cut by the box
+    page.click("#compare-run")
+    toasts(page).get_by_text("2,100 characters; the limit is 2,000").wait_for()
+    assert stats.inner_text() == before
 
 
 def test_shared_link_restores_the_inputs(page, app_url, shots):
@@ -96,8 +129,29 @@ def test_bad_link_falls_back_with_a_notice(page, app_url, shots):
 
 
 def test_leaderboard_tab(page, app_url, shots):
-    page.goto(f"{app_url}/?tab=leaderboard&task=sst2")
+    page.goto(f"{app_url}/?tab=leaderboard&task=sst2&protocol=full&ranked=1")
     table = page.locator("#leaderboard-table")
-    table.get_by_text("tiny/student").first.wait_for()
-    assert table.get_by_text("tiny/teacher").count() >= 1
+    cells(table, "student-tl3").first.wait_for()
+    assert cells(table, "tiny/student").count() == 0  # filtered: the full protocol only
+    assert page.locator("#leaderboard-ranked input").is_checked()
+    page.locator("#leaderboard-plot canvas, #leaderboard-plot svg").first.wait_for()
+    page.click("#leaderboard-copy")
+    link = textbox(page, "leaderboard-link")
+    page.wait_for_function("(el) => el.value.includes('tab=leaderboard')", arg=link.element_handle())
+    assert "ranked=1" in link.input_value() and "protocol=full" in link.input_value()
+    cells(table, "student-tl3").first.click()
+    page.locator("#leaderboard-card").get_by_text("…/runs/student-tl3").first.wait_for()
+    page.screenshot(path=str(shots / "leaderboard-full.png"), full_page=True)
+
+    page.goto(f"{app_url}/?tab=leaderboard&task=sst2")
+    cells(table, "tiny/student").first.wait_for()
+    assert cells(table, "student-tl3").count() == 1 and cells(table, "97.5").count() == 1  # retention, in %
     page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
+
+
+def test_distill_tab_shows_the_estimate_and_its_basis(page, app_url, shots):
+    page.goto(app_url)
+    estimate = page.locator("#distill-estimate")
+    estimate.get_by_text("Estimated time").wait_for()
+    assert "basis:" in estimate.inner_text()
+    page.screenshot(path=str(shots / "distill.png"), full_page=True)
