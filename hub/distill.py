@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from . import losses
@@ -353,6 +353,7 @@ def finetune(
     out = Path(output_dir)
     _check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(model_ref)
+    set_seed(cfg.seed)  # the new head's initialisation is part of the run: same seed, same weights
     model, _ = load_model(model_ref, task, **kind.head_kwargs(data))
     card = _base_card("teacher", task, data, cfg)
     card.update(base_model=model_ref, params=model_size(model))
@@ -394,6 +395,7 @@ def distill(
             f"Fine-tune it first: python -m hub finetune --task {task.name} --model {teacher_ref} ..."
         )
     kind.check_teacher(teacher, data)
+    set_seed(cfg.seed)  # random-init students and heads: same seed, same initial weights
     student_model, default_map = build_student(student, teacher, task, kind.head_kwargs(data))
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
     layer_map = losses.validate_layer_map(list(dcfg.layer_map), n_S, n_T) if dcfg.layer_map else default_map

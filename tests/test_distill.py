@@ -318,3 +318,16 @@ def test_distilbert_teacher_finetunes_and_distills_from_the_cli(tmp_path, tiny_d
                      "--output-dir", str(tmp_path / student.replace(":", "")), *common]) == 0
     card = json.loads((tmp_path / "custom" / "run.json").read_text())
     assert card["student"]["ffn"] == 64 and card["status"] == "finished"  # custom default ffn = 4 x 16
+
+
+def test_same_seed_same_head_initialisation(tmp_path, data):
+    """A run seeds before creating new weights: two fine-tunes of a bare model with one seed agree
+    exactly, whatever the process consumed from the random generator before."""
+    base = make_bare_bert(tmp_path / "bare")
+    cards = []
+    for i in range(2):
+        torch.rand(7 + i)  # different RNG history before each run
+        cards.append(finetune(SST2, str(base), data, str(tmp_path / f"t{i}"), TrainConfig(max_steps=2, batch_size=8)))
+    heads = [AutoModelForSequenceClassification.from_pretrained(str(tmp_path / f"t{i}")).classifier.weight
+             for i in range(2)]
+    assert torch.equal(heads[0], heads[1]) and cards[0]["eval"] == cards[1]["eval"]

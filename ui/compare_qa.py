@@ -1,0 +1,287 @@
+"""Compare section for extractive question answering: one question about one
+context, both models' answers side by side, each highlighted in the context,
+with its score and latency, whether the two agree (same normalised answer) and
+their F1 against each other. The model math is the kind's (``hub.kinds.qa``:
+``compare``); a long context is read in overlapping windows there.
+
+Examples are the task's own (no gold answer) and, when the local eval set is
+there (``$HUB_DATA_DIR``, the task's ``local_files["eval"]``), a few of its
+questions with their gold answers.
+
+Shared links carry one ``text``: here it is ``{"question": ..., "context": ...}``
+as JSON (:func:`link_text`, :func:`parse_link_text`), at most
+``ui.MAX_TEXT_CHARS`` characters in all; a longer pair gets no link (the copy
+button says so) rather than a cut one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import gradio as gr
+
+from hub import views
+from hub.kinds import get_kind
+from hub.squad import read_squad
+from hub.tasks import TASKS
+
+from . import MAX_TEXT_CHARS, PRIVATE, as_warning, esc, fault, keyed, log, refuse
+from .compare import check_task, predictors
+from .links import compare_link_js
+
+KIND = "qa"
+TITLE = "Question answering"
+LINK_INPUT = "link_text"
+LINK_OUTPUTS = ("question", "context", "gold", "out_a", "out_b", "stats")
+MAX_QUESTION_CHARS = 500
+MAX_CONTEXT_CHARS = 20_000
+EVAL_EXAMPLES = 6  # eval-set questions offered as examples (half of them unanswerable when possible)
+EXAMPLE_CONTEXT_CHARS = 1_200  # eval examples with shorter contexts read better on the page
+EXCERPT_CHARS = 400  # context shown on each side of a highlighted answer
+# inline styles: the section ships no stylesheet of its own
+CONTEXT_STYLE = "style='white-space:pre-wrap;line-height:1.5;margin-top:6px;max-height:22em;overflow:auto'"
+MARK_STYLE = "style='padding:0 2px;border-radius:3px'"
+
+
+def _warm(predictor) -> None:
+    for _ in range(2):  # the first calls are slow; the latency shown must not include them
+        predictor.predict("What is this?", "This is a warm-up.")
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_pair(question, context) -> tuple[str, str]:
+    """The question and context, stripped; refused when empty or over the limits (never cut)."""
+    if not isinstance(question, str) or not question.strip():
+        raise refuse("Type a question first.")
+    if not isinstance(context, str) or not context.strip():
+        raise refuse("Paste a context (the text that holds the answer) first.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise refuse(f"The question is too long ({len(question):,} characters; the limit is "
+                     f"{MAX_QUESTION_CHARS:,}): shorten it and compare again.")
+    if len(context) > MAX_CONTEXT_CHARS:
+        raise refuse(f"The context is too long ({len(context):,} characters; the limit is "
+                     f"{MAX_CONTEXT_CHARS:,}): shorten it and compare again.")
+    return question.strip(), context.strip()
+
+
+# ---------------------------------------------------------------- the API
+
+
+def api_compare_qa(task: str, model_a: str, model_b: str, question: str, context: str) -> dict:
+    """Both models answer one question about one context: each answer (``""`` and
+    ``no_answer`` when the model finds none), its character span in the context,
+    score (start + end logit), latency; whether the two agree (same normalised
+    answer) and ``f1_between`` (token F1 of one answer against the other, 0..1).
+
+    Args:
+        task: a question-answering task, e.g. "squad".
+        model_a: a model name from /models (e.g. the teacher).
+        model_b: a model name from /models (e.g. the student).
+        question: at most 500 characters.
+        context: the text holding the answer, at most 20,000 characters (read in overlapping windows).
+    """
+    t = check_task(task, KIND)
+    question, context = check_pair(question, context)
+    pa, pb = predictors(t, model_a, model_b, warm=_warm)
+    try:
+        result = get_kind(t).compare(pa, pb, question, context)
+    except Exception as exc:  # noqa: BLE001 - a model that fails on an input is a fault, not the user's
+        raise fault("Running the models", exc) from None
+    return {"task": task, "model_a": model_a, "model_b": model_b, "question": question, "context": context,
+            **result}
+
+
+API = {"compare_qa": api_compare_qa}
+
+
+# ---------------------------------------------------------------- examples
+
+
+@functools.lru_cache(maxsize=4)
+def _eval_examples(path: str, n: int) -> tuple:
+    """``n`` short eval questions of a SQuAD file, answerable and unanswerable alternating."""
+    try:
+        flat = read_squad(path)
+    except Exception:  # noqa: BLE001 - a broken eval file must not break the page
+        log.exception("reading the QA eval examples failed")
+        return ()
+    short = [e for e in flat if len(e["context"]) <= EXAMPLE_CONTEXT_CHARS and len(e["question"]) <= MAX_QUESTION_CHARS]
+    seen, answerable, impossible = set(), [], []
+    for e in short:  # one question per context: the examples differ
+        if e["context"] in seen:
+            continue
+        seen.add(e["context"])
+        (answerable if e["answers"]["text"] else impossible).append(e)
+    mixed = [x for pair in zip(answerable, impossible) for x in pair] + answerable[len(impossible):]
+    return tuple({"question": e["question"], "context": e["context"], "gold": list(e["answers"]["text"]),
+                  "source": "eval set"} for e in mixed[:n])
+
+
+def examples(task: str) -> list[dict]:
+    """The task's examples (``gold`` None: not known) then eval-set questions with their gold answers."""
+    out = [{"question": q, "context": c, "gold": None, "source": "example"} for q, c in TASKS[task].examples]
+    root, rel = views.data_dir(), TASKS[task].local_files.get("eval")
+    if root is not None and rel and (root / rel).is_file():
+        out += list(_eval_examples(str(root / rel), EVAL_EXAMPLES))
+    return out
+
+
+def example_choices(task: str) -> list[tuple[str, int]]:
+    """(label, index) pairs for the examples dropdown."""
+    def label(e):
+        q = e["question"] if len(e["question"]) <= 80 else e["question"][:79] + "…"
+        return f"{q} ({e['source']})"
+    return [(label(e), i) for i, e in enumerate(examples(task))]
+
+
+def gold_text(gold: list[str] | None) -> str:
+    """The gold answer line of an eval example ("" when there is none to show)."""
+    if gold is None:
+        return ""
+    if not gold:
+        return "**Gold answer** (eval set): *no answer* — the context does not answer this question."
+    alts = sorted(set(gold[1:]) - {gold[0]})
+    also = f" · also accepted: {', '.join(esc(a) for a in alts)}" if alts else ""
+    return f"**Gold answer** (eval set): {esc(gold[0])}{also}"
+
+
+def pick_example(task: str, index) -> dict:
+    items = examples(task) if task in TASKS and TASKS[task].kind == KIND else []
+    if not isinstance(index, int) or not 0 <= index < len(items):
+        return {}
+    e = items[index]
+    return {"question": e["question"], "context": e["context"], "gold": gold_text(e["gold"])}
+
+
+# ---------------------------------------------------------------- links
+
+
+def link_text(question: str, context: str) -> str:
+    """The ``text`` of a shared link: the pair as compact JSON."""
+    return json.dumps({"question": question, "context": context}, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_link_text(text) -> tuple[str, str] | None:
+    """(question, context) of a link's ``text``; None when it is not a pair."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("question", "context")):
+        return None
+    return value["question"], value["context"]
+
+
+def link_js() -> str:
+    """Browser-side: the link of (task, a, b, question, context); the pair is the link's
+    text as JSON (``link_text``), refused when longer than the link allows."""
+    return """(task, a, b, question, context) => {
+  const text = JSON.stringify({question: question || '', context: context || ''});
+  if (text.length > %d) {
+    return 'The question and context are too long for a link (' + text.length
+      + ' characters; a link holds %s). Shorten the context to share it.';
+  }
+  const make = %s;
+  return make(task, a, b, text);
+}""" % (MAX_TEXT_CHARS, f"{MAX_TEXT_CHARS:,}", compare_link_js())
+
+
+# ---------------------------------------------------------------- views
+
+
+def highlight(context: str, start: int | None, end: int | None, limit: int = EXCERPT_CHARS) -> str:
+    """HTML of the context with ``context[start:end]`` in ``<mark>`` (text escaped);
+    a long context is cut to ``limit`` characters on each side of the answer."""
+    if start is None or end is None or not 0 <= start <= end <= len(context):
+        text = context if len(context) <= 2 * limit else context[: 2 * limit] + " …"
+        return f"<div {CONTEXT_STYLE}>{esc(text)}</div>"
+    lo, hi = max(0, start - limit), min(len(context), end + limit)
+    before = ("… " if lo > 0 else "") + esc(context[lo:start])
+    after = esc(context[end:hi]) + (" …" if hi < len(context) else "")
+    return f"<div {CONTEXT_STYLE}>{before}<mark {MARK_STYLE}>{esc(context[start:end])}</mark>{after}</div>"
+
+
+def answer_html(which: str, name: str, r: dict, context: str) -> str:
+    """One model's answer card: the answer (or "no answer"), score, latency, the context highlighted."""
+    if r["no_answer"]:
+        answer = "<i>no answer</i> — the model finds none in the context"
+    else:
+        answer = f"<b>{esc(r['answer'])}</b>"
+    return (f"<div class='qa-answer'><div class='hub-caption'>{which} · {esc(name)}</div>"
+            f"<div style='font-size:1.1em;margin:4px 0'>{answer}</div>"
+            f"<div class='hub-caption'>score {r['score']:.2f} (start + end logit) · {r['latency_ms']:.1f} ms</div>"
+            f"{highlight(context, r['start_char'], r['end_char'])}</div>")
+
+
+def compare_view(task: str, a: str, b: str, question: str, context: str) -> dict:
+    """One comparison as updates by name."""
+    r = api_compare_qa(task, a, b, question, context)
+    ra, rb = r["a"], r["b"]
+    agree = "**The models agree.**" if r["agree"] else "**The models disagree.**"
+    stats = (f"{agree} F1 between the answers {100 * r['f1_between']:.0f}% · latency A {ra['latency_ms']:.1f} ms, "
+             f"B {rb['latency_ms']:.1f} ms (one question, tokenization and every window of the context included)")
+    return {"out_a": answer_html("A", a, ra, r["context"]), "out_b": answer_html("B", b, rb, r["context"]),
+            "stats": stats}
+
+
+def on_task(task: str) -> dict:
+    return {"examples": gr.Dropdown(choices=example_choices(task), value=None), "gold": ""}
+
+
+def from_link(task: str, a: str, b: str, text: str) -> dict:
+    """The comparison a shared link shows at once: its question and context, and both
+    answers; nothing when its values are not usable."""
+    pair = parse_link_text(text)
+    if pair is None:
+        return {}
+    out = {"question": pair[0], "context": pair[1], "gold": ""}
+    try:
+        out.update(compare_view(task, a, b, *pair))
+    except gr.Error:
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- the section
+
+
+def build() -> dict:
+    c: dict = {}
+    c["link_text"] = gr.State("")
+    c["question"] = gr.Textbox(label="Question", lines=1, elem_id="compare-qa-question",
+                               info=f"at most {MAX_QUESTION_CHARS:,} characters",
+                               placeholder="Ask a question the context answers, or pick an example below")
+    c["context"] = gr.Textbox(label="Context", lines=6, elem_id="compare-qa-context",
+                              info=f"at most {MAX_CONTEXT_CHARS:,} characters; a long one is read in overlapping windows",
+                              placeholder="Paste the text that holds the answer")
+    c["examples"] = gr.Dropdown(choices=[], value=None, label="Examples (task examples, then eval-set questions "
+                                "with their gold answers)", elem_id="compare-qa-examples")
+    c["gold"] = gr.Markdown(elem_id="compare-qa-gold")
+    with gr.Row():
+        c["run"] = gr.Button("Compare", variant="primary", elem_id="compare-qa-run")
+        c["copy"] = gr.Button("Copy link", variant="secondary", elem_id="compare-qa-copy")
+    c["link"] = gr.Textbox(label="Shareable link", interactive=False, buttons=["copy"], elem_id="compare-qa-link")
+    with gr.Row(equal_height=False):
+        c["out_a"] = gr.HTML(elem_id="compare-qa-out-a")
+        c["out_b"] = gr.HTML(elem_id="compare-qa-out-b")
+    c["stats"] = gr.Markdown(elem_id="compare-qa-stats")
+    return c
+
+
+def wire(c: dict, header: dict) -> None:
+    pair = [header["task"], header["model_a"], header["model_b"]]
+    fields = [c["question"], c["context"], c["gold"]]
+    c["examples"].input(lambda t, i: keyed(c, pick_example(t, i)), [header["task"], c["examples"]], fields,
+                        **PRIVATE, show_progress="hidden")
+    gr.on([c["question"].input, c["context"].input], lambda: "", None, c["gold"], **PRIVATE,
+          show_progress="hidden")  # an edited example no longer has that gold answer
+    # a shared link's text lands in link_text: fill the fields even when the models are not there
+    c["link_text"].change(lambda text: keyed(c, dict(zip(("question", "context"), parse_link_text(text) or ()))),
+                          c["link_text"], [c["question"], c["context"]], **PRIVATE, show_progress="hidden")
+    compare = as_warning(lambda t, a, b, q, ctx: keyed(c, compare_view(t, a, b, q, ctx)))
+    gr.on([c["run"].click, c["question"].submit], compare, [*pair, c["question"], c["context"]],
+          [c["out_a"], c["out_b"], c["stats"]], **PRIVATE, concurrency_limit=2)
+    c["copy"].click(None, [*pair, c["question"], c["context"]], c["link"], js=link_js(), **PRIVATE)
