@@ -55,7 +55,9 @@ def store(tmp_path):
 def test_schema_is_defined_once_and_views_derive_from_it():
     assert COLUMN_NAMES == (
         "row_id", "created_at", "model", "name", "task", "role", "teacher", "status", "ranked",
-        "quantization", "accuracy", "f1", "retention", "agreement", "retention_fp32",
+        "quantization", "runtime", "protocol", "accuracy", "f1", "exact_match", "HasAns_f1", "HasAns_exact",
+        "NoAns_f1", "NoAns_exact", "top1_accuracy", "top5_accuracy", "perplexity", "ttft_ms", "tokens_per_s",
+        "speedup_tokens_per_s", "eval_size", "max_length", "retention", "agreement", "retention_fp32",
         "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
         "latency_p50_ms_len128", "latency_p90_ms_len128", "latency_p99_ms_len128",
         "tokenize_p50_ms", "throughput_per_s", "speedup_p50", "speedup_p50_len128", "memory_mb",
