@@ -1,0 +1,441 @@
+"""Extractive question answering (SQuAD v1.1/v2.0): the ``qa`` kind.
+
+Data: SQuAD JSON files (``hub.squad.read_squad``) or Hub ``squad``/``squad_v2``
+rows (``hub.squad.squad_from_records``), validated before any training.
+Encoding: question + context in overlapping windows of ``max_length`` tokens
+(384 by default, the kind's ``default_max_length``), ``doc_stride`` tokens of
+overlap (128, at most a third of ``max_length``); a long context is never cut
+off, it gets more windows.
+Targets: ``start_positions``/``end_positions`` (B,) per window (the CLS index
+when the window holds no answer). Adaptor: two ``(B, L)`` logits tensors, start
+and end, one distribution over positions per window, with question and padding
+positions filled with ``NEG`` (CLS stays allowed: it is the "no answer" position).
+Metrics: exact match and F1 (0-100) with the official SQuAD 2.0 rules, through
+our ``evaluate`` module ``squad_v2_local``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .. import squad
+from ..data import DataError, read_table
+from ..metrics import load_metric
+
+NEG = -1.0e4  # logit of a position that must not take probability (finite: KL stays 0 * finite there)
+DOC_STRIDE = 128
+DEFAULT_MAX_LENGTH = 384
+MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def doc_stride_for(max_length: int, doc_stride: int = DOC_STRIDE) -> int:
+    """The window overlap used at ``max_length``: ``doc_stride`` (128), at most a
+    third of the window (so that shorter windows still leave room for the context).
+
+    >>> doc_stride_for(384), doc_stride_for(128)
+    (128, 42)
+    """
+    return min(doc_stride, max_length // 3)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class QAData:
+    """Flat SQuAD examples (see ``hub.squad``): ``train`` may be empty (evaluation)."""
+
+    train: list[dict]
+    eval: list[dict]
+    source: dict = field(default_factory=dict)
+
+    @property
+    def eval_size(self) -> int:
+        return len(self.eval)
+
+
+def read_examples(path: str | Path) -> list[dict]:
+    """Flat examples from a SQuAD JSON file, or from a table of Hub-style rows
+    (``.jsonl``/``.parquet``: id, title, context, question, answers)."""
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".parquet"):
+        return squad.squad_from_records(read_table(path), path.name)
+    return squad.read_squad(path)
+
+
+def _hub_examples(task, dataset: str, config: str | None, need_train: bool):
+    """Train/eval examples of a Hub data set (``squad``, ``squad_v2``; needs network or the cache)."""
+    splits = ("train", "validation")
+    if task.hub_dataset and task.hub_dataset[0] == dataset:
+        config = config or task.hub_dataset[1]
+        splits = tuple(task.hub_dataset[2:])
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(dataset, config)
+    except Exception as exc:  # noqa: BLE001 - network, missing data set, bad config
+        raise DataError(
+            f"could not load the Hub data set {dataset!r}" + (f" ({config})" if config else "")
+            + f": {exc}. Offline, use --data-dir or --train-file/--eval-file (SQuAD JSON) instead."
+        ) from exc
+    if splits[1] not in ds or (need_train and splits[0] not in ds):
+        raise DataError(f"data set {dataset!r} has splits {list(ds)}; need {splits[0]} and {splits[1]}")
+    train = squad.squad_from_records(ds[splits[0]], f"{dataset}/{splits[0]}") if need_train else []
+    evals = squad.squad_from_records(ds[splits[1]], f"{dataset}/{splits[1]}")
+    return train, evals, {"kind": "hub", "dataset": dataset, "config": config}
+
+
+def _answerable(examples: list[dict]) -> int:
+    return sum(1 for ex in examples if ex["answers"]["text"] and not ex.get("is_impossible", False))
+
+
+# ---------------------------------------------------------------- encoding and batching
+
+
+def _context_masks(windows: dict) -> list[list[int]]:
+    """Per window: 1 on context tokens and on the CLS token (no answer), else 0."""
+    masks = []
+    for offsets, cls in zip(windows["offset_mapping"], windows["cls_index"]):
+        mask = [int(o is not None) for o in offsets]
+        mask[cls] = 1
+        masks.append(mask)
+    return masks
+
+
+class QACollator:
+    """Pads encoded windows into a batch: the tokenizer pads the model inputs,
+    ``context_mask`` is padded with 0 on the tokenizer's padding side; other
+    scalar columns (positions, ``idx``, ``length``) become (B,) tensors."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict]) -> dict:
+        masks = [f["context_mask"] for f in features if "context_mask" in f]
+        rest = [{k: v for k, v in f.items() if k != "context_mask"} for f in features]
+        batch = dict(self.tokenizer.pad(rest, padding=True, return_tensors="pt"))
+        if masks:
+            if len(masks) != len(features):
+                raise ValueError("some windows of the batch have a context_mask and some do not")
+            seq_len = batch["input_ids"].shape[1]
+            left = self.tokenizer.padding_side == "left"
+            batch["context_mask"] = torch.tensor(
+                [[0] * (seq_len - len(m)) + list(m) if left else list(m) + [0] * (seq_len - len(m)) for m in masks],
+                dtype=torch.long)  # (B, L)
+        return batch
+
+
+class QATargets(dict):
+    """``{"start_positions", "end_positions"}`` (what ``model(**inputs, **targets)``
+    takes) plus, as an attribute, the ``context_mask`` (B, L) the adaptor needs."""
+
+    def __init__(self, targets: dict, context_mask: torch.Tensor | None):
+        super().__init__(targets)
+        self.context_mask = context_mask
+
+
+def _to_device(batch: dict, model) -> dict:
+    device = getattr(model, "device", torch.device("cpu"))
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def window_logits(model, tokenizer, windows: dict, batch_size: int = 64) -> tuple[list, list]:
+    """Start and end logits of every window of ``encode_eval``, each trimmed to
+    its window's length: two lists of W float tensors (L_w,). Batches are formed
+    by length (less padding); the window order is kept."""
+    model.eval()
+    names = [k for k in MODEL_INPUTS if k in windows]
+    n = len(windows["input_ids"])
+    order = sorted(range(n), key=lambda w: len(windows["input_ids"][w]))
+    starts, ends = [None] * n, [None] * n
+    for b in range(0, n, batch_size):
+        idx = order[b : b + batch_size]
+        batch = tokenizer.pad([{k: windows[k][w] for k in names} for w in idx], padding=True, return_tensors="pt")
+        out = model(**_to_device(dict(batch), model))
+        s, e = out.start_logits.float().cpu(), out.end_logits.float().cpu()  # (B, L)
+        for row, w in enumerate(idx):
+            length = len(windows["input_ids"][w])
+            offset = s.shape[1] - length if tokenizer.padding_side == "left" else 0
+            starts[w], ends[w] = s[row, offset : offset + length], e[row, offset : offset + length]
+    return starts, ends
+
+
+# ---------------------------------------------------------------- the demo
+
+
+@dataclass
+class Answer:
+    answer: str
+    score: float
+    start_char: int | None
+    end_char: int | None
+    no_answer: bool
+    latency_ms: float
+    null_score: float | None = None
+
+
+class QAPredictor:
+    """A loaded QA model + tokenizer answering questions about contexts of any
+    length (every window of the context is read; the best span wins)."""
+
+    def __init__(self, model, tokenizer, task=None, max_length: int = DEFAULT_MAX_LENGTH, null_threshold: float = 0.0,
+                 batch_size: int = 32):
+        self.model, self.tokenizer, self.task = model.eval(), tokenizer, task
+        self.max_length, self.null_threshold, self.batch_size = max_length, null_threshold, batch_size
+
+    def _answers(self, items: list[tuple[str, str]]) -> list[Answer]:
+        examples = []
+        for i, (question, context) in enumerate(items):
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError(f"item {i}: empty question")
+            if not isinstance(context, str) or not context.strip():
+                raise ValueError(f"item {i}: empty context")
+            examples.append({"id": str(i), "question": question, "context": context,
+                             "answers": {"text": [], "answer_start": []}})
+        windows = squad.encode_eval(self.tokenizer, examples, self.max_length, doc_stride_for(self.max_length))
+        starts, ends = window_logits(self.model, self.tokenizer, windows, self.batch_size)
+        found = squad.postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
+        out = []
+        for ex in examples:
+            r = found[ex["id"]]
+            out.append(Answer(r["text"], float(r["score"]), r["start_char"], r["end_char"], r["text"] == "", 0.0,
+                              float(r["null_score"])))
+        return out
+
+    def predict(self, question: str, context: str) -> dict:
+        """``{answer, score, start_char, end_char, no_answer, latency_ms, null_score}``;
+        ``answer`` is ``context[start_char:end_char]``, or ``""`` with ``no_answer``."""
+        t0 = time.perf_counter()
+        answer = self._answers([(question, context)])[0]
+        answer.latency_ms = (time.perf_counter() - t0) * 1000
+        return answer.__dict__
+
+    def predict_batch(self, items: list[tuple[str, str]]) -> list[str]:
+        """Answer texts (``""`` for no answer) of (question, context) pairs."""
+        return [a.answer for a in self._answers(list(items))] if items else []
+
+
+def _pair_and_gold(item, i: int):
+    """(question, context, gold texts or None) of a compare item: a (question,
+    context[, answers]) tuple or a dict with question, context and optional answers
+    (a list of texts or SQuAD's {"text": [...]}; an empty list means unanswerable)."""
+    if isinstance(item, dict):
+        q, c, gold = item.get("question"), item.get("context"), item.get("answers")
+    elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        q, c, gold = item[0], item[1], item[2] if len(item) == 3 else None
+    else:
+        raise ValueError(f"item {i}: expected (question, context[, answers]) or a dict with question and context")
+    if isinstance(gold, dict):
+        gold = gold.get("text")
+    if isinstance(gold, str):
+        gold = [gold]
+    return q, c, (None if gold is None else list(gold))
+
+
+# ---------------------------------------------------------------- the kind
+
+
+class QAKind:
+    name = "qa"
+    head = "QuestionAnswering"
+    token_level = True  # the logit cache stores (L,) start and end scores per window
+    cache_logits = True
+    default_max_length = DEFAULT_MAX_LENGTH
+    null_threshold = 0.0  # postprocess: answer "" when null_score - best_span > this (transformers' run_qa default)
+
+    # ------------------------------------------------------------ data
+    def load_data(self, task, source, max_train=None, max_eval=None, need_train=True, reference=None) -> QAData:
+        """Validated flat examples from ``source`` (a :class:`hub.data.DataSource`);
+        ``reference`` (a loaded model) is not needed for QA."""
+        source.check()
+        if source.text_column or source.label_column:
+            raise DataError("question answering reads fixed SQuAD fields (question, context, answers); "
+                            "--text-column/--label-column do not apply")
+        if source.dataset:
+            train, evals, meta = _hub_examples(task, source.dataset, source.dataset_config, need_train)
+        else:
+            train_file, eval_file = source.files(task, need_train)
+            train = read_examples(train_file) if need_train else []
+            evals = read_examples(eval_file)
+            meta = {"kind": "files", "data_dir": source.data_dir, "train_file": train_file, "eval_file": eval_file}
+        if max_train is not None and need_train:
+            train = train[: max(int(max_train), 0)]
+        if max_eval is not None:
+            evals = evals[: max(int(max_eval), 0)]
+        if need_train and not train:
+            raise DataError("no training questions left (check --max-train-samples)")
+        if not evals:
+            raise DataError("no evaluation questions left (check --max-eval-samples)")
+        meta.update(train_size=len(train), eval_size=len(evals), train_answerable=_answerable(train),
+                    eval_answerable=_answerable(evals))
+        return QAData(train, evals, meta)
+
+    def head_kwargs(self, data) -> dict:
+        return {}
+
+    def check_teacher(self, teacher, data) -> None:
+        """Any extractive QA model can teach on any SQuAD data (no label vocabulary)."""
+        if "QuestionAnswering" not in type(teacher).__name__:
+            raise ValueError(f"{type(teacher).__name__} is not an extractive question-answering model")
+
+    # ------------------------------------------------------------ training
+    def encode_train(self, tokenizer, data: QAData, max_length: int):
+        """Training windows as a ``datasets.Dataset``: model inputs, ``start_positions``,
+        ``end_positions``, ``context_mask`` (1 on context and CLS), ``idx`` (window
+        index, the logit cache's key) and ``length`` (tokens)."""
+        from datasets import Dataset
+
+        if not data.train:
+            raise DataError("no training questions")
+        stride = doc_stride_for(max_length)
+        train = squad.encode_train(tokenizer, data.train, max_length, stride)
+        windows = squad.encode_eval(tokenizer, data.train, max_length, stride)  # same windows: offsets for the mask
+        if windows["input_ids"] != train["input_ids"]:
+            raise RuntimeError("training and evaluation windows differ (tokenizer not deterministic?)")
+        columns = {k: train[k] for k in MODEL_INPUTS if k in train}
+        columns.update(start_positions=train["start_positions"], end_positions=train["end_positions"],
+                       context_mask=_context_masks(windows))
+        columns["idx"] = list(range(len(train["input_ids"])))
+        columns["length"] = [len(ids) for ids in train["input_ids"]]
+        return Dataset.from_dict(columns)
+
+    def collator(self, tokenizer) -> QACollator:
+        return QACollator(tokenizer)
+
+    def split_targets(self, batch: dict) -> QATargets:
+        """Pops ``start_positions``/``end_positions`` (the targets) and ``context_mask``
+        (kept on the returned targets for :meth:`adapt`) out of ``batch``."""
+        targets = {k: batch.pop(k) for k in ("start_positions", "end_positions") if k in batch}
+        return QATargets(targets, batch.pop("context_mask", None))
+
+    def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
+        """Start and end logits (B, L) with non-context positions (question, special,
+        padding; CLS excepted) at ``NEG``; labels (B,) each or None; ``mask`` None
+        (each tensor is one distribution over positions per window).
+
+        The allowed positions come from ``targets.context_mask`` (see
+        :meth:`split_targets`); without one, only padding is masked."""
+        allowed = getattr(targets, "context_mask", None)
+        if allowed is None:
+            allowed = inputs["attention_mask"]
+        allowed = allowed.to(outputs.start_logits.device).bool()
+        length = outputs.start_logits.shape[1]
+        if allowed.shape[1] != length:
+            raise ValueError(f"context mask of {allowed.shape[1]} positions for logits of {length}")
+        logits = [x.masked_fill(~allowed, NEG) for x in (outputs.start_logits, outputs.end_logits)]
+        labels = [targets.get("start_positions"), targets.get("end_positions")]
+        return {"logits": logits, "labels": [None, None] if labels[0] is None else labels, "mask": None}
+
+    # ------------------------------------------------------------ evaluation
+    def answers(self, model, tokenizer, examples: list[dict], max_length: int, batch_size: int = 64) -> dict:
+        """``hub.squad.postprocess`` results of ``model`` on ``examples``: {id: {text, score, ...}}."""
+        windows = squad.encode_eval(tokenizer, examples, max_length, doc_stride_for(max_length))
+        starts, ends = window_logits(model, tokenizer, windows, batch_size)
+        return squad.postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
+
+    def evaluate(self, model, tokenizer, data: QAData, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 64) -> dict:
+        """``exact_match``, ``f1``, ``HasAns_exact``, ``HasAns_f1`` (and ``NoAns_exact``,
+        ``NoAns_f1`` when the eval set has unanswerable questions), 0-100; ``eval_size``
+        (questions), ``null_threshold`` (the one used) and ``predictions`` (answer
+        texts in eval order, ``""`` for no answer)."""
+        found = self.answers(model, tokenizer, data.eval, max_length, batch_size)
+        preds = [found[ex["id"]]["text"] for ex in data.eval]
+        scores = load_metric("squad_v2_local").compute(
+            predictions=[{"id": ex["id"], "prediction_text": p, "no_answer_probability": 0.0}
+                         for ex, p in zip(data.eval, preds)],
+            references=[{"id": ex["id"], "answers": ex["answers"]} for ex in data.eval],
+        )
+        keep = ("exact_match", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
+        return {**{k: float(scores[k]) for k in keep if k in scores}, "eval_size": len(data.eval),
+                "null_threshold": self.null_threshold, "predictions": preds}
+
+    def agreement(self, predictions_a: list, predictions_b: list) -> float:
+        """Share of questions where the two normalised answers are equal (both "no answer" agrees)."""
+        if len(predictions_a) != len(predictions_b):
+            raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
+        if not predictions_a:
+            raise ValueError("no answers to compare")
+        same = sum(squad.normalize_answer(a) == squad.normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
+        return same / len(predictions_a)
+
+    def chance_level(self, data: QAData) -> float:
+        """Overall F1 (0-100) of always answering "no answer" (the share of
+        unanswerable questions, on SQuAD 2.0 data about 50)."""
+        return squad.squad_scores({ex["id"]: "" for ex in data.eval}, data.eval)["f1"]
+
+    def eval_pairs(self, data, task) -> list[tuple[str, str]]:
+        if data is not None:
+            return [(ex["question"], ex["context"]) for ex in data.eval]
+        return [tuple(x) for x in task.examples] or [("What is this?", "This is a test.")]
+
+    def latency_inputs(self, tokenizer, data, task, fixed_len: int | None,
+                       max_length: int = DEFAULT_MAX_LENGTH) -> list[dict]:
+        """Batch-1 encodings of question + context: the first window at its natural
+        length (at most ``max_length``), or padded/truncated to ``fixed_len``."""
+        out = []
+        for q, c in self.eval_pairs(data, task):
+            if fixed_len is None:
+                enc = tokenizer(q, c, truncation=True, max_length=max_length, return_tensors="pt")
+            else:
+                enc = tokenizer(q, c, truncation=True, max_length=fixed_len, padding="max_length", return_tensors="pt")
+            out.append(dict(enc))
+        return out
+
+    def batches(self, tokenizer, data, task, batch_size: int, max_length: int = DEFAULT_MAX_LENGTH) -> list[dict]:
+        """First windows, sorted by length, in padded batches (the throughput measurement)."""
+        pairs = sorted(self.eval_pairs(data, task), key=lambda p: len(p[0]) + len(p[1]))
+        return [dict(tokenizer([q for q, _ in pairs[i : i + batch_size]], [c for _, c in pairs[i : i + batch_size]],
+                               truncation=True, max_length=max_length, padding=True, return_tensors="pt"))
+                for i in range(0, len(pairs), batch_size)]
+
+    def tokenize_inputs(self, data, task) -> list[tuple[str, str]]:
+        """What a user sends: (question, context) pairs (tokenization is timed apart)."""
+        return self.eval_pairs(data, task)
+
+    # ------------------------------------------------------------ demo
+    def predictor(self, model, tokenizer, task, max_length: int = DEFAULT_MAX_LENGTH) -> QAPredictor:
+        return QAPredictor(model, tokenizer, task, max_length, self.null_threshold)
+
+    def compare(self, a: QAPredictor, b: QAPredictor, question: str, context: str) -> dict:
+        """Both models on one question: their answers, ``agree`` (same normalised
+        answer) and ``f1_between`` (token F1 of one answer against the other, 0..1)."""
+        pa, pb = a.predict(question, context), b.predict(question, context)
+        return {"a": pa, "b": pb,
+                "agree": squad.normalize_answer(pa["answer"]) == squad.normalize_answer(pb["answer"]),
+                "f1_between": squad.answer_f1(pa["answer"], pb["answer"])}
+
+    def compare_batch(self, a: QAPredictor, b: QAPredictor, items: list) -> dict:
+        """Agreement, each model's questions/s, the disagreements and, over the items
+        that carry gold answers, each model's exact match and F1 (0-100)."""
+        parsed = [_pair_and_gold(item, i) for i, item in enumerate(items)]
+        pairs = [(q, c) for q, c, _ in parsed]
+
+        def run(predictor):
+            t0 = time.perf_counter()
+            answers = predictor.predict_batch(pairs)
+            return answers, len(pairs) / max(time.perf_counter() - t0, 1e-9)
+
+        ans_a, tput_a = run(a)
+        ans_b, tput_b = run(b)
+        disagree = [{"line": i + 1, "question": q, "a": x, "b": y}
+                    for i, ((q, _), x, y) in enumerate(zip(pairs, ans_a, ans_b))
+                    if squad.normalize_answer(x) != squad.normalize_answer(y)]
+        out = {"n": len(pairs), "agreement": 1 - len(disagree) / len(pairs) if pairs else float("nan"),
+               "throughput_a": tput_a, "throughput_b": tput_b, "disagreements": disagree}
+        gold = [(i, g) for i, (_, _, g) in enumerate(parsed) if g is not None]
+        if gold:
+            examples = [{"id": str(i), "answers": {"text": g, "answer_start": [0] * len(g)}, "is_impossible": not g}
+                        for i, g in gold]
+            for name, answers in (("a", ans_a), ("b", ans_b)):
+                s = squad.squad_scores({str(i): answers[i] for i, _ in gold}, examples)
+                out[f"exact_match_{name}"], out[f"f1_{name}"] = s["exact_match"], s["f1"]
+            out["n_gold"] = len(gold)
+        return out
+
+
+KIND = QAKind()

@@ -1,0 +1,357 @@
+"""The ``qa`` task kind (hub/kinds/qa.py) end to end on tiny in-memory models:
+data loading and validation, windows/targets/adaptor, fine-tuning and
+distillation through hub.distill, ``python -m hub evaluate``, the long-context
+predictor and the benchmark.
+
+The data is synthetic SQuAD 2.0: a context of filler words holds one colour
+word (the answer to "what color is it?") or none (unanswerable). An *oracle*
+model built by hand (its logits single out colour words, and CLS when there is
+none) gives exact expected scores without training."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from hub.data import DataError, DataSource
+from hub.kinds import get_kind
+from hub.kinds.qa import NEG, QAKind, QATargets, doc_stride_for
+from hub.tasks import get_task
+
+SQUAD = get_task("squad")
+KIND = get_kind(SQUAD)
+COLORS = ["red", "blue", "green", "pink", "gold"]
+FILLER = ["the", "dog", "ran", "to", "park", "and", "then", "home", "a", "big", "tree", "bird", "sat", "on", "mat"]
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "color", "is", "it", "?", "."] + COLORS + FILLER
+QUESTION = "what color is it?"
+MAX_LENGTH = 48
+
+
+def make_examples(n: int, seed: int, prefix: str, unanswerable: float = 0.3) -> list[dict]:
+    """Flat examples: filler words with one colour word inserted, or none."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = [rng.choice(FILLER) for _ in range(rng.randint(6, 14))]
+        ex = {"id": f"{prefix}{i}", "title": "t", "question": QUESTION,
+              "answers": {"text": [], "answer_start": []}, "is_impossible": True}
+        if rng.random() >= unanswerable:
+            color = rng.choice(COLORS)
+            words.insert(rng.randint(0, len(words)), color)
+            start = len(" ".join(words[: words.index(color)])) + (1 if words.index(color) else 0)
+            ex.update(answers={"text": [color], "answer_start": [start]}, is_impossible=False)
+        ex["context"] = " ".join(words) + " ."
+        out.append(ex)
+    return out
+
+
+def write_squad(path: Path, examples: list[dict]) -> Path:
+    """A SQuAD 2.0 JSON file, one paragraph per example."""
+    paragraphs = [{"context": ex["context"], "qas": [{
+        "id": ex["id"], "question": ex["question"], "is_impossible": ex["is_impossible"],
+        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])],
+    }]} for ex in examples]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    return path
+
+
+def make_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(WORDS) + "\n")
+    tok = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(str(folder))
+    return tok
+
+
+def _config(layers: int, hidden: int = 32, heads: int = 4):
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=len(WORDS), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                      intermediate_size=hidden * 2, max_position_embeddings=128)
+
+
+def make_bare(folder: Path, layers: int = 4) -> Path:
+    """A headless BERT (like minilm-l6) and its tokenizer."""
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    BertModel(_config(layers)).save_pretrained(str(folder))
+    make_tokenizer(folder)
+    return folder
+
+
+def make_oracle(folder: Path) -> Path:
+    """A BertForQuestionAnswering whose start and end logits are 16 on colour
+    words, 8 on CLS and 0 elsewhere: every layer is the identity (zero weights,
+    residual + LayerNorm), the embedding of a colour word points one way, CLS
+    another, every other token a third. So it answers the colour, or "no answer"
+    (null score 16 beats the best span 0) when there is none."""
+    from transformers import BertForQuestionAnswering
+
+    model = BertForQuestionAnswering(_config(layers=1, hidden=8, heads=2))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0 if "LayerNorm.weight" in name else 0.0)
+        emb = model.bert.embeddings.word_embeddings.weight
+        emb[:, :2] = torch.tensor([1.0, -1.0])
+        for word in COLORS + ["[CLS]"]:
+            i = WORDS.index(word)
+            emb[i] = 0.0
+            emb[i, 2:4] = torch.tensor([1.0, -1.0]) if word != "[CLS]" else 0.0
+            emb[i, 4:6] = torch.tensor([1.0, -1.0]) if word == "[CLS]" else 0.0
+        model.qa_outputs.weight[:] = torch.tensor([0, 0, 4.0, -4.0, 2.0, -2.0, 0, 0])
+    model.save_pretrained(str(folder))
+    make_tokenizer(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """--data-dir in the task's layout: 240 training and 60 evaluation questions."""
+    root = tmp_path_factory.mktemp("qa_data")
+    write_squad(root / "squad" / "xquad-en-train.json", make_examples(240, seed=1, prefix="tr"))
+    write_squad(root / "squad" / "dev-subset-v2.0.json", make_examples(60, seed=2, prefix="ev"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(data_dir):
+    return KIND.load_data(SQUAD, DataSource(data_dir=str(data_dir)))
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory) -> Path:
+    return make_oracle(tmp_path_factory.mktemp("oracle") / "model")
+
+
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory, data):
+    """A tiny teacher fine-tuned on the synthetic data and a 2-layer student distilled from it (both stages)."""
+    from hub.distill import DistillConfig, TrainConfig, distill, finetune
+    from hub.models import parse_student
+
+    root = tmp_path_factory.mktemp("qa_pair")
+    base = make_bare(root / "base")
+    finetune(SQUAD, str(base), data, str(root / "teacher"),
+             TrainConfig(epochs=2, learning_rate=3e-3, batch_size=16, max_length=MAX_LENGTH))
+    distill(SQUAD, str(root / "teacher"), parse_student("teacher-layers:2"), data, str(root / "student"),
+            TrainConfig(epochs=1, learning_rate=3e-3, batch_size=16, max_length=MAX_LENGTH), DistillConfig())
+    return root / "teacher", root / "student"
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_load_data_from_the_task_layout(data):
+    assert len(data.train) == 240 and data.eval_size == 60
+    assert data.source["train_answerable"] + sum(ex["is_impossible"] for ex in data.train) == 240
+    assert data.source["eval_file"].endswith("dev-subset-v2.0.json")
+    assert 20 < KIND.chance_level(data) < 50  # share of unanswerable questions, 0-100
+    none = sum(ex["is_impossible"] for ex in data.eval)
+    assert KIND.chance_level(data) == pytest.approx(100 * none / 60)
+
+
+def test_load_data_refuses_malformed_input(tmp_path, data_dir):
+    good = data_dir / "squad" / "dev-subset-v2.0.json"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="bad.json: not a valid JSON"):
+        KIND.load_data(SQUAD, DataSource(train_file=str(bad), eval_file=str(good)))
+    ex = make_examples(3, seed=5, prefix="x", unanswerable=0.0)
+    ex[1]["answers"]["answer_start"] = [ex[1]["answers"]["answer_start"][0] + 1]
+    shifted = write_squad(tmp_path / "shifted.json", ex)
+    with pytest.raises(DataError, match=r"shifted.json: .*question 'x1'.*not at answer_start"):
+        KIND.load_data(SQUAD, DataSource(train_file=str(shifted), eval_file=str(good)))
+    with pytest.raises(DataError, match="exactly one data source"):
+        KIND.load_data(SQUAD, DataSource(data_dir=str(data_dir), eval_file=str(good)))
+    with pytest.raises(DataError, match="do not apply"):
+        KIND.load_data(SQUAD, DataSource(data_dir=str(data_dir), text_column="question"))
+    with pytest.raises(DataError, match="no such file"):
+        KIND.load_data(SQUAD, DataSource(data_dir=str(tmp_path)))
+    with pytest.raises(DataError, match="no evaluation questions"):
+        KIND.load_data(SQUAD, DataSource(data_dir=str(data_dir)), max_eval=0)
+    evals = KIND.load_data(SQUAD, DataSource(eval_file=str(good)), need_train=False, max_eval=7)
+    assert evals.train == [] and evals.eval_size == 7
+
+
+def test_hub_rows_go_through_the_same_validation(tmp_path):
+    rows = [{"id": "a", "title": "", "context": "the dog ran", "question": "who ran?",
+             "answers": {"text": ["dog"], "answer_start": [4]}}]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = KIND.load_data(SQUAD, DataSource(eval_file=str(tmp_path / "rows.jsonl")), need_train=False)
+    assert data.eval[0]["answers"]["text"] == ["dog"]
+    rows[0]["answers"]["answer_start"] = [0]
+    (tmp_path / "rows.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(DataError, match="rows.jsonl: row 0.*not at answer_start"):
+        KIND.load_data(SQUAD, DataSource(eval_file=str(tmp_path / "rows.jsonl")), need_train=False)
+
+
+# ---------------------------------------------------------------- encoding and the adaptor
+
+
+def test_encode_split_targets_and_adapt(tmp_path, data, oracle):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from hub.distill import LogitCache, _Logits, _raw_logits
+
+    tok = AutoTokenizer.from_pretrained(str(oracle))
+    ds = KIND.encode_train(tok, data, MAX_LENGTH)
+    assert {"input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions", "context_mask",
+            "idx", "length"} <= set(ds.column_names)
+    assert len(ds) == 240  # short contexts: one window per question
+    row = ds[0]
+    sep = row["input_ids"].index(tok.sep_token_id)
+    assert row["context_mask"][0] == 1 and row["context_mask"][1 : sep + 1] == [0] * sep  # CLS yes, question no
+    assert row["context_mask"][-1] == 0 and sum(row["context_mask"]) == row["length"] - sep - 2 + 1
+    for r in ds:  # every target points at an allowed position (CLS for no answer)
+        assert r["context_mask"][r["start_positions"]] == 1 and r["context_mask"][r["end_positions"]] == 1
+
+    batch = KIND.collator(tok)([ds[i] for i in range(8)])
+    L = batch["input_ids"].shape[1]
+    assert batch["context_mask"].shape == (8, L) and batch["start_positions"].shape == (8,)
+    assert (batch["context_mask"] <= batch["attention_mask"]).all()  # padding is never context
+    idx = batch.pop("idx")
+    batch.pop("length")
+    targets = KIND.split_targets(batch)
+    assert isinstance(targets, QATargets) and set(targets) == {"start_positions", "end_positions"}
+    assert "context_mask" not in batch and targets.context_mask.shape == (8, L)
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(oracle))
+    out = model(**batch, **targets)
+    assert torch.isfinite(out.loss)  # the fine-tuning loss
+    adapted = KIND.adapt(out, batch, targets)
+    start, end = adapted["logits"]
+    assert start.shape == end.shape == (8, L) and adapted["mask"] is None
+    assert adapted["labels"][0] is targets["start_positions"] and adapted["labels"][1].shape == (8,)
+    allowed = targets.context_mask.bool()
+    assert (start[~allowed] == NEG).all() and (end[~allowed] == NEG).all()
+    assert torch.equal(start[allowed], out.start_logits[allowed]) and (start[:, 0] > NEG).all()
+
+    # cached teacher logits, trimmed per example and padded back, adapt to the same tensors
+    cache = LogitCache(token_level=KIND.token_level)
+    cache.put(idx.tolist(), _raw_logits(out), [ds[i]["length"] for i in range(8)])
+    cached = KIND.adapt(_Logits(cache.get(idx.tolist(), L, "cpu")), batch, targets)["logits"]
+    assert torch.allclose(cached[0], start) and torch.allclose(cached[1], end)
+    # the prediction-layer loss is finite with the masked positions
+    from hub.losses import prediction_loss
+
+    assert torch.isfinite(prediction_loss(start, cached[0] + 1.0, targets["start_positions"], 2.0, 0.5, None))
+
+
+def test_doc_stride_leaves_room_for_the_context():
+    assert doc_stride_for(384) == 128 and doc_stride_for(48) == 16
+
+
+# ---------------------------------------------------------------- evaluation and the demo
+
+
+def test_evaluate_scores_the_oracle_exactly(data, oracle):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(oracle))
+    tok = AutoTokenizer.from_pretrained(str(oracle))
+    result = KIND.evaluate(model, tok, data, max_length=MAX_LENGTH)
+    assert result["exact_match"] == result["f1"] == result["HasAns_f1"] == result["NoAns_exact"] == 100.0
+    assert result["eval_size"] == 60 and result["null_threshold"] == 0.0
+    gold = [ex["answers"]["text"][0] if ex["answers"]["text"] else "" for ex in data.eval]
+    assert result["predictions"] == gold
+    assert KIND.agreement(result["predictions"], gold) == 1.0
+    assert KIND.agreement(result["predictions"], [""] * 60) == pytest.approx(KIND.chance_level(data) / 100)
+    # null_threshold -20: "no answer" wins unless the best span beats it by 20 logits (the oracle's margin is 16)
+    strict = QAKind()
+    strict.null_threshold = -20.0
+    abstain = strict.evaluate(model, tok, data, max_length=MAX_LENGTH)
+    assert abstain["f1"] == pytest.approx(KIND.chance_level(data)) and abstain["HasAns_f1"] == 0.0
+
+
+def test_predictor_reads_every_window(oracle):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from hub import squad
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(oracle))
+    tok = AutoTokenizer.from_pretrained(str(oracle))
+    context = " ".join(["the dog ran to the park"] * 8) + " then a big blue bird sat on the tree ."
+    windows = squad.encode_eval(tok, [{"id": "q", "question": QUESTION, "context": context}], 32, doc_stride_for(32))
+    assert len(windows["input_ids"]) >= 2 and "blue" not in tok.decode(windows["input_ids"][0])
+    pred = KIND.predictor(model, tok, SQUAD, max_length=32)
+    answer = pred.predict(QUESTION, context)
+    assert answer["answer"] == "blue" and not answer["no_answer"]
+    assert context[answer["start_char"]:answer["end_char"]] == "blue" and answer["latency_ms"] > 0
+    none = pred.predict(QUESTION, "the dog ran to the park .")
+    assert none["no_answer"] and none["answer"] == "" and none["start_char"] is None
+
+    cmp = KIND.compare(pred, pred, QUESTION, context)
+    assert cmp["agree"] and cmp["f1_between"] == 1.0 and cmp["a"]["answer"] == "blue"
+    batch = KIND.compare_batch(pred, pred, [(QUESTION, context, ["blue"]), (QUESTION, "a dog .", []),
+                                            {"question": QUESTION, "context": "red tree .", "answers": ["green"]},
+                                            (QUESTION, "gold mat .")])
+    assert batch["agreement"] == 1.0 and batch["n"] == 4 and batch["n_gold"] == 3
+    assert batch["exact_match_a"] == pytest.approx(200 / 3) and batch["throughput_b"] > 0
+
+
+# ---------------------------------------------------------------- training, CLI, benchmark
+
+
+def test_finetune_and_distill_end_to_end(trained_pair, data):
+    teacher_dir, student_dir = trained_pair
+    t_card = json.loads((teacher_dir / "run.json").read_text())
+    assert t_card["status"] == "finished" and t_card["train"]["max_length"] == MAX_LENGTH
+    t_eval = t_card["eval"]["model"]
+    assert {"f1", "exact_match", "HasAns_f1", "NoAns_f1", "eval_size", "null_threshold"} <= set(t_eval)
+    assert t_card["train_examples_per_s"] > 0 and t_card["wall_time_s"] > 0
+    # the tiny teacher learns the colour task: well above always answering "no answer"
+    assert t_eval["f1"] > KIND.chance_level(data) + 20, t_eval
+    s_card = json.loads((student_dir / "run.json").read_text())
+    assert s_card["status"] == "finished" and s_card["stages"] == ["intermediate", "prediction"]
+    assert s_card["student"]["layers"] == 2 and s_card["layer_map"] == [2, 4]
+    ev = s_card["eval"]
+    assert ev["headline"] == "f1" and ev["teacher"]["f1"] == t_eval["f1"]
+    assert ev["retention"] == pytest.approx(ev["student"]["f1"] / ev["teacher"]["f1"])
+    assert "exact_match" in ev["student"] and not s_card.get("warnings")
+
+
+def test_cli_evaluate_json(trained_pair, data_dir, capsys):
+    from hub.cli import main
+
+    teacher_dir, _ = trained_pair
+    assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"model", "task", "max_length", "null_threshold", "exact_match", "f1", "HasAns_exact",
+                        "HasAns_f1", "NoAns_exact", "NoAns_f1", "eval_size"}
+    assert out["max_length"] == MAX_LENGTH and out["eval_size"] == 60  # the teacher's training length
+    card = json.loads((teacher_dir / "run.json").read_text())["eval"]["model"]
+    assert out["f1"] == pytest.approx(card["f1"])
+
+
+def test_cli_defaults_max_length_to_the_kind(data_dir):
+    from hub.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["finetune", "--task", "squad", "--model", "m", "--output-dir", "o"])
+    assert _train_config(args, task=SQUAD).max_length == 384
+    assert _train_config(args, task=get_task("sst2")).max_length == 128
+    args = build_parser().parse_args(["finetune", "--task", "squad", "--model", "m", "--output-dir", "o",
+                                      "--max-length", "256"])
+    assert _train_config(args, task=SQUAD).max_length == 256
+
+
+def test_benchmark_of_a_qa_pair(trained_pair, data):
+    from hub.benchmark import Protocol, run_benchmark
+
+    teacher_dir, student_dir = trained_pair
+    protocol = Protocol(name="quick", warmup=1, min_calls=3, min_seconds=0.0, throughput_seconds=0.05, memory=False)
+    rows = run_benchmark(SQUAD, [str(student_dir)], teacher=str(teacher_dir), data=data, protocol=protocol)
+    assert [r["role"] for r in rows] == ["teacher", "student"]
+    for r in rows:
+        assert r["f1"] is not None and r["eval_size"] == 60 and r["max_length"] == MAX_LENGTH
+        assert r["latency_p50_ms"] > 0 and r["latency_p50_ms_len128"] > 0 and r["throughput_per_s"] > 0
+        assert r["flops_per_example"] > 0 and r["tokenize_p50_ms"] > 0
+    assert rows[0]["agreement"] == 1.0 and 0.0 <= rows[1]["agreement"] <= 1.0
+    assert rows[1]["retention"] == pytest.approx(rows[1]["f1"] / rows[0]["f1"])
