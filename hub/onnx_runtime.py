@@ -1,0 +1,166 @@
+"""Serve an exported folder (``hub.export``) through ONNX Runtime, looking enough
+like a transformers model for the benchmark and the demo.
+
+    model = OnnxModel.from_dir("runs/student-onnx", threads=2)
+    out = model(**tokenizer(texts, padding=True, return_tensors="pt"))
+    out.logits            # torch.Tensor (B, C), as the PyTorch model's output
+
+What it offers, what it does not:
+
+* ``model.config`` is the transformers config of the exported model (labels,
+  max_position_embeddings, ...).
+* ``model(**encoding)`` takes torch tensors or numpy arrays. A missing
+  ``attention_mask`` means all ones, and a missing ``token_type_ids`` all zeros, as in
+  BERT. A key that the graph does not take is a ``TypeError``, as an unexpected
+  keyword argument would be. The result has the PyTorch output's attribute names
+  (``.logits``, or ``.start_logits``/``.end_logits``) as CPU float32 tensors, and
+  ``getattr(out, "hidden_states", None)`` is None.
+* ``model.device`` is ``torch.device("cpu")``: callers should read it rather than
+  ``next(model.parameters()).device``. ``parameters()`` still yields one empty CPU
+  tensor, so that idiom works. It contributes 0 to a parameter count, so the real count
+  is ``model.num_parameters()`` (from export.json).
+* No training, gradients, hidden states or attentions: the graph has the head's
+  outputs only.
+
+Threads: the session runs ``intra_op_num_threads=threads`` and one inter-op
+thread with every graph optimisation. ONNX Runtime's worker threads spin-wait after
+a call by default. On a small machine where a PyTorch model is timed between ONNX calls
+(the benchmark's interleaved protocol), that spinning takes the cores from the
+other model, so ``spin=False`` (the default here) turns it off. See ``hub/export.py``
+for the measured effect.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ONNX_FILE = "model.onnx"
+EXPORT_CARD = "export.json"
+DEFAULTS = {"attention_mask": 1, "token_type_ids": 0}  # value of an input the caller left out
+
+
+def graph_bytes(path) -> int:
+    """Bytes of a graph file on disk, with its external weights file (``<file>.data``) if any."""
+    path = Path(str(path))
+    data = Path(str(path) + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
+def is_onnx_dir(path) -> bool:
+    """True for a folder holding ``model.onnx`` and ``config.json`` (what ``export_onnx`` writes)."""
+    p = Path(str(path)).expanduser()
+    return (p / ONNX_FILE).is_file() and (p / "config.json").is_file()
+
+
+class OnnxOutput(dict):
+    """Named outputs, read as attributes (``out.logits``) or keys (``out["logits"]``),
+    like transformers' ``ModelOutput``. A missing name raises AttributeError, so
+    ``getattr(out, "hidden_states", None)`` is None."""
+
+    def __getattr__(self, name: str):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_tuple(self) -> tuple:
+        return tuple(self.values())
+
+
+class OnnxModel:
+    """An ``onnxruntime.InferenceSession`` over an exported folder, called like a model."""
+
+    device = torch.device("cpu")
+    training = False
+
+    def __init__(self, session, config, folder: Path, card: dict | None = None):
+        self.session, self.config, self.folder = session, config, folder
+        self.card = card or {}
+        self.input_names = tuple(i.name for i in session.get_inputs())
+        self.output_names = tuple(o.name for o in session.get_outputs())
+        self.name_or_path = str(folder)
+
+    @classmethod
+    def from_dir(cls, path, threads: int | None = None, spin: bool = False) -> OnnxModel:
+        """Load ``path/model.onnx`` on the CPU with ``threads`` intra-op threads
+        (default: the cores this process may use)."""
+        import onnxruntime as ort
+        from transformers import AutoConfig
+
+        from .hardware import cpu_cores
+
+        folder = Path(str(path)).expanduser().resolve()
+        if not is_onnx_dir(folder):
+            raise FileNotFoundError(f"{folder} is not an exported ONNX folder (needs {ONNX_FILE} and config.json); "
+                                    "make one with `python -m hub export`")
+        threads = cpu_cores() if threads is None else int(threads)
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(str(folder / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"])
+        card_path = folder / EXPORT_CARD
+        card = json.loads(card_path.read_text()) if card_path.is_file() else None
+        return cls(session, AutoConfig.from_pretrained(str(folder)), folder, card)
+
+    def __call__(self, **encoding) -> OnnxOutput:
+        """``encoding``: {name: (B, T) integer tensor or array} -> {output name: float32 tensor}."""
+        unknown = sorted(set(encoding) - set(self.input_names))
+        if unknown:
+            raise TypeError(f"the ONNX graph in {self.folder} takes {', '.join(self.input_names)}; "
+                            f"got unexpected input(s) {', '.join(unknown)}")
+        if "input_ids" not in encoding:
+            raise TypeError("input_ids is required")
+        ids = _as_int64(encoding["input_ids"])
+        feed = {}
+        for name in self.input_names:
+            if name in encoding:
+                feed[name] = _as_int64(encoding[name])
+            elif name in DEFAULTS:
+                feed[name] = np.full(ids.shape, DEFAULTS[name], dtype=np.int64)
+            else:
+                raise TypeError(f"missing input {name}")
+        results = self.session.run(list(self.output_names), feed)
+        return OnnxOutput((n, torch.from_numpy(np.asarray(r))) for n, r in zip(self.output_names, results))
+
+    forward = __call__
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def parameters(self):
+        """One empty CPU tensor, so ``next(model.parameters()).device`` works; the real
+        count is :meth:`num_parameters`."""
+        yield torch.empty(0)
+
+    def num_parameters(self) -> int | None:
+        """Parameters of the exported PyTorch model (from export.json), or None if unknown."""
+        return self.card.get("parameters")
+
+    def size_bytes(self) -> int:
+        """Bytes of the graph on disk (with its external weights file, if any)."""
+        return graph_bytes(self.folder / ONNX_FILE)
+
+    def __repr__(self) -> str:
+        return f"OnnxModel({self.folder}, inputs={self.input_names}, outputs={self.output_names})"
+
+
+def _as_int64(value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype != np.int64:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"token inputs must be integers, got {array.dtype}")
+        array = array.astype(np.int64)
+    return array
