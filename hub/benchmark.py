@@ -93,6 +93,12 @@ def load_for_bench(ref: str, task: Task, num_labels: int = 2):
     if _is_arch(ref):
         model = build_architecture(ref[len(ARCH_PREFIX):], task, num_labels=num_labels)
         return model.eval(), load_tokenizer(TOKENIZER_FOR_ARCH), None
+    from .onnx_runtime import OnnxModel, is_onnx_dir
+
+    if is_onnx_dir(ref):  # an exported folder (the memory probe of an ONNX variant)
+        model = OnnxModel.from_dir(ref, threads=torch.get_num_threads())
+        card_path = Path(ref) / "run.json"
+        return model, load_tokenizer(ref), json.loads(card_path.read_text()) if card_path.is_file() else None
     model, trained = load_model(ref, task)
     if not trained:
         raise ValueError(f"{ref} has no trained {task.head} head: its quality numbers would be meaningless")
@@ -359,6 +365,8 @@ class Entry:
     quantization: str = "fp32"
     is_teacher: bool = False
     params: int | None = None  # weights of the fp32 model (packed int8 weights are not nn.Parameters)
+    runtime: str = "torch"
+    folder: str | None = None  # the exported folder of an ONNX variant (memory probe, size on disk)
 
 
 def _summ(ms: list[float]) -> dict:
@@ -374,9 +382,15 @@ def run_benchmark(
     protocol: Protocol | None = None,
     log=None,
     names: dict[str, str] | None = None,
+    runtimes: tuple[str, ...] = ("torch",),
 ) -> list[dict]:
     """Measure ``models`` (and ``teacher``) under one protocol; returns one row per
     measured variant (keys are leaderboard columns). Nothing is stored here.
+
+    ``runtimes``: ``torch`` (PyTorch eager) and/or ``onnx`` (ONNX Runtime: each
+    model is exported once into the hub's cache, fp32 and, with ``quantize``,
+    int8 through ONNX Runtime's dynamic quantization; its quality is re-evaluated
+    in that runtime).
 
     ``data`` is the task kind's data object (its eval split is used) or None for
     timing-only runs (``arch:`` models; the latency inputs are the task's
@@ -402,11 +416,17 @@ def run_benchmark(
         name = (names or {}).get(ref) or (Path(ref).name if not _is_arch(ref) else ref)
         entries.append(Entry(ref, name, model, tok, card, is_teacher=ref == teacher))
         entries[-1].params = _model_size(model)
-        if quantize == "int8":
+        fp32_params = entries[-1].params
+        if "torch" not in runtimes and not (teacher and ref == teacher):
+            entries.pop()  # measured in ONNX Runtime only (the teacher stays the fp32 PyTorch reference)
+        elif quantize == "int8" and "torch" in runtimes:
             q, why = quantize_int8(model)
             entries.append(Entry(ref, f"{name} (int8)", q, tok, card,
                                  quantization="int8" if q is not None else f"int8 unavailable: {why}",
-                                 is_teacher=False, params=entries[-1].params))
+                                 is_teacher=False, params=fp32_params))
+        if "onnx" in runtimes and not _is_arch(ref):
+            for quant in ("fp32",) + (("int8",) if quantize == "int8" else ()):
+                entries.append(_onnx_entry(ref, name, task, tok, card, quant, fp32_params, log))
 
     max_length = max(_trained_length(e.card) for e in entries)
     eval_length = None
@@ -422,9 +442,12 @@ def run_benchmark(
         if t_row is not None and row.get("_preds") is not None and t_row.get("_preds") is not None:
             row["agreement"] = kind.agreement(row["_preds"], t_row["_preds"])
             row["retention"] = retention(task, row.get(head), t_row.get(head))
-        if e.quantization == "int8":
-            fp32 = next(r for r, x in zip(rows, entries) if x.ref == e.ref and x.quantization == "fp32")
-            row["retention_fp32"] = retention(task, row.get(head), fp32.get(head))
+        if e.quantization != "fp32" or e.runtime != "torch":
+            # against the model's own fp32 PyTorch form (when it was measured in this run)
+            fp32 = next((r for r, x in zip(rows, entries)
+                         if x.ref == e.ref and x.quantization == "fp32" and x.runtime == "torch"), None)
+            if fp32 is not None:
+                row["retention_fp32"] = retention(task, row.get(head), fp32.get(head))
 
     live = [(e, r) for e, r in zip(entries, rows) if e.model is not None]
     log(f"peak matmul rate on {threads} threads ...")
@@ -454,7 +477,7 @@ def run_benchmark(
         row["tokenize_p50_ms"] = percentile(
             [t * 1000 for t in tokenize_latency(e.tokenizer, kind.tokenize_inputs(data, task), max_length=max_length)], 50)
         row["throughput_per_s"] = throughput(e.model, batches, protocol.throughput_seconds)
-        if e.quantization == "fp32":
+        if e.quantization == "fp32" and e.runtime == "torch":
             flops_fp32[e.ref] = flops_per_example(e.model, fixed_one)
         row["flops_per_example"] = flops_fp32.get(e.ref)
         row["seq_len_fixed"] = fixed_len
@@ -462,11 +485,17 @@ def run_benchmark(
         if row["flops_per_example"]:
             row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_len128"] / 1000) / 1e9
             row["peak_fraction"] = row["gflops_per_s"] / peak
-        row["param_bytes"] = param_bytes(e.model)
-        row["size_mb"] = disk_mb(e.ref) if e.quantization == "fp32" and not _is_arch(e.ref) else serialized_mb(e.model)
+        if e.runtime == "onnx":
+            row["param_bytes"] = row_size = e.model.size_bytes()
+            row["size_mb"] = row_size / 2**20  # the graph on disk
+        else:
+            row["param_bytes"] = param_bytes(e.model)
+            row["size_mb"] = disk_mb(e.ref) if e.quantization == "fp32" and not _is_arch(e.ref) else serialized_mb(e.model)
         if protocol.memory:
             log(f"memory of {e.name} in a fresh process ...")
-            row.update(memory_probe(e.ref, task.name, threads, "int8" if e.quantization == "int8" else None, natural))
+            ref = e.folder or e.ref
+            row.update(memory_probe(ref, task.name, threads, "int8" if e.quantization == "int8" and e.runtime == "torch"
+                                    else None, natural))
     if hasattr(kind, "bench_extra"):  # the kind's own measurements (generation: TTFT, tokens/s), all models at once
         log("the task kind's measurements ...")
         teacher_index = 0 if teacher and live[0][0].is_teacher else None
@@ -478,6 +507,39 @@ def run_benchmark(
         row["peak_gflops"] = peak
         row["bench_json"] = {"protocol": asdict(protocol), **{k: v for k, v in row.items() if k != "run_card"}}
     return rows
+
+
+def onnx_folder(ref: str, quantization: str) -> Path:
+    """Where the benchmark keeps the ONNX export of a model folder (re-exported when
+    the model's weights are newer than the export)."""
+    import hashlib
+
+    from .paths import hub_home
+
+    key = hashlib.sha1(str(Path(ref).resolve()).encode()).hexdigest()[:12]
+    return hub_home() / "cache" / "onnx" / f"{Path(ref).name}-{key}-{quantization}"
+
+
+def _onnx_entry(ref: str, name: str, task: Task, tok, card, quantization: str, params, log) -> Entry:
+    """An ONNX Runtime variant of ``ref`` (exported on first use, or its reason for being unavailable)."""
+    label = f"{name} (onnx{' int8' if quantization == 'int8' else ''})"
+    try:
+        from .export import export_onnx
+        from .models import resolve_model_ref
+        from .onnx_runtime import OnnxModel, is_onnx_dir
+
+        folder = onnx_folder(resolve_model_ref(ref), quantization)
+        weights = Path(resolve_model_ref(ref)) / "model.safetensors"
+        stale = weights.is_file() and is_onnx_dir(folder) and weights.stat().st_mtime > (folder / "model.onnx").stat().st_mtime
+        if not is_onnx_dir(folder) or stale:
+            log(f"exporting {name} to ONNX ({quantization}) ...")
+            export_onnx(ref, str(folder), quantize="int8" if quantization == "int8" else None, head=task.head)
+        model = OnnxModel.from_dir(folder, threads=torch.get_num_threads())
+        return Entry(ref, label, model, tok, card, quantization=quantization, params=params, runtime="onnx",
+                     folder=str(folder))
+    except Exception as exc:  # noqa: BLE001 - reported in the row, never fatal for the other models
+        return Entry(ref, label, None, tok, card, quantization=f"{quantization} unavailable: {type(exc).__name__}: {exc}"[:300],
+                     params=params, runtime="onnx")
 
 
 def _trained_length(card: dict | None) -> int:
@@ -496,7 +558,7 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
     row = {
         "model": e.ref, "name": e.name, "task": task.name, "role": role,
         "teacher": card.get("teacher"), "status": card.get("status", "finished") if card else "finished",
-        "quantization": e.quantization, "runtime": "torch", "protocol": protocol.name,
+        "quantization": e.quantization, "runtime": e.runtime, "protocol": protocol.name,
         "retention": None, "agreement": None,
         "params": e.params, "threads": threads,
         "hardware": tag, "hardware_json": hw, "run_card": e.card, "_preds": None,

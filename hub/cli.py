@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", required=True, help="folder, Hub id or arch:NAME (repeatable)")
     p.add_argument("--teacher", help="reference model for retention, agreement and speedup")
     p.add_argument("--quantize", choices=["int8"], help="also measure a dynamically quantized int8 variant")
+    p.add_argument("--runtime", default="torch",
+                   help="comma-separated runtimes to measure: torch (PyTorch eager), onnx (ONNX Runtime); default torch")
     p.add_argument("--threads", type=int, help="torch threads for every model (default: all cores)")
     p.add_argument("--min-calls", type=int, default=200)
     p.add_argument("--min-seconds", type=float, default=10.0)
@@ -94,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+
+    p = sub.add_parser("export", help="export a model to ONNX Runtime (fp32 or int8) with a parity check",
+                       allow_abbrev=False)
+    p.add_argument("--model", required=True, help="a model folder (or Hub id)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantization through ONNX Runtime")
+    p.add_argument("--task", help="the model's task (default: from its run.json)")
+    _data_args(p, train=False)
 
     p = sub.add_parser("delete", help="delete a trained model folder and its leaderboard rows", allow_abbrev=False)
     p.add_argument("model", help="a model folder written by finetune/distill (it has a run.json)")
@@ -216,8 +226,11 @@ def cmd_bench(args) -> int:
         data = _load_data(args, task, reference=model, need_train=False)
     elif real:
         raise ValueError("benchmarking trained models needs an eval set: --data-dir, --eval-file or --dataset")
+    runtimes = tuple(r.strip() for r in args.runtime.split(",") if r.strip())
+    if not runtimes or set(runtimes) - {"torch", "onnx"}:
+        raise ValueError("--runtime takes torch, onnx or torch,onnx")
     rows = run_benchmark(task, args.model, teacher=args.teacher, data=data, quantize=args.quantize,
-                         protocol=protocol, log=lambda m: print(m, file=sys.stderr, flush=True))
+                         protocol=protocol, log=lambda m: print(m, file=sys.stderr, flush=True), runtimes=runtimes)
     if not args.no_save:
         LeaderboardStore().add_rows(rows)
     if args.json:
@@ -247,6 +260,33 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_onnx
+    from .inference import trained_length
+    from .kinds import get_kind
+    from .models import load_model, load_tokenizer, resolve_model_ref
+    from .runs import read_card
+    from .tasks import get_task
+
+    task = get_task(args.task or (read_card(resolve_model_ref(args.model)) or {}).get("task") or "sst2")
+    kind = get_kind(task)
+    samples, eval_fn = None, None
+    if any([args.data_dir, args.eval_file, args.dataset]):
+        model, _ = load_model(args.model, task)
+        data = _load_data(args, task, reference=model, need_train=False)
+        samples = kind.tokenize_inputs(data, task)  # the whole eval set: prediction agreement with PyTorch
+        tok, length = load_tokenizer(args.model), trained_length(args.model)
+
+        def eval_fn(m):
+            result = kind.evaluate(m, tok, data, max_length=length)
+            result.pop("predictions", None)
+            return result
+    card = export_onnx(args.model, args.output_dir, quantize=args.quantize, head=task.head, sample_texts=samples,
+                       eval_fn=eval_fn)
+    print(json.dumps(card, indent=2, default=str))
+    return 0
+
+
 def cmd_delete(args) -> int:
     from .runs import delete_run
 
@@ -257,7 +297,7 @@ def cmd_delete(args) -> int:
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "evaluate": cmd_evaluate,
-    "bench": cmd_bench, "leaderboard": cmd_leaderboard, "delete": cmd_delete,
+    "bench": cmd_bench, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 
 
@@ -267,13 +307,14 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # our own progress lines only
     from .data import DataError
+    from .export import ExportError
     from .model_card import HubUploadError
     from .models import ModelNotFoundError, UntrainedHeadError
 
     try:
         return COMMANDS[args.command](args)
     except (DataError, ModelNotFoundError, UntrainedHeadError, FileExistsError, ValueError, NotImplementedError,
-            HubUploadError) as exc:
+            HubUploadError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -160,3 +160,23 @@ def test_cli_bench_json(big_and_small, tiny_data_dir, hub_home, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith("row_id,created_at,model")
     assert main(["bench", "--task", "sst2", "--model", str(small), "--no-save"]) == 2  # no eval set
     assert main(["bench", "--task", "sst2", "--model", "arch:nope", "--no-save"]) == 2
+
+
+def test_onnx_runtime_variants_and_export_cli(big_and_small, eval_data, tiny_data_dir, hub_home, tmp_path, capsys):
+    """Issue 12: torch/onnx x fp32/int8 rows with the same protocol, quality re-evaluated in each runtime."""
+    pytest.importorskip("onnxruntime")
+    big, small = big_and_small
+    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, quantize="int8", protocol=QUICK,
+                           runtimes=("torch", "onnx"))
+    kinds = [(r["name"], r["runtime"], r["quantization"]) for r in rows]
+    assert ("small (onnx)", "onnx", "fp32") in kinds and ("small (onnx int8)", "onnx", "int8") in kinds
+    onnx_fp32 = next(r for r in rows if r["name"] == "small (onnx)")
+    torch_fp32 = next(r for r in rows if r["name"] == "small")
+    assert onnx_fp32["accuracy"] == torch_fp32["accuracy"] and onnx_fp32["retention_fp32"] == 1.0
+    assert onnx_fp32["latency_p50_ms"] > 0 and onnx_fp32["size_mb"] > 0 and onnx_fp32["flops_per_example"]
+    from hub.cli import main
+
+    assert main(["export", "--model", str(small), "--output-dir", str(tmp_path / "o"), "--task", "sst2",
+                 "--data-dir", str(tiny_data_dir), "--max-eval-samples", "20"]) == 0
+    card = json.loads((tmp_path / "o" / "export.json").read_text())
+    assert card["parity"]["agreement"] >= 0.995 and card["parity"]["max_abs_diff"] < 1e-3
