@@ -279,3 +279,46 @@ def tokenize(tokenizer, texts: list[str], labels: list[int] | None = None, max_l
     if labels is not None:
         columns["labels"] = list(labels)
     return Dataset.from_dict(columns)
+
+
+def hub_splits(task: Task, dataset: str, config: str | None, need_train: bool, offline_hint: str):
+    """A Hub data set's train and eval splits: ``(dataset_dict, (train, eval), config)``.
+
+    The task's own data set (by its short name or with its owner: ``wikitext``,
+    ``Salesforce/wikitext``) takes the task's config and split names; others use
+    ``train``/``validation``. Needs the network or the ``datasets`` cache; every
+    failure is a :class:`DataError` that says what to use offline (``offline_hint``)."""
+    splits = ("train", "validation")
+    if task.hub_dataset and task.hub_dataset[0].split("/")[-1] == dataset.split("/")[-1]:
+        config = config or task.hub_dataset[1]
+        splits = tuple(task.hub_dataset[2:])
+    try:
+        from datasets import load_dataset
+
+        ds = load_dataset(dataset, config)
+    except Exception as exc:  # noqa: BLE001 - network, missing data set, bad config
+        raise DataError(
+            f"could not load the Hub data set {dataset!r}" + (f" ({config})" if config else "")
+            + f": {exc}. Offline, use {offline_hint} instead."
+        ) from exc
+    if splits[1] not in ds or (need_train and splits[0] not in ds):
+        raise DataError(f"data set {dataset!r} has splits {list(ds)}; need {splits[0]} and {splits[1]}")
+    return ds, splits, config
+
+
+def hub_texts(task: Task, dataset: str, config: str | None, column: str, need_train: bool):
+    """Train and eval documents (non-empty strings of ``column``) of a Hub data set,
+    and the source record for the run card."""
+    ds, splits, config = hub_splits(task, dataset, config, need_train,
+                                    "--data-dir or --train-file/--eval-file (.txt, .jsonl, .csv)")
+
+    def texts(split: str) -> list[str]:
+        if column not in ds[split].column_names:
+            raise DataError(f"{dataset}/{split}: no column {column!r}; found {ds[split].column_names}")
+        out = [t.strip() for t in ds[split][column] if isinstance(t, str) and t.strip()]
+        if not out:
+            raise DataError(f"{dataset}/{split} holds no text in column {column!r}")
+        return out
+
+    meta = {"kind": "hub", "dataset": dataset, "config": config, "splits": list(splits), "text_column": column}
+    return (texts(splits[0]) if need_train else []), texts(splits[1]), meta

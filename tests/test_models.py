@@ -364,7 +364,7 @@ def test_teacher_layers_copies_the_mapped_layers_for_any_layer_list(arch):
     from transformers import (DistilBertConfig, DistilBertForSequenceClassification, GPT2Config, GPT2LMHeadModel,
                               LlamaConfig, LlamaForCausalLM)
 
-    from hub.models import StudentSpec, _copy_teacher_layers, layer_list
+    from hub.models import _copy_teacher_layers, layer_list
 
     torch.manual_seed(0)
     if arch == "gpt2":

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
-from ..data import DataError
+from ..data import DataError, hub_texts
 from ..lm_eval import (
     DecodeSettings,
     _context_size,
@@ -100,40 +100,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def _hub_texts(task, dataset: str, config: str | None, column: str, need_train: bool):
-    """Train and eval documents of a Hub data set (network or the datasets cache)."""
-    splits = ("train", "validation")
-    # the task's own data set, by its short name or with its owner (wikitext, Salesforce/wikitext)
-    if task.hub_dataset and task.hub_dataset[0].split("/")[-1] == dataset.split("/")[-1]:
-        config = config or task.hub_dataset[1]
-        splits = tuple(task.hub_dataset[2:])
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(dataset, config)
-    except Exception as exc:
-        raise DataError(
-            f"could not load the Hub data set {dataset!r}" + (f" ({config})" if config else "")
-            + f": {exc}. Offline, use --data-dir or --train-file/--eval-file (.txt, .jsonl, .csv) instead."
-        ) from exc
-    if splits[1] not in ds or (need_train and splits[0] not in ds):
-        raise DataError(f"data set {dataset!r} has splits {list(ds)}; need {splits[0]} and {splits[1]}")
-
-    def texts(split: str) -> list[str]:
-        if column not in ds[split].column_names:
-            raise DataError(f"{dataset}/{split}: no column {column!r}; found {ds[split].column_names}")
-        out = [t.strip() for t in ds[split][column] if isinstance(t, str) and t.strip()]
-        if not out:
-            raise DataError(f"{dataset}/{split} holds no text in column {column!r}")
-        return out
-
-    meta = {"kind": "hub", "dataset": dataset, "config": config, "splits": list(splits), "text_column": column}
-    return (texts(splits[0]) if need_train else []), texts(splits[1]), meta
-
-
-# ---------------------------------------------------------------- batches
 
 
 class LMCollator:
@@ -337,7 +303,7 @@ class GenerationKind:
                 raise DataError(f"{name} counts blocks of text and must be >= 1, got {limit}")
         column = source.text_column or task.text_column
         if source.dataset:
-            train, evals, meta = _hub_texts(task, source.dataset, source.dataset_config, column, need_train)
+            train, evals, meta = hub_texts(task, source.dataset, source.dataset_config, column, need_train)
         else:
             train_file, eval_file = source.files(task, need_train)
             train = read_texts(train_file, column) if need_train else []

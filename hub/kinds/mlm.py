@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data import DataError
+from ..data import DataError, hub_texts
 from ..metrics import agreement as _agreement
 from ..metrics import load_metric
 from ..textdata import Packed, mask_tokens, pack_blocks, read_texts
@@ -157,36 +157,6 @@ def static_masks(ids: torch.Tensor, tokenizer, seed: int) -> tuple[torch.Tensor,
     return torch.cat(masked), torch.cat(labels)
 
 
-def _hub_texts(task, dataset: str, config: str | None, column: str, need_train: bool):
-    """Train and eval documents of a Hub data set (network or the datasets cache)."""
-    splits = ("train", "validation")
-    if task.hub_dataset and task.hub_dataset[0] == dataset:
-        config = config or task.hub_dataset[1]
-        splits = tuple(task.hub_dataset[2:])
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(dataset, config)
-    except Exception as exc:  # noqa: BLE001 - network, missing data set, bad config
-        raise DataError(
-            f"could not load the Hub data set {dataset!r}" + (f" ({config})" if config else "")
-            + f": {exc}. Offline, use --data-dir or --train-file/--eval-file (.txt, .jsonl, .csv) instead."
-        ) from exc
-    if splits[1] not in ds or (need_train and splits[0] not in ds):
-        raise DataError(f"data set {dataset!r} has splits {list(ds)}; need {splits[0]} and {splits[1]}")
-
-    def texts(split: str) -> list[str]:
-        if column not in ds[split].column_names:
-            raise DataError(f"{dataset}/{split}: no column {column!r}; found {ds[split].column_names}")
-        out = [t.strip() for t in ds[split][column] if isinstance(t, str) and t.strip()]
-        if not out:
-            raise DataError(f"{dataset}/{split} holds no text in column {column!r}")
-        return out
-
-    meta = {"kind": "hub", "dataset": dataset, "config": config, "splits": list(splits), "text_column": column}
-    return (texts(splits[0]) if need_train else []), texts(splits[1]), meta
-
-
 def load_text_data(task, source, max_train=None, max_eval=None, need_train=True) -> TextData:
     """Validated train/eval documents from ``source`` (a :class:`hub.data.DataSource`):
     the task's local files under ``--data-dir``, ``--train-file``/``--eval-file``,
@@ -199,7 +169,7 @@ def load_text_data(task, source, max_train=None, max_eval=None, need_train=True)
             raise DataError(f"{name} must be at least 1 block, got {value}")
     column = source.text_column or task.text_column or "text"
     if source.dataset:
-        train, evals, meta = _hub_texts(task, source.dataset, source.dataset_config, column, need_train)
+        train, evals, meta = hub_texts(task, source.dataset, source.dataset_config, column, need_train)
     else:
         train_file, eval_file = source.files(task, need_train)
         train = read_texts(train_file, source.text_column) if need_train else []

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .. import squad
-from ..data import DataError, read_table
+from ..data import DataError, hub_splits, read_table
 from ..metrics import load_metric
 
 NEG = -1.0e4  # logit of a position that must not take probability (finite: KL stays 0 * finite there)
@@ -69,21 +69,7 @@ def read_examples(path: str | Path) -> list[dict]:
 
 def _hub_examples(task, dataset: str, config: str | None, need_train: bool):
     """Train/eval examples of a Hub data set (``squad``, ``squad_v2``; needs network or the cache)."""
-    splits = ("train", "validation")
-    if task.hub_dataset and task.hub_dataset[0] == dataset:
-        config = config or task.hub_dataset[1]
-        splits = tuple(task.hub_dataset[2:])
-    try:
-        from datasets import load_dataset
-
-        ds = load_dataset(dataset, config)
-    except Exception as exc:  # noqa: BLE001 - network, missing data set, bad config
-        raise DataError(
-            f"could not load the Hub data set {dataset!r}" + (f" ({config})" if config else "")
-            + f": {exc}. Offline, use --data-dir or --train-file/--eval-file (SQuAD JSON) instead."
-        ) from exc
-    if splits[1] not in ds or (need_train and splits[0] not in ds):
-        raise DataError(f"data set {dataset!r} has splits {list(ds)}; need {splits[0]} and {splits[1]}")
+    ds, splits, config = hub_splits(task, dataset, config, need_train, "--data-dir or --train-file/--eval-file (SQuAD JSON)")
     train = squad.squad_from_records(ds[splits[0]], f"{dataset}/{splits[0]}") if need_train else []
     evals = squad.squad_from_records(ds[splits[1]], f"{dataset}/{splits[1]}")
     return train, evals, {"kind": "hub", "dataset": dataset, "config": config}
