@@ -113,7 +113,7 @@ def load_model(
     then initialises it randomly: such a model must never teach silently).
     """
     path = resolve_model_ref(ref)
-    kwargs: dict = {"use_safetensors": True}
+    kwargs: dict = {"use_safetensors": True, "dtype": torch.float32}  # bf16 Hub checkpoints train and time in fp32 here
     if eager_attention:
         kwargs["attn_implementation"] = "eager"  # attention maps are needed for distillation
     if num_labels is not None:
