@@ -160,6 +160,33 @@ def test_cached_logits_match_teacher(trained_pair, data):
     assert torch.allclose(cached, direct, atol=1e-5)
 
 
+def test_logit_cache_is_the_same_in_length_order_and_data_order(trained_pair, data):
+    """Length-sorted batches (little padding) fill the cache with the same rows, keyed by
+    idx, as batches in data order and as unpadded single examples; progress reports
+    examples done and an ETA that reaches 0."""
+    from transformers import DataCollatorWithPadding
+
+    from hub.data import tokenize
+    from hub.kinds import get_kind
+    from hub.models import load_model, load_tokenizer
+
+    teacher, _ = load_model(str(trained_pair[0]), SST2)
+    tok = load_tokenizer(str(trained_pair[0]))
+    ds = tokenize(tok, data.train_texts[:30], data.train_labels[:30])
+    assert len(set(ds["length"])) > 3  # lengths differ: the two orders batch differently
+    collate, kind = DataCollatorWithPadding(tok), get_kind(SST2)
+    events: list[dict] = []
+    by_length = teacher_logits_for(teacher, ds, collate, kind, batch_size=8, progress=events.append)
+    in_order = teacher_logits_for(teacher, ds, collate, kind, batch_size=8, by_length=False)
+    single = teacher_logits_for(teacher, ds, collate, kind, batch_size=1)
+    assert by_length.rows.keys() == in_order.rows.keys() == single.rows.keys() == set(range(30))
+    for i in range(30):
+        assert torch.allclose(by_length.rows[i][0], in_order.rows[i][0], atol=1e-5)
+        assert torch.allclose(by_length.rows[i][0], single.rows[i][0], atol=1e-5)
+    assert [e["step"] for e in events] == [8, 16, 24, 30] and {e["total"] for e in events} == {30}
+    assert events[-1]["eta_s"] == 0 and all(e["eta_s"] >= 0 for e in events)
+
+
 def test_same_seed_same_numbers(tmp_path, trained_pair, data):
     teacher_dir, _ = trained_pair
     cards = [
