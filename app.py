@@ -75,6 +75,7 @@ def _wire_load(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown, d: dict, c: 
         state = links.restore(request)
         out = keyed({**d, **session}, run_status.init_session(owned))
         out[d["teacher"]] = gr.Dropdown(choices=distill.teacher_choices(DEFAULT_TASK))
+        out[d["student"]] = gr.Dropdown(choices=distill.student_choices(DEFAULT_TASK))
         cmp, board = state["compare"], state["leaderboard"]
         header = {"task": cmp["task"], **compare.task_updates(cmp["task"], cmp["a"], cmp["b"]),
                   **compare.job_updates(distill.owned_status(owned), False)}
@@ -91,7 +92,7 @@ def _wire_load(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown, d: dict, c: 
         return out
 
     lb_outputs = [lb[k] for k in ("columns", "ranked", *leaderboard.VIEW_OUTPUTS)]
-    outputs = [tabs, notice, *(d[k] for k in ("runs", "teacher")), *session.values(), *c.values(), *lb_outputs]
+    outputs = [tabs, notice, *(d[k] for k in ("runs", "teacher", "student")), *session.values(), *c.values(), *lb_outputs]
     loaded = demo.load(on_load, session["owned"], outputs, **PRIVATE, show_progress="hidden")
     kinds = list(link_inputs)
 

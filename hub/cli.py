@@ -216,6 +216,10 @@ def cmd_bench(args) -> int:
     from .tasks import get_task
 
     task = get_task(args.task)
+    if not task.head:  # nothing to score and no task output to time against quality
+        raise ValueError(f"bench --task {task.name} is not supported: a general-distillation student has no task "
+                         "head; benchmark it through the task it is distilled for (distill --task sst2 --student "
+                         "FOLDER ..., then bench that student)")
     protocol = Protocol(warmup=args.warmup, min_calls=args.min_calls, min_seconds=args.min_seconds,
                         threads=args.threads, memory=not args.skip_memory)
     data = None

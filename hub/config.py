@@ -28,6 +28,12 @@ STAGES: tuple[str, ...] = ("intermediate", "prediction")
 LOSS_TERMS: tuple[str, ...] = ("embedding", "attention", "hidden", "prediction")
 DIVERGENCES: tuple[str, ...] = ("forward", "reverse", "jsd")
 KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD term counts (DistillConfig.kl_positions)
+# What torch-free code (the jobs, the estimate) must know of the task kinds, whose modules import torch:
+# the stages a kind runs at most when not both (hub/kinds/general.py takes its ``stages`` from here) and
+# the kinds that cache the teacher's logits before the prediction stage (their ``cache_logits``; a test
+# keeps the two equal)
+KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
+LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
 # name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
 STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {
     "tinybert-4l-312": (4, 312, 12, 1200),

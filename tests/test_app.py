@@ -446,6 +446,30 @@ def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue)
     assert str(hub_home) not in json.dumps(public)
 
 
+def test_a_general_student_is_offered_and_passed_as_the_students_folder(tmp_path, hub_home, fake_queue):
+    """A finished general-distillation run is in the Student dropdown of the tasks that
+    can start from it, by name and shape; the job gets its folder as the student."""
+    from conftest import make_tiny_bert
+
+    from hub.paths import models_dir
+    from hub.runs import write_card
+    from ui import distill
+
+    folder = models_dir() / "general-tb4" / "student"
+    make_tiny_bert(folder, layers=2)
+    write_card(folder, card("student", task="general", student={"spec": "tinybert-4l-312", "layers": 4,
+                                                                "hidden": 312, "heads": 12, "ffn": 1200}))
+    label = ("general-tb4/student (general student, tinybert-4l-312 shape)", "general-tb4/student")
+    assert label in distill.student_choices("classification") and label in distill.student_choices("squad")
+    assert label not in distill.student_choices("generation")
+    assert ("teacher-layers:3", "teacher-layers:3") in distill.student_choices("classification")
+    out = distill.start_job(start_form(tmp_path, student="general-tb4/student"), {})
+    status = fake_queue.wait(out["watch"], timeout=60)
+    assert status["params"]["student"] == str(folder.resolve())
+    md = distill.estimate_markdown(start_form(tmp_path, student="general-tb4/student"))
+    assert "**Estimated time: ~" in md and "benchmark both" in md
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"batch_size": 1000}, "“batch size” must be between"),
     ({"epochs": float("inf")}, "“epochs per stage” must be a finite number"),
@@ -595,6 +619,9 @@ def test_progress_names_every_phase():
     bench = run_status.running_detail({"stage": "benchmark", "phase_started_at": 100.0, "eta_s": 20}, now=110.0)
     assert bench.startswith("Benchmarking for the leaderboard") and "ETA 20s" in bench
     assert "10s so far" in run_status.running_detail({"stage": "benchmark", "phase_started_at": 100.0}, now=110.0)
+    cached = run_status.running_detail({"stage": "teacher-logits", "phase_started_at": 100.0, "phase_step": 1000,
+                                        "phase_total": 4000, "eta_s": 30}, now=110.0)
+    assert cached == "Caching the teacher's outputs … · 1,000/4,000 examples (25%) · ETA 30s"
     train = run_status.running_detail({"stage": "prediction", "stage_index": 2, "n_stages": 3, "step": 5,
                                        "total": 10, "examples_per_s": 50, "eta_s": 75})
     assert train == "Stage 2/3: distilling the prediction layer · step 5/10 · 50 examples/s · ETA 1m 15s"

@@ -453,9 +453,17 @@ def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_di
     assert e["basis"] == "default guess" and e["rates"]["distill"]["basis"] == "default guess"
     assert e["train_rows"] == 400 and e["finetune_examples"] == 400  # the data holds 400 rows, not 800
     assert e["distill_examples"] == 400 * 2 * 2  # x epochs x stages
-    rates = jobs.DEFAULT_RATES
-    assert e["seconds"] == pytest.approx(400 / rates["finetune"] + 1600 / rates["distill"] + jobs.OVERHEAD_S, abs=0.2)
+    rates, guess = jobs.DEFAULT_RATES, jobs.DEFAULT_PHASES
+    expected = {"finetune": 400 / rates["finetune"], "evaluate-teacher": 872 / guess["evaluate-teacher"][0],
+                "teacher-logits": 400 / guess["teacher-logits"][0], "distill": 1600 / rates["distill"],
+                "evaluate": 872 / guess["evaluate"][0], "benchmark": guess["benchmark"][1] + 872 / guess["benchmark"][0]}
+    assert list(e["phases"]) == list(expected)  # every phase, in the order a job runs them
+    for name, seconds in expected.items():
+        assert e["phases"][name]["seconds"] == pytest.approx(seconds, abs=0.1), name
+    assert e["seconds"] == pytest.approx(sum(expected.values()) + jobs.OVERHEAD_S, abs=0.5)
     assert jobs.estimate(base, teacher_trained=True)["finetune_s"] == 0
+    no_kd = jobs.estimate({**base, "stages": ["intermediate"], "benchmark": False})["phases"]
+    assert "teacher-logits" not in no_kd and "benchmark" not in no_kd  # no prediction stage: nothing cached
 
     upload = tmp_path / "train.jsonl"
     upload.write_text("".join(json.dumps({"text": f"t{i}", "label": i % 2}) + "\n" for i in range(150)))
@@ -479,10 +487,26 @@ def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_di
         "hardware": {"cpu": "another CPU", "cores": 64},
         "student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536}})
     m = jobs.estimate(base)
-    assert m["basis"] == "measured"
+    assert m["basis"] == "default guess" and m["phases"]["benchmark"]["basis"] == "default guess"
     assert m["rates"]["finetune"]["examples_per_s"] == 50.0 and "same base model" in m["rates"]["finetune"]["source"]
     assert m["rates"]["distill"]["examples_per_s"] == 200.0 and "same teacher and student" in m["rates"]["distill"]["source"]
-    assert m["seconds"] == pytest.approx(400 / 50 + 1600 / 200 + jobs.OVERHEAD_S, abs=0.2)
+    assert m["phases"]["finetune"]["seconds"] == 8.0 and m["phases"]["distill"]["seconds"] == 8.0
+    # an earlier finished job like this one on this machine gives the other phases (caching scaled by examples)
+    from hub.hardware import cpu_cores, cpu_model
+
+    took = {"evaluate-teacher": {"seconds": 3.0}, "teacher-logits": {"seconds": 10.0, "examples": 200},
+            "evaluate": {"seconds": 2.0}, "benchmark": {"seconds": 12.0}}
+    for name, params, hw in (("other", {**base, "eval_samples": 100}, cpu_model()), ("like", base, cpu_model()),
+                             ("elsewhere", base, "another CPU")):
+        folder = hub_home / "jobs" / f"20250101-00000{len(name)}-000000-{name[:4].encode().hex()[:4]}"
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps({"name": name, "params": jobs.validate_params(params)}))
+        (folder / "result.json").write_text(json.dumps({"status": "finished", "phases": took,
+                                                        "hardware": {"cpu": hw, "cores": cpu_cores()}}))
+    m = jobs.estimate(base)
+    assert m["basis"] == "measured" and m["phases"]["benchmark"]["source"] == "measured: job like"
+    assert m["phases"]["teacher-logits"]["seconds"] == 20.0  # 400 examples at the earlier job's 20/s
+    assert m["seconds"] == pytest.approx(8 + 3 + 20 + 8 + 2 + 12 + jobs.OVERHEAD_S, abs=0.2)
     # from the trained teacher by its model name: no fine-tuning, same teacher origin
     assert jobs.estimate({**base, "teacher": "old/teacher"})["finetune_s"] == 0
     shape = jobs.estimate({**base, "student": "custom", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536})
@@ -647,6 +671,10 @@ def test_real_job_killed_mid_run_the_queue_goes_on(hub_home, tiny_data_dir, tiny
         assert set(status["losses"]) == {"ce", "embedding", "attention", "hidden", "prediction"}
         assert status["result"]["data"]["kind"] == "local" and status["data"]["kind"] == "local"
         assert status["result"]["benchmark"] == "quick"
+        phases = status["result"]["phases"]  # what the next job's ETAs and estimate read
+        assert {"evaluate-teacher", "teacher-logits", "evaluate", "benchmark"} <= set(phases)
+        assert phases["teacher-logits"]["examples"] == 64 and phases["benchmark"]["seconds"] > 0
+        assert any("cached the teacher's logits for 64 training examples" in line for line in status["log"])
         for role in ("teacher", "student"):
             assert read_card(models_dir() / "tiny-run" / role)["status"] == "finished"
         rows = LeaderboardStore().rows(task="sst2")
@@ -681,3 +709,139 @@ def test_real_job_stopped_keeps_its_checkpoint(hub_home, tiny_data_dir, tiny_tea
     assert list((student / "stages" / "prediction").glob("checkpoint-*"))  # resumable
     rows = LeaderboardStore().rows()
     assert [(r["name"], r["status"], r["ranked"]) for r in rows] == [("stopped/student", "stopped", 0)]
+
+
+# ---------------------------------------------------------------- phases without steps, stages, general students
+
+
+def test_phases_without_steps_report_their_start_progress_and_eta(tmp_path, monkeypatch):
+    """Evaluation, caching the teacher's logits and the benchmark are phases: each
+    event carries its start; caching counts examples with a measured ETA, the
+    benchmark takes an earlier job's time as its ETA, an evaluation shows its time
+    so far. The seconds each took go to the result (``phases``)."""
+    import threading
+
+    from hub.jobs import runner
+    from hub.jobs.queue import EventView
+    from hub.jobs.runner import JobContext
+    from ui.run_status import running_detail
+
+    monkeypatch.setattr(runner, "PROGRESS_EVERY_S", 0.0)  # every caching batch is written
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "phases", "params": {}}, threading.Event())
+    ctx.expected_s = {"benchmark": 30.0}
+    view = EventView(folder / "events.jsonl")
+    ctx.set_plan([("finetune", 2), ("prediction", 2)])
+    ctx.progress({"stage": "finetune", "step": 2, "total": 2, "eta_s": 0.0, "losses": {"ce": 0.5}})
+    ctx.progress({"stage": "evaluate", "step": 0, "total": 1, "losses": {}})  # after fine-tuning: the teacher's
+    view.update()
+    p = view.progress(now=view.phase["started_at"] + 5)
+    assert p["stage"] == "evaluate-teacher" and p["fraction"] == 0.5 and p["eta_s"] is None
+    assert running_detail(p, now=p["phase_started_at"] + 5) == "Evaluating the teacher … · 5s so far"
+
+    ctx.progress({"stage": "teacher-logits", "step": 0, "total": 100, "losses": {}})
+    ctx.progress({"stage": "teacher-logits", "step": 40, "total": 100, "eta_s": 6.0, "losses": {}})
+    view.update()
+    t = view.phase["t"]
+    p = view.progress(now=t)
+    assert (p["phase_step"], p["phase_total"], p["eta_s"]) == (40, 100, 6.0) and p["fraction"] == 0.5
+    assert running_detail(p) == "Caching the teacher's outputs … · 40/100 examples (40%) · ETA 6s"
+    assert view.progress(now=t + 2)["eta_s"] == pytest.approx(4.0)  # counted down between events
+    assert "so far" in running_detail(view.progress(now=t + 10), now=t + 10)  # spent: the time so far
+    ctx.progress({"stage": "teacher-logits", "step": 100, "total": 100, "eta_s": 0.0, "losses": {}})
+    ctx.progress({"stage": "prediction", "step": 1, "total": 2, "eta_s": 1.0, "losses": {"prediction": 0.3}})
+    view.update()
+    assert view.progress()["stage"] == "prediction" and "phase_started_at" not in view.progress()
+
+    ctx.phase("benchmark")
+    view.update()
+    p = view.progress(now=view.phase["t"])
+    assert p["eta_s"] == 30.0 and running_detail(p).endswith("· ETA 30s")
+    ctx.end_phase()
+    ctx.close()
+    assert set(ctx.phases) == {"evaluate-teacher", "teacher-logits", "benchmark"}
+    assert ctx.phases["teacher-logits"]["examples"] == 100 and all(v["seconds"] >= 0 for v in ctx.phases.values())
+    log_text = (folder / "log.txt").read_text()
+    assert "caching the teacher's logits for 100 training examples ..." in log_text
+
+
+def test_a_general_job_takes_the_stages_its_kind_has(hub_home, tiny_teacher_dir, tmp_path, monkeypatch):
+    """A ``general`` job (TinyBERT general distillation: no task head) runs the
+    intermediate stage whatever was ticked, says so in its log, and skips the
+    benchmark; other kinds keep what was ticked."""
+    import threading
+
+    import hub.distill
+    from hub.config import LOGIT_CACHING_KINDS
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
+    from hub.kinds import get_kind
+    from hub.runs import write_card
+
+    for ticked in (["intermediate", "prediction"], ["prediction"], "intermediate"):
+        assert jobs.validate_params({"task": "general", "stages": ticked})["stages"] == ["intermediate"]
+    assert jobs.validate_params({"stages": ["prediction"]})["stages"] == ["prediction"]
+    for task in ("sst2", "general"):
+        with pytest.raises(ValueError, match="stages must be a non-empty subset"):
+            jobs.validate_params({"task": task, "stages": []})
+    kinds = ("classification", "qa", "mlm", "general", "generation")
+    assert {k for k in kinds if get_kind(k).cache_logits} == set(LOGIT_CACHING_KINDS)  # the torch-free copy
+
+    seen = {}
+
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        seen["stages"] = dcfg.stages
+        Path(output_dir).mkdir(parents=True)
+        card = {"kind": "student", "task": "general", "status": "finished", "eval": {"student": {"hidden_mse": 0.1}}}
+        write_card(output_dir, card)
+        return card
+
+    monkeypatch.setattr(hub.distill, "distill", fake_distill)
+    params = jobs.validate_params({"task": "general", "teacher": str(tiny_teacher_dir), "student": "teacher-layers:1",
+                                   "train_samples": 16, "eval_samples": 16, "max_length": 32})
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "general", "params": params}, threading.Event())
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    assert result["status"] == "finished" and seen["stages"] == ("intermediate",)
+    assert result["benchmark"].startswith("skipped") and result["rows"] == []
+    log_text = (folder / "log.txt").read_text()
+    assert "task general runs only the intermediate stage: general distillation has no task head" in log_text
+    assert "distilling into teacher-layers:1 (intermediate)" in log_text and "no benchmark" in log_text
+
+
+def test_general_students_are_offered_to_the_tasks_that_start_from_them(hub_home, tiny_data_dir):
+    from hub.paths import models_dir
+
+    shape = {"spec": "tinybert-4l-312", "layers": 4, "hidden": 312, "heads": 12, "ffn": 1200}
+    general = _fake_model(models_dir() / "general-tb4" / "student",
+                          {"kind": "student", "task": "general", "student": shape})
+    _fake_model(models_dir() / "half" / "student", {"kind": "student", "task": "general", "status": "stopped",
+                                                   "student": shape})
+    _fake_model(models_dir() / "run" / "student", {"kind": "student", "student": shape})  # an sst2 student
+    for task in ("sst2", "classification", "squad", "mlm"):
+        assert list(jobs.general_students(task)) == ["general-tb4/student"], task
+    assert jobs.general_students("generation") == {} and jobs.general_students("general") == {}
+    assert jobs.general_students("sst2")["general-tb4/student"]["label"] == \
+        "general-tb4/student (general student, tinybert-4l-312 shape)"
+
+    data = {"data_dir": str(tiny_data_dir)}
+    p = jobs.validate_params({"student": "general-tb4/student", "data": data})
+    assert p["student"] == str(general.resolve())
+    assert jobs.validate_params(p)["student"] == p["student"]  # the child reads the folder back
+    for bad in ("half/student", "run/student", str(models_dir() / "run" / "student"), "/tmp/evil"):
+        with pytest.raises(ValueError, match="student must be .*a general student of this server"):
+            jobs.validate_params({"student": bad, "data": data})
+    with pytest.raises(ValueError, match="student must be"):
+        jobs.validate_params({"task": "generation", "student": "general-tb4/student"})
+    assert jobs.estimate({"teacher": "minilm-l6", "student": "general-tb4/student", "data": data})["seconds"] > 0
+
+
+def test_bench_refuses_general_students_in_one_line(capsys):
+    from hub.cli import main
+
+    assert main(["bench", "--task", "general", "--model", "arch:tinybert-4l-312"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "benchmark it through the task it is distilled for" in err

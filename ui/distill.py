@@ -84,6 +84,13 @@ def teacher_choices(task: str) -> list[tuple[str, str]]:
         (f"{k} (fine-tuned)", k) for k, v in models.items() if v["role"] == "teacher" and v["status"] == "finished"]
 
 
+def student_choices(task: str) -> list[tuple[str, str]]:
+    """The student specs, then this server's finished general-distillation students
+    for a task that can start from one (``hub.jobs.general_students``): the job
+    passes the student's folder, which gets a fresh task head."""
+    return [(s, s) for s in STUDENTS] + [(v["label"], k) for k, v in jobs.general_students(task).items()]
+
+
 # ---------------------------------------------------------------- starting a run
 
 
@@ -246,13 +253,17 @@ def quick_start_estimate() -> str:
 # ---------------------------------------------------------------- the estimate
 
 
+ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "teacher-logits": "cache the teacher's logits",
+                   "evaluate": "evaluate the student", "benchmark": "benchmark both"}
+
+
 def basis_text(e: dict) -> str:
     """What an estimate rests on: "measured on N earlier runs on this machine" or "default guess"."""
-    used = [e["rates"]["distill"]] + ([e["rates"]["finetune"]] if e.get("finetune_s") else [])
-    measured = [r for r in used if r.get("basis") == "measured"]
+    used = list(e["phases"].values())
+    measured = [ph for ph in used if ph.get("basis") == "measured"]
     if not measured:
         return "default guess: no earlier run like this one on this machine"
-    runs = {r["source"].split(",")[0].removeprefix("measured: ") for r in measured}
+    runs = {ph["source"].split(",")[0].removeprefix("measured: ") for ph in measured}
     guess = "" if len(measured) == len(used) else ", the rest a default guess"
     return f"measured on {len(runs)} earlier run{'s' if len(runs) > 1 else ''} on this machine{guess}"
 
@@ -278,14 +289,16 @@ def estimate_markdown(form: dict) -> str:
     except ValueError as exc:
         return f"**Cannot estimate yet:** {esc(views.page_message(str(exc), MESSAGE_LABELS))}"
     parts = []
-    if e["finetune_s"]:
-        r = e["rates"]["finetune"]
-        parts.append(f"fine-tune {e['finetune_examples']:,.0f} examples at {r['examples_per_s']:.0f}/s "
-                     f"≈ {views.format_seconds(e['finetune_s'])}")
-    r = e["rates"]["distill"]
-    parts.append(f"distill {e['distill_examples']:,.0f} example-passes at {r['examples_per_s']:.0f}/s "
-                 f"≈ {views.format_seconds(e['distill_s'])}")
-    parts.append(f"loading, evaluation and benchmark ≈ {views.format_seconds(e.get('overhead_s'))}")
+    for name, ph in e["phases"].items():
+        took = views.format_seconds(ph["seconds"])
+        if name in ("finetune", "distill"):
+            r = e["rates"][name]
+            what = (f"fine-tune {e['finetune_examples']:,.0f} examples" if name == "finetune" else
+                    f"distill {e['distill_examples']:,.0f} example-passes")
+            parts.append(f"{what} at {r['examples_per_s']:.0f}/s ≈ {took}")
+        else:
+            parts.append(f"{ESTIMATE_PHASES.get(name, name)} ≈ {took}")
+    parts.append(f"start-up and loading ≈ {views.format_seconds(e.get('overhead_s'))}")
     note = "" if _teacher_trained(teacher, task) is not None else " (plus fine-tuning if this Hub model has no head)"
     return (f"**Estimated time: ~{views.format_seconds(e['seconds'])}**{note} · basis: "
             f"{esc(basis_text(e))}<br>" + esc("; ".join(parts)) + ".")
@@ -349,9 +362,10 @@ def build() -> dict:
                                     info=TASKS[DEFAULT_TASK].description)
             c["teacher"] = gr.Dropdown(teacher_choices(DEFAULT_TASK), value=ALIAS, allow_custom_value=True,
                                        label=LABELS["teacher"], info="a listed model, or type a Hub id (online)")
-            c["student"] = gr.Dropdown(STUDENTS, value=DEFAULT_STUDENT, allow_custom_value=True,
+            c["student"] = gr.Dropdown(student_choices(DEFAULT_TASK), value=DEFAULT_STUDENT, allow_custom_value=True,
                                        label=LABELS["student"],
-                                       info="teacher-layers:K copies K of the teacher's layers")
+                                       info="teacher-layers:K copies K of the teacher's layers; a general student "
+                                            "starts from its encoder")
             with gr.Row(visible=False) as c["custom_row"]:
                 for key, value in CUSTOM_SHAPE.items():
                     c[key] = _number(key, value, precision=0)
@@ -426,10 +440,13 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)
 
-    def task_changed(task):
+    def task_changed(task, student):
         t = TASKS[task]
         local = local_datasets(task)
+        students = student_choices(task)
+        keep = student if student in {v for _, v in students} else DEFAULT_STUDENT
         return {c["teacher"]: gr.Dropdown(choices=teacher_choices(task), value=ALIAS),
+                c["student"]: gr.Dropdown(choices=students, value=keep),
                 c["task"]: gr.Dropdown(info=t.description),
                 c["local_name"]: gr.Dropdown(choices=list(local), value=next(iter(local), None)),
                 c["text_column"]: gr.Textbox(placeholder=t.text_column or "text"),
@@ -437,8 +454,9 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["name"]: gr.Textbox(placeholder=f"{task}-{DEFAULT_STUDENT.replace(':', '')}"),
                 c["hub_id"]: gr.Textbox(placeholder=(t.hub_dataset or ("user/name",))[0]),
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or "")}
-    c["task"].input(task_changed, c["task"], [c[k] for k in ("teacher", "task", "local_name", "text_column",
-                                                               "label_column", "name", "hub_id", "hub_config")],
+    c["task"].input(task_changed, [c["task"], c["student"]],
+                    [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
+                                    "hub_id", "hub_config")],
                     **PRIVATE,
                     show_progress="hidden").then(show_estimate, form, c["estimate"], **PRIVATE,
                                                  show_progress="hidden")

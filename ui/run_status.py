@@ -22,6 +22,7 @@ EMA_ALPHA = 0.1
 PHASES = {
     "finetune": "fine-tuning the teacher", "intermediate": "distilling the intermediate layers",
     "prediction": "distilling the prediction layer", "teacher-outputs": "caching the teacher's outputs",
+    "loading": "loading the distillation's models and data",
     "teacher-logits": "caching the teacher's outputs", "caching the teacher's logits": "caching the teacher's outputs",
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
     "benchmark": "benchmarking for the leaderboard", "done": "done",
@@ -138,6 +139,9 @@ def running_detail(p: dict, now: float | None = None) -> str:
             parts.append(f"{p['examples_per_s']:.0f} examples/s")
     else:
         parts = [label[:1].upper() + label[1:] + " …"]
+        if p.get("phase_total"):
+            done, total = int(p.get("phase_step") or 0), int(p["phase_total"])
+            parts.append(f"{done:,}/{total:,} examples ({100 * done / total:.0f}%)")
     if p.get("eta_s") is not None and (stage in TRAINING or p.get("phase_started_at") is not None):
         parts.append(f"ETA {views.format_seconds(p['eta_s'])}")
     elif p.get("phase_started_at") is not None:

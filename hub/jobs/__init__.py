@@ -15,17 +15,20 @@ child process does). The names below are what ``app.py`` uses.
 """
 
 from ..config import UPLOAD_SUFFIXES
-from .estimate import DEFAULT_GUESS, DEFAULT_RATES, MEASURED, OVERHEAD_S, estimate, measured_rates, plan_steps
-from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, resolve_data,
-                     safe_name, validate_params)
+from .estimate import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, MEASURED, OVERHEAD_S, earlier_phases, estimate,
+                       measured_rates, plan_steps)
+from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, job_stages,
+                     resolve_data, safe_name, validate_params)
 from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED,
                     DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, delete_job_models)
-from .registry import ModelEntry, allowed_models, default_pair, resolve_teacher, short_name, trained_models
+from .registry import (ModelEntry, allowed_models, default_pair, general_students, resolve_teacher, short_name,
+                       trained_models)
 from .uploads import MAX_UPLOAD_ROWS, stage_upload
 
 __all__ = [
                      "ACTIVE_STATES",
                      "DEFAULT_GUESS",
+                     "DEFAULT_PHASES",
                      "DEFAULT_RATES",
                      "FAILED",
                      "FINAL_STATES",
@@ -52,8 +55,11 @@ __all__ = [
                      "data_kwargs",
                      "default_pair",
                      "default_queue",
+                     "earlier_phases",
                      "delete_job_models",
                      "estimate",
+                     "general_students",
+                     "job_stages",
                      "measured_rates",
                      "plan_steps",
                      "resolve_data",

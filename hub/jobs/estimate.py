@@ -1,16 +1,21 @@
-"""How long a job will take, before it starts: examples x epochs (x stages) ÷
-examples per second, plus a fixed overhead.
+"""How long a job will take, before it starts: every phase it runs (fine-tuning,
+the teacher's evaluation, the distillation stages, caching the teacher's
+logits, the student's evaluation, the quick benchmark) plus a fixed overhead.
 
 * **Examples** come from the data actually chosen: the uploaded or local
   training file's row count, capped by the job's sample limits (and by
   ``max_steps`` x batch size); a Hub data set's size is unknown here, so the
   limits are taken as they are.
-* **Rates** are the Trainer's own measured ``train_examples_per_s`` in the
-  ``run.json`` of earlier finished runs on this machine (same CPU model and
+* **Training rates** are the Trainer's own measured ``train_examples_per_s`` in
+  the ``run.json`` of earlier finished runs on this machine (same CPU model and
   core count): fine-tuning from the same base model; distillation from the same
-  teacher into the same student spec, else into the same student shape, else
-  ``DEFAULT_RATES``. The answer says which (``"basis": "measured"`` or
-  ``"default guess"``).
+  teacher into the same student spec, else into the same student shape.
+* **The other phases** take the seconds an earlier finished job like this one
+  (same task, teacher origin, student, eval size and length, same machine)
+  recorded in its ``result.json`` (``phases``, written by ``hub.jobs.runner``);
+  caching is scaled by its examples.
+* Anything not measured here is ``DEFAULT_RATES`` / ``DEFAULT_PHASES``. The
+  answer says which (``"basis": "measured"`` or ``"default guess"``, per phase).
 
 No torch: config files are read as JSON.
 """
@@ -22,15 +27,26 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import STUDENT_PRESETS, parse_teacher_layers
+from ..config import LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers
 from .params import check_data, resolve_data, validate_params
 from .registry import alias_path, resolve_teacher, teacher_origin, trained_models
 
-# examples/s for minilm-l6 at max_length 128 on a 2-core CPU (measured in this
-# project: fine-tuning ~80 ex/s; a 3-layer student's distillation stages ~120).
-DEFAULT_RATES = {"finetune": 80.0, "distill": 120.0}
-OVERHEAD_S = 30.0  # the child process's imports, loading, evaluation and the quick benchmark
+# The default guesses come from one Quick start measured end to end on a quiet AMD EPYC machine with
+# 2 vCPUs, 2026-11-28 (sst2; minilm-l6 fine-tuned on 2,000 examples, teacher-layers:3 distilled on 4,000,
+# one epoch each, 64 tokens, 872 eval examples; 5 min 10 s in all): fine-tuning 2,000 examples in 37 s;
+# the intermediate stage 4,000 in 81 s and the prediction stage 4,000 in 60 s; caching the teacher's
+# logits 4,000 in 61 s (batches in data order, before they were sorted by length: now faster); the
+# teacher's evaluation 10 s and the student's 5 s; the quick benchmark of both 37 s.
+DEFAULT_RATES = {"finetune": 54.0, "distill": 57.0}  # training examples/s (distill: both stages, 8,000 in 141 s)
+DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, or training set for caching
+    "evaluate-teacher": (87.0, 0.0),  # 872 in 10 s
+    "teacher-logits": (66.0, 0.0),  # 4,000 in 61 s
+    "evaluate": (174.0, 0.0),  # 872 in 5 s
+    "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
+}
+OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
 MEASURED, DEFAULT_GUESS = "measured", "default guess"
+MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
 
 
 def plan_steps(n_examples: int, epochs: float, batch_size: int, max_steps: int = -1) -> int:
@@ -98,17 +114,19 @@ def student_shape(p: dict) -> tuple[int, int, int, int] | None:
     if student == "custom":
         return p["layers"], p["hidden"], p["heads"], p["ffn"] or 4 * p["hidden"]
     k = parse_teacher_layers(student)
-    cfg = _teacher_config(p["teacher"]) if k else None
+    cfg = _teacher_config(p["teacher"]) if k else _teacher_config(student)  # a checkpoint: its own config
     if not cfg:
         return None
     try:
-        return k, int(cfg["hidden_size"]), int(cfg["num_attention_heads"]), int(cfg["intermediate_size"])
+        return (k or int(cfg["num_hidden_layers"]), int(cfg["hidden_size"]), int(cfg["num_attention_heads"]),
+                int(cfg["intermediate_size"]))
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def student_label(p: dict) -> str:
-    """The spec label a run card records (``hub.models.parse_student``'s label)."""
+    """The spec label a run card records (``hub.models.parse_student``'s label; a
+    checkpoint's is its folder)."""
     if p["student"] == "custom":
         return f"custom-{p['layers']}l-{p['hidden']}"
     return p["student"]
@@ -156,9 +174,51 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
     return out
 
 
+def job_key(p: dict) -> tuple:
+    """What makes two jobs' non-training phases take about the same time: task,
+    teacher origin, student, eval size and length."""
+    return (p.get("task"), teacher_origin(p.get("teacher")), p.get("student"), p.get("layers"), p.get("hidden"),
+            p.get("eval_samples"), p.get("max_length"))
+
+
+def earlier_phases(p: dict, jobs_root: str | Path | None = None) -> dict[str, dict]:
+    """Phase -> ``{"seconds", "examples", "source"}`` from the newest finished job
+    like ``p`` (:func:`job_key`) on this machine that ran the phase (its
+    ``result.json``: ``phases`` and ``hardware``). ``jobs_root`` defaults to the
+    app's queue folder."""
+    from ..hardware import cpu_cores, cpu_model
+    from ..paths import hub_home
+
+    root = Path(jobs_root) if jobs_root is not None else hub_home() / "jobs"
+    try:
+        folders = sorted((f for f in root.iterdir() if f.is_dir()), reverse=True)[:MAX_EARLIER_JOBS]  # ids sort by time
+    except OSError:
+        return {}
+    here, key, out = {"cpu": cpu_model(), "cores": cpu_cores()}, job_key(p), {}
+    for folder in folders:
+        try:
+            job = json.loads((folder / "job.json").read_text())
+            result = json.loads((folder / "result.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if result.get("status") != "finished" or result.get("hardware") != here \
+                or job_key(job.get("params") or {}) != key:
+            continue
+        for phase, took in (result.get("phases") or {}).items():
+            if phase not in out and isinstance(took, dict) and took.get("seconds"):
+                out[phase] = {"seconds": float(took["seconds"]), "examples": int(took.get("examples") or 0),
+                              "source": f"measured: job {job.get('name', folder.name)}"}
+    return out
+
+
 def _teacher_needs_finetune(p: dict, teacher_trained: bool | None) -> bool:
-    """Whether the job will fine-tune first: as told, else from the registry (a
-    finished teacher of this server has its head; ``minilm-l6`` has none)."""
+    """Whether the job will fine-tune first: never for a task without a head
+    (general distillation teaches a bare encoder); as told; else from the registry
+    (a finished teacher of this server has its head; ``minilm-l6`` has none)."""
+    from ..tasks import TASKS
+
+    if not TASKS[p["task"]].head:
+        return False
     if teacher_trained is not None:
         return not teacher_trained
     card = None
@@ -169,7 +229,20 @@ def _teacher_needs_finetune(p: dict, teacher_trained: bool | None) -> bool:
     return not (card and card.get("kind") == "teacher" and card.get("status") == "finished")
 
 
-def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path | None = None) -> dict:
+def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict]) -> dict:
+    """One non-training phase's seconds: an earlier job's (caching scaled by its
+    examples), else the default guess."""
+    seen = earlier.get(phase)
+    if seen and (phase != "teacher-logits" or seen["examples"]):
+        seconds = seen["seconds"] * (examples / seen["examples"] if phase == "teacher-logits" else 1.0)
+        return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}
+    rate, fixed = DEFAULT_PHASES[phase]
+    return {"seconds": round(fixed + examples / rate, 1), "basis": DEFAULT_GUESS,
+            "source": "default guess for a 2-core CPU (no earlier job like this one)"}
+
+
+def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path | None = None,
+             jobs_root: str | Path | None = None) -> dict:
     """Seconds a job will take, with what the number rests on.
 
     ``params``: job parameters (``data`` optional: without it, the task's default
@@ -177,7 +250,13 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     (never a path: this is called with client input). ``teacher_trained``: True
     skips fine-tuning, False counts it, None decides from the registry (a Hub
     model counts it: it may lack a head). ``root``: the models folder whose runs
-    give the rates (default ``models_dir()``)."""
+    give the training rates (default ``models_dir()``); ``jobs_root``: the queue
+    folder whose finished jobs give the other phases' times.
+
+    Returns ``seconds`` (the total), ``phases`` (name -> seconds, basis, source,
+    in the order a job runs them; only those it runs), the training figures
+    (``finetune_s``, ``distill_s``, their examples and ``rates``), ``overhead_s``
+    and ``basis`` ("measured" when every phase was)."""
     from ..tasks import TASKS
 
     params = dict(params)
@@ -186,34 +265,55 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         raise ValueError(f"task must be one of {[n for n, t in TASKS.items() if t.implemented]}")
     params["teacher"] = resolve_teacher(params.get("teacher"), task_name, allow_paths=False)
     p = validate_params(params, need_data=False)
-    if p["data"] or TASKS[p["task"]].local_files:
-        p["data"] = check_data(p["data"], TASKS[p["task"]])
+    task = TASKS[p["task"]]
+    if p["data"] or task.local_files:
+        p["data"] = check_data(p["data"], task)
         rows, data_note = train_rows(p)
     else:
         rows, data_note = None, "no data chosen yet: the sample limits are used"
     n_ft = p["finetune_samples"] if rows is None else min(p["finetune_samples"], rows)
     n_kd = p["train_samples"] if rows is None else min(p["train_samples"], rows)
+    n_eval = p["eval_samples"]
 
     def examples(n: int, epochs: float) -> float:  # one Trainer run: max_steps caps it
         cap = p["max_steps"] * p["batch_size"] if p["max_steps"] > 0 else math.inf
         return min(n * epochs, cap)
 
     rates = measured_rates(p["teacher"], student_label(p), student_shape(p), root)
+    earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
     kd_examples = examples(n_kd, p["epochs"]) * len(p["stages"])
-    ft_s = ft_examples / rates["finetune"]["examples_per_s"]
-    kd_s = kd_examples / rates["distill"]["examples_per_s"]
-    used = [rates["distill"]] + ([rates["finetune"]] if finetune else [])
+    phases: dict[str, dict] = {}
+    if finetune:
+        phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),
+                              **_basis(rates["finetune"])}
+    if task.head and (finetune or teacher_trained is not True):  # a listed teacher's card holds its scores
+        phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier)
+    if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
+        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_kd, earlier)
+    phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
+                         **_basis(rates["distill"])}
+    # general distillation scores the pair before and after training: 2 x (teacher + student) passes, about
+    # 6 student passes at the default rates (the teacher takes twice the student's time)
+    phases["evaluate"] = _phase_seconds("evaluate", n_eval if task.head else 6 * n_eval, earlier)
+    if p["benchmark"] and task.head:  # a bare encoder is benchmarked through the task it is distilled for
+        phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier)
+    total = sum(ph["seconds"] for ph in phases.values()) + OVERHEAD_S
     return {
-        "seconds": round(ft_s + kd_s + OVERHEAD_S, 1),
-        "finetune_s": round(ft_s, 1),
-        "distill_s": round(kd_s, 1),
+        "seconds": round(total, 1),
+        "phases": phases,
+        "finetune_s": phases.get("finetune", {}).get("seconds", 0.0),
+        "distill_s": phases["distill"]["seconds"],
         "overhead_s": OVERHEAD_S,
         "finetune_examples": ft_examples,
         "distill_examples": kd_examples,
         "train_rows": rows,
         "data": data_note,
         "rates": rates,
-        "basis": MEASURED if all(r["basis"] == MEASURED for r in used) else DEFAULT_GUESS,
+        "basis": MEASURED if all(ph["basis"] == MEASURED for ph in phases.values()) else DEFAULT_GUESS,
     }
+
+
+def _basis(rate: dict) -> dict:
+    return {"basis": rate["basis"], "source": rate["source"]}

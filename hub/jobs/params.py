@@ -13,7 +13,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..config import STAGES, STUDENT_PRESETS, JobSettings, from_dict, is_hub_id, parse_teacher_layers, spec
+from ..config import (KIND_STAGES, STAGES, STUDENT_PRESETS, JobSettings, from_dict, is_hub_id, parse_teacher_layers,
+                      spec)
 
 STAGE_NAMES = STAGES
 STUDENT_PRESET_NAMES = tuple(STUDENT_PRESETS)
@@ -77,17 +78,43 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     if task is None or not task.implemented:
         raise ParamsError(f"task must be one of {[n for n, t in TASKS.items() if t.implemented]}")
     out["teacher"] = resolve_teacher(out["teacher"], task.name, allow_paths=True)
-    out["stages"] = [s for s in STAGES if s in tuple(out["stages"] or ())]  # a list: JSON round trips keep it
-    if not out["stages"]:
-        raise ParamsError(f"stages must be a non-empty subset of {list(STAGES)}")
-    _check_student(out)
+    out["stages"] = job_stages(out["stages"], task.kind)
+    out["student"] = _check_student(out, task.name)
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
         out["name"] = safe_name(out["name"])
     return out
 
 
-def _check_student(p: dict) -> None:
+def kind_stages(kind: str) -> tuple[str, ...]:
+    """The stages a task kind runs at most (``hub.distill.kind_stages`` without torch)."""
+    return KIND_STAGES.get(kind, STAGES)
+
+
+def job_stages(ticked, kind: str) -> list[str]:
+    """The stages a job runs: those ticked that the task's kind has, in order; when
+    none of the ticked ones applies (general distillation: no prediction stage),
+    the kind's own. Nothing ticked at all is refused (by the schema, and here).
+
+    >>> job_stages(["intermediate", "prediction"], "general"), job_stages(["prediction"], "general")
+    (['intermediate'], ['intermediate'])
+    >>> job_stages(("prediction",), "classification")
+    ['prediction']
+    """
+    ticked = [s for s in STAGES if s in tuple(ticked or ())]  # a list: JSON round trips keep it
+    if not ticked:
+        raise ParamsError(f"stages must be a non-empty subset of {list(STAGES)}")
+    allowed = kind_stages(kind)
+    return [s for s in ticked if s in allowed] or list(allowed)
+
+
+def _check_student(p: dict, task: str) -> str:
+    """The student a job builds: a preset, ``teacher-layers:K``, ``custom`` (with a
+    shape that divides), or a finished general-distillation student of this
+    server for a task that can start from one (its model name, stored as its
+    folder; the folder itself is accepted only when it is such a student)."""
+    from .registry import general_students
+
     student = p["student"] or ""
     if student == "custom":
         missing = [k for k in ("layers", "hidden", "heads") if p[k] is None]
@@ -95,7 +122,7 @@ def _check_student(p: dict) -> None:
             raise ParamsError(f"a custom student needs {', '.join(missing)}")
         if p["hidden"] % p["heads"]:
             raise ParamsError(f"hidden size {p['hidden']} is not divisible by {p['heads']} attention heads")
-        return
+        return student
     try:
         k = parse_teacher_layers(student)
     except ValueError:
@@ -103,9 +130,16 @@ def _check_student(p: dict) -> None:
     if k is not None:
         if not 1 <= k <= MAX_TEACHER_LAYERS:
             raise ParamsError(f"teacher-layers:K needs K between 1 and {MAX_TEACHER_LAYERS}")
-        return
-    if student not in STUDENT_PRESET_NAMES:
-        raise ParamsError(f"student must be {', '.join(STUDENT_PRESET_NAMES)}, teacher-layers:K or custom")
+        return student
+    if student in STUDENT_PRESET_NAMES:
+        return student
+    general = general_students(task)
+    if student in general:
+        return general[student]["path"]
+    if student in {v["path"] for v in general.values()}:
+        return student
+    extra = ", a general student of this server" if general else ""
+    raise ParamsError(f"student must be {', '.join(STUDENT_PRESET_NAMES)}, teacher-layers:K, custom{extra}")
 
 
 def check_data(data: dict | None, task) -> dict:

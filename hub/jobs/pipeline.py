@@ -22,11 +22,13 @@ from pathlib import Path
 
 from ..paths import models_dir
 from ..runs import read_card
-from .estimate import plan_steps, train_rows
+from .estimate import earlier_phases, plan_steps, train_rows
 from .params import resolve_data, validate_params
 from .registry import short_name, store_card_rows
 
 FINISHED, STOPPED = "finished", "stopped"
+GENERAL_BENCH = ("a general-distillation student has no task head to score; it is benchmarked through the task "
+                 "it is distilled for (distill it on that task with it as the student, then benchmark that student)")
 BENCH_SPEC, BENCH_ROWS = "bench.json", "bench_rows.json"
 ROW_SUMMARY = ("row_id", "name", "role", "status", "protocol", "accuracy", "f1", "retention", "agreement",
                "latency_p50_ms", "speedup_p50")
@@ -44,9 +46,9 @@ def summary(folder: str | Path) -> dict | None:
 
 def run_job(ctx) -> dict:
     """Fine-tune if needed, distill, benchmark; returns the job's result."""
-    from ..config import TrainConfig
+    from ..config import STAGES, TrainConfig
     from ..data import DataSource
-    from ..distill import DistillConfig, distill, finetune
+    from ..distill import DistillConfig, distill, finetune, kind_stages
     from ..kinds import get_kind
     from ..models import load_model, parse_student
     from ..tasks import get_task
@@ -59,6 +61,11 @@ def run_job(ctx) -> dict:
     source = DataSource(**source_kw)
     ctx.event("data", **used)
     ctx.log(f"data: {used['description']}")
+    if kind_stages(kind) != STAGES:  # validate_params kept the ticked stages this kind has, else its own
+        ctx.log(f"task {task.name} runs only the {', '.join(kind_stages(kind))} stage: "
+                + getattr(kind, "stages_reason", "its kind has no other"))
+    # phases without steps get the time an earlier job like this one took as their ETA (caching measures its own)
+    ctx.expected_s = {k: v["seconds"] for k, v in earlier_phases(p, ctx.folder.parent).items() if k != "teacher-logits"}
     result: dict = {"name": ctx.name, "status": FINISHED, "data": used, "teacher": None, "student": None, "rows": []}
 
     def cfg(epochs: float, lr: float | None) -> TrainConfig:
@@ -102,6 +109,7 @@ def run_job(ctx) -> dict:
             return result
         teacher_ref = str(teacher_dir)
         del ft_data
+        ctx.phase("loading")
         reference, _ = load_model(teacher_ref, task)  # its labels fix the distillation data's label ids
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=reference)
@@ -127,6 +135,9 @@ def run_job(ctx) -> dict:
     if ctx.cancel.is_set():
         ctx.log("stop requested after training ended: the models are finished; the benchmark is skipped")
         result["benchmark"] = "skipped: stop requested"
+    elif p["benchmark"] and not task.head:
+        ctx.log(f"no benchmark: {GENERAL_BENCH}")
+        result["benchmark"] = "skipped: a student without a task head"
     elif p["benchmark"]:
         result["rows"] = benchmark_in_child(ctx, task.name, teacher_ref, [str(student_dir)], source_kw,
                                             p["eval_samples"], result)
@@ -153,6 +164,7 @@ def benchmark_in_child(ctx, task: str, teacher_ref: str, models: list[str], sour
     ctx.phase("benchmark")
     ctx.log("benchmarking teacher and student in a fresh process (quick protocol) ...")
     code = ctx.run_child([sys.executable, "-m", "hub.jobs.pipeline", "bench", str(spec_path)])
+    ctx.end_phase()
     if code != 0 or not Path(spec["rows_file"]).is_file():
         why = "stopped" if ctx.cancel.is_set() else f"failed (exit code {code})"
         ctx.log(f"benchmark {why}: the models are kept, without leaderboard timings")

@@ -235,7 +235,7 @@ class EventView:
         self.data: dict | None = None
         self.losses: dict[str, list] = {}
         self.last: dict = {}  # the newest progress event
-        self.phase: str | None = None
+        self.phase: dict | None = None  # the newest phase event, while no training step came after it
         self.warnings: list[str] = []
 
     def update(self) -> None:
@@ -262,7 +262,7 @@ class EventView:
         elif kind == "data":
             self.data = {k: e.get(k) for k in ("kind", "description")}
         elif kind == "phase":
-            self.phase = e.get("stage")
+            self.phase = e
         elif kind == "warning":
             self.warnings.append(str(e.get("message")))
         elif kind == "progress":
@@ -282,11 +282,17 @@ class EventView:
             out[term] = [list(p) for i, p in enumerate(points) if i % k == 0 or i == len(points) - 1]
         return out
 
-    def progress(self) -> dict:
-        """Stage, step, ETA and the overall fraction over the planned phases."""
+    def progress(self, now: float | None = None) -> dict:
+        """Stage, step, ETA and the overall fraction over the planned phases. In a
+        phase without steps (evaluation, caching, benchmark) the stage is the
+        phase's, with ``phase_started_at``, ``phase_step``/``phase_total`` when it
+        counts examples, and ``eta_s`` its own seconds left (counted down from its
+        last event; None once spent, or when unknown); the fraction stays where
+        training left it."""
         e = self.last
+        phase = self._phase_progress(time.time() if now is None else now) if self.phase else {}
         if not e:
-            return {"stage": self.phase} if self.phase else {}
+            return phase
         stage, step, total = e.get("stage"), int(e.get("step") or 0), int(e.get("total") or 0)
         names = [s for s, _ in self.plan]
         eta = e.get("eta_s")
@@ -300,12 +306,24 @@ class EventView:
         else:
             left_after, fraction, stage_index, n_stages = 0, step / max(total, 1), 1, 1
         return {
-            "stage": self.phase or stage, "step": step, "total": total, "epoch": e.get("epoch"),
+            "stage": stage, "step": step, "total": total, "epoch": e.get("epoch"),
             "examples_per_s": e.get("examples_per_s"),
             "eta_s": (total - step + left_after) * per_step if per_step is not None else eta,
             "stage_eta_s": eta, "fraction": min(max(fraction, 0.0), 1.0),
-            "stage_index": stage_index, "n_stages": n_stages,
+            "stage_index": stage_index, "n_stages": n_stages, **phase,
         }
+
+    def _phase_progress(self, now: float) -> dict:
+        ph = self.phase or {}
+        started = ph.get("started_at") if ph.get("started_at") is not None else ph.get("t")  # older files: t
+        eta = ph.get("eta_s")
+        if eta is not None and ph.get("t") is not None:
+            eta = float(eta) - max(now - float(ph["t"]), 0.0)
+            eta = eta if eta > 0 else None  # spent: the page shows the time so far
+        out = {"stage": ph.get("stage"), "phase_started_at": started, "eta_s": eta, "stage_eta_s": eta}
+        if ph.get("total"):
+            out.update(phase_step=int(ph.get("step") or 0), phase_total=int(ph["total"]))
+        return out
 
 
 def log_tail(path: Path, lines: int = MAX_LOG_LINES, max_bytes: int = 256_000) -> list[str]:

