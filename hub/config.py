@@ -34,6 +34,7 @@ KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD ter
 # keeps the two equal)
 KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
 LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
+TOPK_CACHE_MAX = 1024  # DistillConfig.logit_cache_topk: 2,000 blocks of 256 tokens at k = 1024 take 3 GB
 # name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
 STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {
     "tinybert-4l-312": (4, 312, 12, 1200),
@@ -123,6 +124,12 @@ class DistillConfig:
     jsd_beta: float = setting(0.5, 0.0, 1.0, "beta of the generalised JSD")
     kl_positions: str = setting("targets", help="token-level KD on the positions with a target (an MLM's masked "
                                 "tokens) or on every non-padding position (all)", choices=KL_POSITIONS)
+    logit_cache_topk: int = setting(
+        0, 0, TOPK_CACHE_MAX,
+        "token-level kinds with a vocabulary per position (generation, mlm): cache the teacher's k largest logits "
+        "per token once, so prediction-stage steps run no teacher (0: off, the teacher runs every step); memory "
+        "tokens x k x 6 bytes (fp16 values, int32 indices); the KD term is then the KL to the teacher "
+        "renormalised over its top k (its tail dropped; exact at k = vocabulary size); forward divergence only")
 
     def __post_init__(self):
         if isinstance(self.stages, str):

@@ -12,7 +12,10 @@ resumes inside the stage that was running and completed stages are skipped.
 Because it is the stock Trainer, the same command runs on several GPUs under
 ``torchrun``/``accelerate launch``. The teacher is frozen, in eval mode, under
 no-grad; when a stage needs only its logits, they are computed once and looked
-up by example index in every epoch (torchdistill-style caching).
+up by example index in every epoch (torchdistill-style caching). Kinds with a
+vocabulary per token (generation, MLM) are too big to cache in full; with
+``--logit-cache-topk K`` they keep the teacher's K largest logits per token
+(:class:`TopKLogitCache`) and the KD term becomes :func:`hub.losses.sparse_kl`.
 """
 
 from __future__ import annotations
@@ -138,6 +141,43 @@ class LogitCache:
         return out
 
 
+class TopKLogitCache:
+    """The teacher's k largest logits at every token of every training example,
+    looked up by ``idx``: fp16 values and int32 indices (a vocabulary of 49,152
+    needs more than int16), (length, k) each, trimmed to the example's length.
+    ``nbytes`` is what the rows hold: tokens x k x 6 bytes."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def put(self, idx: list[int], values: torch.Tensor, indices: torch.Tensor, lengths: list[int]) -> None:
+        """values, indices (B, L, k) from :func:`hub.losses.topk_logits`."""
+        for row, i in enumerate(idx):
+            n = lengths[row]
+            self.rows[i] = (values[row, :n].to(torch.float16).cpu().clone(),
+                            indices[row, :n].to(torch.int32).cpu().clone())
+
+    def get(self, idx: list[int], seq_len: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values (B, L, k) float32, indices (B, L, k) int64), zero on padding
+        positions (which the kind's mask leaves out)."""
+        values = torch.zeros((len(idx), seq_len, self.k), dtype=torch.float32)
+        indices = torch.zeros((len(idx), seq_len, self.k), dtype=torch.long)
+        for row, i in enumerate(idx):
+            v, ix = self.rows[i]
+            values[row, : v.shape[0]] = v.float()
+            indices[row, : ix.shape[0]] = ix.long()
+        return values.to(device), indices.to(device)
+
+    @property
+    def tokens(self) -> int:
+        return sum(v.shape[0] for v, _ in self.rows.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes + ix.nbytes for v, ix in self.rows.values())
+
+
 class DistillTrainer(Trainer):
     """Trainer whose loss is the distillation loss of one stage, for any task kind."""
 
@@ -166,6 +206,17 @@ class DistillTrainer(Trainer):
                 out_T = adaptor(self.teacher(**inputs, output_hidden_states=True, output_attentions=True))
             terms = intermediate_terms(out_S, out_T, inputs["attention_mask"], self.layer_map, module.fit_dense)
             loss = sum(w[k] * v for k, v in terms.items())
+        elif isinstance(self.cache, TopKLogitCache):
+            out_S = self.kind.adapt(module.student(**inputs), inputs, targets)
+            values, indices = self.cache.get(idx.tolist(), inputs["input_ids"].shape[1], out_S["logits"][0].device)
+            # the kind's adaptor picks the positions (generation: 0..L-2) of both, as it does for logits
+            values_T = self.kind.adapt(_Logits([values]), inputs, targets)["logits"][0]  # (B, L', k)
+            indices_T = self.kind.adapt(_Logits([indices]), inputs, targets)["logits"][0]  # (B, L', k)
+            mask = out_S["mask_all"] if self.dcfg.kl_positions == "all" else out_S["mask"]
+            pred = losses.sparse_prediction_loss(out_S["logits"][0], values_T, indices_T, out_S["labels"][0],
+                                                 self.dcfg.temperature, self.dcfg.alpha, mask)
+            terms = {"prediction": pred}
+            loss = w["prediction"] * pred
         else:
             out_S = self.kind.adapt(module.student(**inputs), inputs, targets)
             if self.cache is not None:
@@ -256,6 +307,34 @@ def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 
             elapsed = time.perf_counter() - t0
             progress({"stage": "teacher-logits", "step": start + len(members), "total": len(order),
                       "eta_s": elapsed * (tokens_total - tokens_done) / max(tokens_done, 1), "losses": {}})
+    return cache
+
+
+@torch.inference_mode()
+def teacher_topk_for(teacher, dataset, collator, kind, k: int, batch_size: int = 32,
+                     progress: ProgressHook | None = None) -> TopKLogitCache:
+    """The teacher's top-k logits at every token of every training example (see
+    :class:`TopKLogitCache`), in batches of similar length (less padding to run
+    through the teacher). ``batch_size``: the training batch size, whose (B, L, V)
+    teacher logits a training step holds anyway."""
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    cache = TopKLogitCache(k)
+    lengths_all = dataset["length"]
+    order = sorted(range(len(dataset)), key=lambda i: int(lengths_all[i]))
+    for start in range(0, len(order), batch_size):
+        rows = [dataset[i] for i in order[start:start + batch_size]]
+        batch = collator(rows)
+        idx = batch.pop("idx").tolist()
+        lengths = [int(r["length"]) for r in rows]
+        batch.pop("length", None)
+        kind.split_targets(batch)
+        batch = {key: v.to(device) for key, v in batch.items()}
+        values, indices = losses.topk_logits(teacher(**batch).logits, k)  # (B, L, k) each
+        cache.put(idx, values, indices, lengths)
+        if progress:
+            progress({"stage": "teacher-logits", "step": min(start + batch_size, len(order)), "total": len(order),
+                      "losses": {}})
     return cache
 
 
@@ -408,6 +487,10 @@ def distill(
             f"Fine-tune it first: python -m hub finetune --task {task.name} --model {teacher_ref} ..."
         )
     kind.check_teacher(teacher, data)
+    vocab = teacher.config.vocab_size
+    if dcfg.logit_cache_topk > vocab:
+        raise ValueError(f"--logit-cache-topk {dcfg.logit_cache_topk} exceeds the teacher's vocabulary of {vocab} "
+                         "tokens; use at most that (k = vocabulary size is the full KL)")
     set_seed(cfg.seed)  # random-init students and heads: same seed, same initial weights
     student_model, default_map = build_student(student, teacher, task, kind.head_kwargs(data))
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
@@ -442,6 +525,7 @@ def distill(
                  "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config)},
         layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
         divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
+        logit_cache_topk=dcfg.logit_cache_topk,
         intermediate_learning_rate=dcfg.intermediate_learning_rate,
         attention_target="probabilities (post-softmax), padding masked",
         projection=module.fit_dense is not None,
@@ -465,6 +549,16 @@ def distill(
                 if progress:
                     progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
                 cache = teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
+            elif stage == "prediction" and dcfg.alpha < 1.0 and dcfg.logit_cache_topk:
+                if progress:
+                    progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
+                t0 = time.perf_counter()
+                cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, cfg.batch_size,
+                                         progress)
+                card["logit_cache"] = {"k": cache.k, "tokens": cache.tokens,
+                                       "memory_mb": round(cache.nbytes / 2**20, 2),
+                                       "values": "float16", "indices": "int32",
+                                       "time_s": round(time.perf_counter() - t0, 2)}
             lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
                 else cfg.learning_rate
             callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
@@ -491,8 +585,10 @@ def kind_stages(kind) -> tuple[str, ...]:
 
 def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
     """Refuse settings the task kind cannot run, before anything is loaded: a stage
-    outside its ``stages``, or ``kl_positions`` outside its ``kl_positions``
-    (a token-level kind whose targets cover only some positions, the MLM)."""
+    outside its ``stages``, ``kl_positions`` outside its ``kl_positions``
+    (a token-level kind whose targets cover only some positions, the MLM), or a
+    top-k logit cache for a kind without ``topk_logit_cache`` or with a divergence
+    it cannot compute (k > the teacher's vocabulary is checked once it is loaded)."""
     allowed = kind_stages(kind)
     extra = [s for s in dcfg.stages if s not in allowed]
     if extra:
@@ -502,6 +598,15 @@ def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
     if dcfg.kl_positions not in getattr(kind, "kl_positions", ("targets",)):
         raise ValueError(f"--kl-positions {dcfg.kl_positions} does not apply to task {task.name!r}: its KD term "
                          "already covers every position it predicts")
+    if dcfg.logit_cache_topk:
+        if not getattr(kind, "topk_logit_cache", False):
+            why = ("its teacher logits are cached in full already" if getattr(kind, "cache_logits", True)
+                   else "its teacher gives no vocabulary logits per token")
+            raise ValueError(f"--logit-cache-topk does not apply to task {task.name!r}: {why}")
+        if dcfg.divergence != "forward":
+            raise ValueError(f"--logit-cache-topk needs --divergence forward, not {dcfg.divergence}: the reverse KL "
+                             "and the JSD weigh every token by the teacher's probability, and a top-k cache holds "
+                             "only k of them; use --logit-cache-topk 0 for those")
 
 
 def _unshared(state: dict) -> dict:

@@ -1,8 +1,8 @@
 """Measurements of causal language models (no training): perplexity, generation
-speed, a side-by-side streaming decoder for the demo, and the top-k teacher-logit
-cache with its KL.
+speed and a side-by-side streaming decoder for the demo. (The top-k teacher-logit
+cache and its KL live with the other losses: ``hub.losses.topk_logits``/``sparse_kl``.)
 
-Shapes: B batch, L sequence length, V vocabulary, k cached teacher tokens.
+Shapes: B batch, L sequence length, V vocabulary.
 Models are ``AutoModelForCausalLM``-style (GPT-2, Llama, SmolLM2 ...): called as
 ``model(input_ids=..., labels=..., cache=..., use_cache=...)`` and returning
 ``.logits`` / ``.loss`` / ``.cache`` by name (``past_key_values`` before 5.24).
@@ -332,53 +332,3 @@ def stream_side_by_side(model_a, tok_a, model_b, tok_b, prompt: str, settings: D
             if not decoder.done:
                 decoder.step()
                 yield snapshot(stopped=False)
-
-
-def topk_logits(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's k largest logits per position, for a compact logit cache.
-
-    logits (B, L, V) -> (values (B, L, k), indices (B, L, k)), values sorted in
-    descending order. Raw logits are kept (not probabilities), so any
-    temperature can be applied when the cache is used (:func:`sparse_kl`).
-    """
-    if not 1 <= k <= logits.shape[-1]:
-        raise ValueError(f"k must be in [1, V={logits.shape[-1]}], got {k}")
-    values, indices = torch.topk(logits, k, dim=-1)
-    return values, indices
-
-
-def sparse_kl(student_logits: torch.Tensor, topk_values: torch.Tensor, topk_indices: torch.Tensor,
-              mask: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
-    """KD loss from a top-k teacher-logit cache, times T² (like ``hub.losses.kd_kl_loss``).
-
-    student_logits (B, L, V); topk_values, topk_indices (B, L, k) from
-    :func:`topk_logits` on the teacher; mask (B, L), 1 where the position counts
-    (averaged over those), None for all.
-
-    The approximation, exactly: with S the teacher's top-k token set at a
-    position, p̃_T = softmax(topk_values / T) is the teacher *renormalised over S*
-    (its tail mass 1 − P_T(S) is dropped), and log q_S = log_softmax(student_logits
-    / T) over the *full* vocabulary, gathered at S (not renormalised). The loss
-    per position is
-
-        Σ_{i∈S} p̃_T(i) · (log p̃_T(i) − log q_S(i))
-          = KL(p̃_T ‖ q̃_S) − log q_S(S),
-
-    where q̃_S is the student renormalised over S and q_S(S) its mass on S. It is
-    ≥ 0, and 0 only when the student puts all its mass on S in the teacher's
-    proportions: it fits the teacher's top-k shape and pushes the student's mass
-    off every other token, ignoring how the teacher spreads its tail. It equals
-    the full forward KL(p_T ‖ q_S) when k = V.
-    """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if topk_values.shape != topk_indices.shape or topk_values.shape[:-1] != student_logits.shape[:-1]:
-        raise ValueError(f"shapes disagree: student {tuple(student_logits.shape)}, "
-                         f"values {tuple(topk_values.shape)}, indices {tuple(topk_indices.shape)}")
-    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1).gather(-1, topk_indices.long())  # (B, L, k)
-    log_p = F.log_softmax(topk_values.float() / temperature, dim=-1)  # (B, L, k), renormalised over S
-    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, L)
-    if mask is None:
-        return per_position.mean() * temperature**2
-    m = mask.to(per_position.dtype)
-    return (per_position * m).sum() / m.sum().clamp_min(1.0) * temperature**2

@@ -1,6 +1,7 @@
 """Distillation losses: pure functions on tensors, plus the layer map.
 
-Shapes: B batch, L sequence length, C classes, D hidden width, H heads.
+Shapes: B batch, L sequence length, C classes (V: a vocabulary), D hidden width,
+H heads, k tokens kept per position by a top-k teacher-logit cache, N positions.
 ``_S`` is the student, ``_T`` the teacher (TextBrewer's convention).
 
 Attention maps: transformers returns attention *probabilities* (after the
@@ -108,6 +109,86 @@ def prediction_loss(
         ce = F.cross_entropy(logits_S.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
     else:
         ce = F.cross_entropy(logits_S.float(), labels)
+    return ce if kd is None else alpha * ce + (1.0 - alpha) * kd
+
+
+def topk_logits(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's k largest logits per position, for a compact logit cache.
+
+    logits (B, L, V) -> (values (B, L, k), indices (B, L, k)), values sorted in
+    descending order. Raw logits are kept (not probabilities), so any
+    temperature can be applied when the cache is used (:func:`sparse_kl`).
+    """
+    if not 1 <= k <= logits.shape[-1]:
+        raise ValueError(f"k must be in [1, V={logits.shape[-1]}], got {k}")
+    values, indices = torch.topk(logits, k, dim=-1)
+    return values, indices
+
+
+def sparse_kl(student_logits: torch.Tensor, topk_values: torch.Tensor, topk_indices: torch.Tensor,
+              mask: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+    """KD loss from a top-k teacher-logit cache, times T² (like :func:`kd_kl_loss`).
+
+    student_logits (B, L, V) or (N, V); topk_values, topk_indices (B, L, k) or
+    (N, k) from :func:`topk_logits` on the teacher; mask (B, L), 1 where the
+    position counts (averaged over those), None for all.
+
+    The approximation, exactly: with S the teacher's top-k token set at a
+    position, p̃_T = softmax(topk_values / T) is the teacher *renormalised over S*
+    (its tail mass 1 − P_T(S) is dropped), and log q_S = log_softmax(student_logits
+    / T) over the *full* vocabulary, gathered at S (not renormalised). The loss
+    per position is
+
+        Σ_{i∈S} p̃_T(i) · (log p̃_T(i) − log q_S(i))
+          = KL(p̃_T ‖ q̃_S) − log q_S(S),
+
+    where q̃_S is the student renormalised over S and q_S(S) its mass on S. It is
+    ≥ 0, and 0 only when the student puts all its mass on S in the teacher's
+    proportions: it fits the teacher's top-k shape and pushes the student's mass
+    off every other token, ignoring how the teacher spreads its tail. It equals
+    the full forward KL(p_T ‖ q_S) when k = V.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if topk_values.shape != topk_indices.shape or topk_values.shape[:-1] != student_logits.shape[:-1]:
+        raise ValueError(f"shapes disagree: student {tuple(student_logits.shape)}, "
+                         f"values {tuple(topk_values.shape)}, indices {tuple(topk_indices.shape)}")
+    log_q = F.log_softmax(student_logits.float() / temperature, dim=-1).gather(-1, topk_indices.long())  # (B, L, k)
+    log_p = F.log_softmax(topk_values.float() / temperature, dim=-1)  # (B, L, k), renormalised over S
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, L)
+    if mask is None:
+        return per_position.mean() * temperature**2
+    m = mask.to(per_position.dtype)
+    return (per_position * m).sum() / m.sum().clamp_min(1.0) * temperature**2
+
+
+def sparse_prediction_loss(
+    logits_S: torch.Tensor,
+    topk_values_T: torch.Tensor,
+    topk_indices_T: torch.Tensor,
+    labels: torch.Tensor | None,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """:func:`prediction_loss` with the teacher given as a top-k cache:
+    alpha * CE(student, hard labels) + (1 - alpha) * :func:`sparse_kl`.
+
+    logits_S (B, L, V); topk_values_T, topk_indices_T (B, L, k); labels (B, L)
+    (-100 = ignore) or None; ``mask`` (B, L) of the positions that count. Only the
+    forward divergence has a top-k form: the reverse KL and the JSD weigh every
+    token by the teacher's probability, which the cache does not hold outside its k.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if mask is not None:
+        keep = mask.bool()
+        logits_S, topk_values_T, topk_indices_T = _positions(keep, logits_S, topk_values_T, topk_indices_T)  # (N, .)
+        labels = labels[keep] if labels is not None else None
+    if labels is None or alpha == 0.0:
+        return sparse_kl(logits_S, topk_values_T, topk_indices_T, None, temperature)
+    kd = sparse_kl(logits_S, topk_values_T, topk_indices_T, None, temperature) if alpha < 1.0 else None
+    ce = F.cross_entropy(logits_S.float().flatten(0, -2), labels.flatten(), ignore_index=-100)
     return ce if kd is None else alpha * ce + (1.0 - alpha) * kd
 
 

@@ -308,6 +308,144 @@ def test_cli_block_size_and_sample_counts(teachers, data_dir, tmp_path, capsys, 
     assert result["perplexity"] == pytest.approx(card["eval"]["student"]["perplexity"], rel=1e-5)
 
 
+# ---------------------------------------------------------------- top-k teacher-logit cache
+
+
+def varied_blocks(tok):
+    """Training examples of different lengths (the cache sorts them by length and
+    trims each to its own), encoded like ``encode_train``."""
+    from datasets import Dataset
+
+    texts = ["the cat sat on the mat and then it ran", "a dog ran", "the big dog sat under a blue log", "it ran",
+             "a small cat sat on a red mat and then it was big"]
+    ids = [tok(t)["input_ids"] for t in texts]
+    return Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids],
+                              "idx": list(range(len(ids))), "length": [len(x) for x in ids]})
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_topk_cache_is_torch_topk_of_the_teacher_at_each_real_token(teachers, arch):
+    from hub.distill import teacher_topk_for
+
+    t, tok, k = teacher(teachers[arch]), word_tokenizer(), 5
+    ds = varied_blocks(tok)
+    events = []
+    cache = teacher_topk_for(t, ds, LMCollator(tok), KIND, k, batch_size=2, progress=events.append)
+    assert [e["step"] for e in events] == [2, 4, 5] and {e["stage"] for e in events} == {"teacher-logits"}
+    assert cache.tokens == sum(ds["length"]) and cache.nbytes == cache.tokens * k * (2 + 4)
+    for row in ds:
+        with torch.no_grad():
+            logits = t(input_ids=torch.tensor([row["input_ids"]])).logits[0]  # (n, V), alone: no padding
+        values, indices = cache.rows[row["idx"]]
+        assert values.dtype == torch.float16 and indices.dtype == torch.int32 and values.shape == (row["length"], k)
+        ref = torch.topk(logits, k, dim=-1)
+        assert torch.equal(indices.long(), ref.indices)
+        assert torch.allclose(values.float(), ref.values, atol=2e-3, rtol=1e-3)  # fp16 rounding
+    # a lookup pads back to the batch's length with zeros
+    v, ix = cache.get([3, 0], 12, "cpu")
+    assert v.shape == ix.shape == (2, 12, k) and ix.dtype == torch.long
+    assert v[0, ds[3]["length"]:].eq(0).all() and torch.equal(ix[1, : ds[0]["length"]], cache.rows[0][1].long())
+
+
+@pytest.mark.parametrize("alpha,temperature", [(0.0, 1.0), (0.5, 2.0)])
+def test_topk_loss_with_k_equal_to_the_vocabulary_is_the_dense_loss(teachers, alpha, temperature):
+    from hub.distill import TopKLogitCache, _Logits
+    from hub.losses import sparse_prediction_loss, topk_logits
+
+    t, tok = teacher(teachers["llama"]), word_tokenizer()
+    student = tiny_lm("llama", len(tok), layers=2, seed=3).eval()
+    ds = varied_blocks(tok)
+    batch = LMCollator(tok)([ds[i] for i in range(len(ds))])
+    idx, lengths = batch.pop("idx").tolist(), batch.pop("length").tolist()
+    targets = KIND.split_targets(batch)
+    with torch.no_grad():
+        logits_T, logits_S = t(**batch).logits, student(**batch).logits
+    cache = TopKLogitCache(len(tok))
+    cache.put(idx, *topk_logits(logits_T, len(tok)), lengths)
+    values, indices = cache.get(idx, batch["input_ids"].shape[1], "cpu")
+    out_S = KIND.adapt(_Logits([logits_S]), batch, targets)
+    dense = prediction_loss(out_S["logits"][0], KIND.adapt(_Logits([logits_T]), batch, targets)["logits"][0],
+                            out_S["labels"][0], temperature, alpha, out_S["mask"])
+    sparse = sparse_prediction_loss(out_S["logits"][0], KIND.adapt(_Logits([values]), batch, targets)["logits"][0],
+                                    KIND.adapt(_Logits([indices]), batch, targets)["logits"][0],
+                                    out_S["labels"][0], temperature, alpha, out_S["mask"])
+    assert float(sparse) == pytest.approx(float(dense), rel=1e-3)  # fp16 values
+    # a small k is the documented approximation: not the dense loss
+    small = TopKLogitCache(3)
+    small.put(idx, *topk_logits(logits_T, 3), lengths)
+    v3, i3 = small.get(idx, batch["input_ids"].shape[1], "cpu")
+    approx = sparse_prediction_loss(logits_S[:, :-1], v3[:, :-1], i3[:, :-1], out_S["labels"][0], temperature,
+                                    alpha, out_S["mask"])
+    assert abs(float(approx) - float(dense)) > 1e-3
+
+
+@pytest.mark.parametrize("k", [0, 6])
+def test_distill_with_a_topk_cache_runs_no_teacher_in_training_steps(teachers, data_dir, tmp_path, monkeypatch, k):
+    import hub.distill as distill_mod
+    from hub.config import DistillConfig
+    from hub.models import parse_student
+
+    calls = {"teacher": 0}
+    real_load = distill_mod.load_model
+
+    def counted_load(*args, **kwargs):
+        model, trained = real_load(*args, **kwargs)
+        model.register_forward_hook(lambda *_: calls.__setitem__("teacher", calls["teacher"] + 1))
+        return model, trained
+
+    monkeypatch.setattr(distill_mod, "load_model", counted_load)
+    at_step: dict[str, list] = {"teacher-logits": [], "prediction": []}
+
+    def progress(event):
+        if event["stage"] in at_step:
+            at_step[event["stage"]].append(calls["teacher"])
+
+    data = load(data_dir, max_train=12, max_eval=3)
+    card = distill_mod.distill(TASK, str(teachers["gpt2"]), parse_student("teacher-layers:2"), data,
+                               str(tmp_path / "s"), cfg(batch_size=4), DistillConfig(stages=("prediction",),
+                               logit_cache_topk=k), progress=progress)
+    assert card["status"] == "finished" and len(at_step["prediction"]) == 4
+    steps = at_step["prediction"]
+    saved = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert saved["logit_cache_topk"] == k
+    if k == 0:  # the teacher runs in every step
+        assert not at_step["teacher-logits"] and steps[-1] - steps[0] == len(steps) - 1
+        assert "logit_cache" not in saved
+        return
+    # three batches of 4 blocks cached once, then no teacher call in any step
+    assert at_step["teacher-logits"][-1] - at_step["teacher-logits"][0] == 3
+    assert steps == [at_step["teacher-logits"][-1]] * len(steps)
+    lc = saved["logit_cache"]
+    assert lc["k"] == k and lc["tokens"] == 12 * BLOCK and lc["values"] == "float16" and lc["time_s"] >= 0
+    assert lc["memory_mb"] == round(12 * BLOCK * k * 6 / 2**20, 2)
+    assert math.isfinite(card["eval"]["student"]["perplexity"])
+
+
+def test_a_bad_topk_is_refused(teachers, data_dir, tmp_path, capsys):
+    from hub.cli import main
+    from hub.config import DistillConfig
+    from hub.distill import check_distill_config, distill
+    from hub.models import parse_student
+
+    for bad in (-1, 5000, 2.5):
+        with pytest.raises(ValueError, match="logit_cache_topk must be"):
+            DistillConfig(logit_cache_topk=bad)
+    vocab = len(word_tokenizer())
+    with pytest.raises(ValueError, match=f"exceeds the teacher's vocabulary of {vocab}"):
+        distill(TASK, str(teachers["gpt2"]), parse_student("teacher-layers:2"), load(data_dir), str(tmp_path / "o"),
+                cfg(), DistillConfig(stages=("prediction",), logit_cache_topk=vocab + 1))
+    assert not (tmp_path / "o").exists()
+    for divergence in ("reverse", "jsd"):
+        with pytest.raises(ValueError, match="needs --divergence forward"):
+            check_distill_config(KIND, TASK, DistillConfig(divergence=divergence, logit_cache_topk=4))
+    sst2 = get_task("sst2")
+    with pytest.raises(ValueError, match="does not apply to task 'sst2'.*cached in full"):
+        check_distill_config(get_kind(sst2), sst2, DistillConfig(logit_cache_topk=4))
+    rc = main(["distill", "--task", "generation", "--teacher", str(teachers["gpt2"]), "--student", "teacher-layers:2",
+               "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "cli"), "--logit-cache-topk", "2000"])
+    assert rc == 2 and "logit_cache_topk must be between 0 and 1024" in capsys.readouterr().err
+
+
 def test_smollm2_alias_resolves_into_the_hub_cache(monkeypatch, hub_home, teachers):
     from hub import gguf_teacher
     from hub.models import resolve_model_ref

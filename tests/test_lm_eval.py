@@ -20,9 +20,8 @@ import torch.nn.functional as F
 
 from conftest import SHARED_DATA
 from hub import gguf_teacher
-from hub.losses import kd_kl_loss
-from hub.lm_eval import (DecodeSettings, generation_speed, perplexity, pick_token, sparse_kl,
-                         stream_side_by_side, token_stream, topk_logits)
+from hub.lm_eval import DecodeSettings, generation_speed, perplexity, pick_token, stream_side_by_side, token_stream
+from hub.losses import kd_kl_loss, sparse_kl, topk_logits
 from hub.textdata import pack_blocks
 from test_textdata import word_tokenizer
 

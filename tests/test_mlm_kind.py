@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 
 import pytest
@@ -237,3 +238,17 @@ def test_fill_mask_compare(corpus, mlm_teacher):
         a.predict("no mask in this text")
     with pytest.raises(ValueError, match="at most 5"):
         a.predict(" ".join(["[MASK]"] * 6))
+
+
+def test_mlm_distill_with_a_topk_teacher_cache(corpus, mlm_teacher, tmp_path):
+    """Static masks make the teacher's input the same every epoch, so its top-k
+    logits can be cached; the KD term then covers every real token (kl_positions all)."""
+    task, data = _data(corpus)
+    card = distill(task, str(mlm_teacher), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),
+                   TrainConfig(batch_size=16, learning_rate=1e-3, max_length=MAX_LENGTH, max_steps=2),
+                   DistillConfig(stages=("prediction",), kl_positions="all", logit_cache_topk=4))
+    assert card["status"] == "finished" and card["logit_cache_topk"] == 4
+    lc = card["logit_cache"]
+    train = get_kind(task).encode_train(load_tokenizer(str(mlm_teacher)), data, MAX_LENGTH)
+    assert lc["k"] == 4 and lc["tokens"] == sum(train["length"]) > 0
+    assert math.isfinite(card["eval"]["student"]["perplexity"])

@@ -54,7 +54,10 @@ Optional attributes, read with ``getattr`` and a default: ``token_level`` and
 distillation: ``("intermediate",)``) with ``stages_reason``,
 ``needs_trained_head`` (False: ``distill`` accepts a teacher without a task head),
 ``kl_positions`` (the ``DistillConfig.kl_positions`` values it supports; "all"
-needs the adaptor's ``mask_all``), and ``evaluate_pair(student, teacher, ...)``
+needs the adaptor's ``mask_all``), ``topk_logit_cache`` (True: ``--logit-cache-topk``
+applies; the teacher's logits are (B, L, V) and ``adapt`` only selects positions
+of them, so it can select the same positions of cached (B, L, k) top-k values and
+indices), and ``evaluate_pair(student, teacher, ...)``
 (scores a student by its distance to the teacher instead of ``evaluate``).
 """
 

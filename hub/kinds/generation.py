@@ -15,9 +15,11 @@ the training length, stride half of it; the same windows for every model that
 shares the tokenizer). Agreement between two models: the share of scored eval
 tokens where both predict the same most likely next token (top-1 agreement).
 
-The teacher's logits are not cached (``cache_logits = False``): a block of 256
-tokens holds 256 × 49,152 floats (48 MiB) for SmolLM2's vocabulary; the teacher
-runs next to the student in every step instead.
+The teacher's logits are not cached in full (``cache_logits = False``): a block
+of 256 tokens holds 256 × 49,152 floats (48 MiB) for SmolLM2's vocabulary; the
+teacher runs next to the student in every step instead, unless
+``--logit-cache-topk K`` keeps its K largest logits per token (256 × K × 6 bytes
+a block; ``topk_logit_cache = True``, see ``hub.distill.TopKLogitCache``).
 """
 
 from __future__ import annotations
@@ -287,6 +289,7 @@ class GenerationKind:
     head = "CausalLM"
     token_level = True  # one distribution per position
     cache_logits = False  # (L, V) per block is too big to keep for a 49k vocabulary (see the module doc)
+    topk_logit_cache = True  # --logit-cache-topk: the adaptor only selects positions of (B, L, V)
     default_max_length = DEFAULT_MAX_LENGTH
     shared_eval_length = True  # perplexities compare only on the same windows: the benchmark scores all at one length
 

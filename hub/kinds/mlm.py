@@ -19,8 +19,10 @@ Targets: ``labels`` (B, L): the original id at the chosen positions, -100
 elsewhere. Adaptor: one ``(B, L, V)`` logits tensor, ``labels``, ``mask`` = the
 chosen positions, and ``mask_all`` = every non-padding position (for
 ``--kl-positions all``: the KD term then also covers unmasked tokens).
-Teacher logits are not cached (``cache_logits = False``): a block holds
-128 × 30,522 floats (15 MiB); the teacher runs next to the student instead.
+Teacher logits are not cached in full (``cache_logits = False``): a block holds
+128 × 30,522 floats (15 MiB); the teacher runs next to the student instead, unless
+``--logit-cache-topk K`` keeps its K largest logits per token (the masking is
+static, so the teacher's input is the same every epoch).
 
 Metrics (our ``evaluate`` module ``mlm_local``): masked-token top-1 and top-5
 accuracy and perplexity = exp(mean cross-entropy over the masked tokens) on the
@@ -300,6 +302,7 @@ class MLMKind:
     head = "MaskedLM"
     token_level = True  # one distribution per position
     cache_logits = False  # (L, V) per block is too big to keep; the teacher runs every step
+    topk_logit_cache = True  # --logit-cache-topk: the adaptor only selects positions of (B, L, V)
     default_max_length = DEFAULT_MAX_LENGTH
     kl_positions = ("targets", "all")  # --kl-positions all: the KD term on unmasked tokens too (mask_all)
 
