@@ -20,7 +20,8 @@ from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsErr
                      safe_name, validate_params)
 from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED,
                     DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, delete_job_models)
-from .registry import ModelEntry, allowed_models, default_pair, resolve_teacher, short_name, trained_models
+from .registry import (ModelEntry, allowed_models, default_pair, onnx_variants, resolve_teacher, short_name,
+                       trained_models)
 from .uploads import MAX_UPLOAD_ROWS, stage_upload
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
                      "delete_job_models",
                      "estimate",
                      "measured_rates",
+                     "onnx_variants",
                      "plan_steps",
                      "resolve_data",
                      "resolve_teacher",
