@@ -387,6 +387,28 @@ def test_qa_section_runs_an_onnx_int8_variant_and_says_so(home, onnx_variants):
     assert batch["f1_b"] == 100.0 and batch["runtime"]["b"] == "ONNX Runtime int8"
 
 
+def test_an_export_folder_under_the_models_folder_is_offered(home, onnx_variants, tmp_path):
+    """``python -m hub export --model <a model> --output-dir <under HUB_HOME/models>``: found by its export.json."""
+    import json
+    import shutil
+
+    from hub.paths import models_dir
+    from ui import compare
+
+    student = compare.model_path(home["sst2"][1], "sst2", "B")
+    folder = models_dir() / "sst2-job" / "student-onnx-int8"
+    shutil.copytree(compare.compare_models("sst2")[onnx_variants["sst2"]]["path"], folder)
+    card = json.loads((folder / "export.json").read_text())
+    (folder / "export.json").write_text(json.dumps({**card, "source": student, "quantization": {"weight_type": "QInt8"}}))
+    try:
+        models = compare.compare_models("sst2")
+        key = f"{home['sst2'][1]}@onnx-int8"
+        assert models[key]["path"] == str(folder.resolve()) and models[key]["quantization"] == "int8"
+        assert onnx_variants["sst2"] in models  # the cached fp32 export is still there
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_a_stale_export_is_not_offered(home, onnx_variants):
     import os
 
