@@ -383,6 +383,7 @@ def run_benchmark(
     log=None,
     names: dict[str, str] | None = None,
     runtimes: tuple[str, ...] = ("torch",),
+    eval_options: dict | None = None,
 ) -> list[dict]:
     """Measure ``models`` (and ``teacher``) under one protocol; returns one row per
     measured variant (keys are leaderboard columns). Nothing is stored here.
@@ -395,6 +396,11 @@ def run_benchmark(
     ``data`` is the task kind's data object (its eval split is used) or None for
     timing-only runs (``arch:`` models; the latency inputs are the task's
     examples). ``names`` maps a ref to its display name.
+
+    ``eval_options``: the kind's evaluation settings (QA: ``null_threshold``) for
+    every model; without them each model uses those its run card records (the
+    threshold it was distilled with), else the kind's defaults. The ones used are
+    in each row's ``bench_json``.
     """
     from .kinds import get_kind
     from .tasks import retention
@@ -435,7 +441,7 @@ def run_benchmark(
         # one length, the trained models' (a model without a run card, e.g. a Hub teacher, takes theirs)
         trained = [_trained_length(e.card) for e in entries if e.card]
         eval_length = max_length = max(trained) if trained else getattr(kind, "default_max_length", max_length)
-    rows = [_quality_row(e, task, kind, data, tag, hw, threads, protocol, eval_length) for e in entries]
+    rows = [_quality_row(e, task, kind, data, tag, hw, threads, protocol, eval_length, eval_options) for e in entries]
     t_row = rows[0] if teacher else None
     head = task.headline
     for e, row in zip(entries, rows):
@@ -504,20 +510,19 @@ def run_benchmark(
             row.update(extra)
     for row in rows:
         row.pop("_preds", None)
+        used = row.pop("_eval_options", None)
         row["peak_gflops"] = peak
-        row["bench_json"] = {"protocol": asdict(protocol), **{k: v for k, v in row.items() if k != "run_card"}}
+        row["bench_json"] = {"protocol": asdict(protocol), **({"eval_options": used} if used else {}),
+                             **{k: v for k, v in row.items() if k != "run_card"}}
     return rows
 
 
 def onnx_folder(ref: str, quantization: str) -> Path:
     """Where the benchmark keeps the ONNX export of a model folder (re-exported when
-    the model's weights are newer than the export)."""
-    import hashlib
+    the model's weights are newer than the export): ``hub.paths.onnx_cache_dir``."""
+    from .paths import onnx_cache_dir
 
-    from .paths import hub_home
-
-    key = hashlib.sha1(str(Path(ref).resolve()).encode()).hexdigest()[:12]
-    return hub_home() / "cache" / "onnx" / f"{Path(ref).name}-{key}-{quantization}"
+    return onnx_cache_dir(ref, quantization)
 
 
 def _onnx_entry(ref: str, name: str, task: Task, tok, card, quantization: str, params, log) -> Entry:
@@ -550,9 +555,10 @@ def _trained_length(card: dict | None) -> int:
 
 
 def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: int, protocol: Protocol,
-                 eval_length: int | None = None) -> dict:
+                 eval_length: int | None = None, eval_options: dict | None = None) -> dict:
     """The identity and quality columns of one model; quality at ``eval_length``
-    tokens when given, else at the model's own training length."""
+    tokens when given, else at the model's own training length, with
+    ``eval_options`` over those of the model's run card."""
     role = "arch" if _is_arch(e.ref) else ("teacher" if e.is_teacher else (e.card or {}).get("kind", "model"))
     card = e.card or {}
     row = {
@@ -569,9 +575,13 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
         return row  # timing only: never ranked by quality
     if hasattr(kind, "check_teacher"):
         kind.check_teacher(e.model, data)  # the model predicts the eval set's labels
-    result = kind.evaluate(e.model, e.tokenizer, data, max_length=eval_length or _trained_length(e.card))
+    recorded = (e.card or {}).get("eval_options")
+    options = {**{k: v for k, v in (recorded if isinstance(recorded, dict) else {}).items()
+                  if k in getattr(kind, "eval_options", ())}, **(eval_options or {})}
+    result = kind.evaluate(e.model, e.tokenizer, data, max_length=eval_length or _trained_length(e.card), **options)
     row["_preds"] = result.pop("predictions", None)
     row.update({k: v for k, v in result.items() if k in task.metrics or k == "eval_size"})
+    row["_eval_options"] = {k: result[k] for k in getattr(kind, "eval_options", ()) if k in result}
     return row
 
 

@@ -27,6 +27,29 @@ def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     g.add_argument("--max-eval-samples", type=int)
 
 
+def _eval_args(p: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """Evaluation settings of a task kind (``hub.kinds`` ``eval_options``)."""
+    where = ("used for the evaluation and recorded in the run card (evaluate, bench and the app then use it)"
+             if recorded else "default: the one the model's run card records, else 0")
+    p.add_argument("--null-threshold", type=float, metavar="X",
+                   help="question answering: answer \"no answer\" when the null score beats the best span by more "
+                        f"than X logits; {where}. evaluate reports best_f1_thresh, the best X for its eval set")
+
+
+def _eval_options(args, task) -> dict:
+    """``{"null_threshold": X}`` from ``--null-threshold`` (checked against the task's kind), else {}."""
+    import math
+
+    from .kinds import check_eval_options
+
+    x = getattr(args, "null_threshold", None)
+    if x is None:
+        return {}
+    if not math.isfinite(x):
+        raise ValueError(f"--null-threshold must be a finite number of logits, got {x}")
+    return check_eval_options(task, {"null_threshold": x})
+
+
 def _train_args(p: argparse.ArgumentParser, **defaults) -> None:
     from .config import TrainConfig, add_arguments
 
@@ -50,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder, Hub id, or minilm-l6")
     _data_args(p)
     _train_args(p, epochs=3.0, learning_rate=1e-4)
+    _eval_args(p, recorded=True)
 
     p = sub.add_parser("distill", help="distill a teacher into a TinyBERT-style student", allow_abbrev=False)
     p.add_argument("--task", required=True)
@@ -66,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(stages=None)  # none given: the task kind's stages (general distillation: intermediate only)
     _data_args(p)
     _train_args(p)
+    _eval_args(p, recorded=True)
 
     p = sub.add_parser("evaluate", help="accuracy/F1 of a model on the eval set (JSON)", allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, help="tokens per example (default: the model's training length)")
+    _eval_args(p)
     _data_args(p, train=False)
 
     p = sub.add_parser("bench", help="benchmark models: quality, latency, memory, size", allow_abbrev=False)
@@ -88,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-memory", action="store_true", help="skip the memory subprocess (faster)")
     p.add_argument("--json", action="store_true", help="one JSON object per model on stdout")
     p.add_argument("--no-save", action="store_true", help="do not write rows to the leaderboard")
+    _eval_args(p)
     _data_args(p, train=False)
 
     p = sub.add_parser("leaderboard", help="show or export the leaderboard", allow_abbrev=False)
@@ -167,9 +194,10 @@ def cmd_finetune(args) -> int:
     from .tasks import get_task
 
     task = get_task(args.task)
+    options = _eval_options(args, task)
     data = _load_data(args, task)
     card = finetune(task, args.model, data, args.output_dir, _train_config(args, task=task), progress=_print_progress,
-                    resume=args.resume, overwrite=args.overwrite)
+                    resume=args.resume, overwrite=args.overwrite, eval_options=options)
     return _report(card, args)
 
 
@@ -185,26 +213,29 @@ def cmd_distill(args) -> int:
     if args.stages is None:
         args.stages = kind_stages(get_kind(task))
     dcfg = from_args(DistillConfig, args)
+    options = _eval_options(args, task)
     data = _load_data(args, task)
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec), task), dcfg,
-                   progress=_print_progress, resume=args.resume, overwrite=args.overwrite)
+                   progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options)
     return _report(card, args)
 
 
 def cmd_evaluate(args) -> int:
-    from .inference import trained_length
+    from .inference import eval_options, trained_length
     from .kinds import get_kind
-    from .models import load_model, load_tokenizer
+    from .models import load_model, load_tokenizer, resolve_model_ref
     from .tasks import get_task
 
     task = get_task(args.task)
+    flags = _eval_options(args, task)
     model, trained = load_model(args.model, task)
     if not trained:
         raise SystemExit(f"error: {args.model} has no trained {task.head} head; fine-tune it first")
     data = _load_data(args, task, reference=model, need_train=False)
     max_length = args.max_length or trained_length(args.model, getattr(get_kind(task), "default_max_length", 128))
+    options = {**eval_options(resolve_model_ref(args.model), task), **flags}  # the flag wins over the run card
     result = get_kind(task).evaluate(model, load_tokenizer(args.model), data, max_length=max_length,
-                                     batch_size=args.batch_size)
+                                     batch_size=args.batch_size, **options)
     result.pop("predictions", None)
     print(json.dumps({"model": args.model, "task": task.name, "max_length": max_length, **result}, indent=2))
     return 0
@@ -220,6 +251,7 @@ def cmd_bench(args) -> int:
         raise ValueError(f"bench --task {task.name} is not supported: a general-distillation student has no task "
                          "head; benchmark it through the task it is distilled for (distill --task sst2 --student "
                          "FOLDER ..., then bench that student)")
+    options = _eval_options(args, task)
     protocol = Protocol(warmup=args.warmup, min_calls=args.min_calls, min_seconds=args.min_seconds,
                         threads=args.threads, memory=not args.skip_memory)
     data = None
@@ -234,7 +266,8 @@ def cmd_bench(args) -> int:
     if not runtimes or set(runtimes) - {"torch", "onnx"}:
         raise ValueError("--runtime takes torch, onnx or torch,onnx")
     rows = run_benchmark(task, args.model, teacher=args.teacher, data=data, quantize=args.quantize,
-                         protocol=protocol, log=lambda m: print(m, file=sys.stderr, flush=True), runtimes=runtimes)
+                         protocol=protocol, log=lambda m: print(m, file=sys.stderr, flush=True), runtimes=runtimes,
+                         eval_options=options)
     if not args.no_save:
         LeaderboardStore().add_rows(rows)
     if args.json:

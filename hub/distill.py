@@ -39,7 +39,7 @@ from . import losses
 from .config import STAGES, DistillConfig, TrainConfig
 from .config import default_learning_rate as _default_lr
 from .hardware import hardware_info
-from .kinds import get_kind
+from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size)
 from .runs import write_card
@@ -377,7 +377,7 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _base_card(kind: str, task: Task, data, cfg: TrainConfig) -> dict:
+def _base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict | None = None) -> dict:
     import transformers
 
     card = {
@@ -392,6 +392,8 @@ def _base_card(kind: str, task: Task, data, cfg: TrainConfig) -> dict:
     }
     if getattr(data, "label_names", None) is not None:
         card["labels"] = data.label_names
+    if eval_options:  # read back by every later load (hub.inference.eval_options)
+        card["eval_options"] = dict(eval_options)
     return card
 
 
@@ -436,18 +438,22 @@ def finetune(
     cancel: threading.Event | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    eval_options: dict | None = None,
 ) -> dict:
-    """Train a task head (and the encoder) on ``data``; returns the run card."""
+    """Train a task head (and the encoder) on ``data``; returns the run card.
+    ``eval_options`` (the kind's evaluation settings, QA: ``null_threshold``) are
+    used for the evaluation and recorded in the card for later loads."""
     cfg = cfg or TrainConfig(epochs=3, learning_rate=1e-4)
     if cfg.learning_rate is None:
         cfg.learning_rate = 1e-4
     kind = get_kind(task)
+    eval_options = check_eval_options(task, eval_options)
     out = Path(output_dir)
     _check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(model_ref)
     set_seed(cfg.seed)  # the new head's initialisation is part of the run: same seed, same weights
     model, _ = load_model(model_ref, task, **kind.head_kwargs(data))
-    card = _base_card("teacher", task, data, cfg)
+    card = _base_card("teacher", task, data, cfg, eval_options)
     card.update(base_model=model_ref, params=model_size(model))
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     terms: dict = {}
@@ -457,7 +463,8 @@ def finetune(
         train_dataset=train_ds, data_collator=kind.collator(tokenizer), callbacks=[callback], terms=terms, kind=kind,
     )
     return _finish(card, out, model, tokenizer, data, task, cfg,
-                   lambda: [_run_stage(trainer, out / "checkpoints", resume, callback)], progress=progress)
+                   lambda: [_run_stage(trainer, out / "checkpoints", resume, callback)], progress=progress,
+                   eval_options=eval_options)
 
 
 def distill(
@@ -472,12 +479,15 @@ def distill(
     cancel: threading.Event | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    eval_options: dict | None = None,
 ) -> dict:
-    """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card."""
+    """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card.
+    ``eval_options`` as for :func:`finetune` (the teacher is scored with them too)."""
     cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student))
     if cfg.learning_rate is None:
         cfg.learning_rate = default_learning_rate(student)
     kind = get_kind(task)
+    eval_options = check_eval_options(task, eval_options)
     dcfg = dcfg or DistillConfig(stages=kind_stages(kind))
     check_distill_config(kind, task, dcfg)
     teacher, trained = load_model(teacher_ref, task, eager_attention=True)
@@ -514,11 +524,12 @@ def distill(
         def evaluate_fn() -> dict:
             return {"student": pair_scores(), "student_initial": initial, "retention": None, "headline": task.headline}
     else:
-        teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress)
+        teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress,
+                                        eval_options)
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     collator = kind.collator(tokenizer)
 
-    card = _base_card("student", task, data, cfg)
+    card = _base_card("student", task, data, cfg, eval_options)
     card.update(
         teacher=teacher_ref, teacher_params=model_size(teacher), params=model_size(student_model),
         student={"spec": student.label, "layers": n_S, "hidden": student_model.config.hidden_size,
@@ -574,7 +585,7 @@ def distill(
         return speeds
 
     return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
-                   teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn)
+                   teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
 
 
 def kind_stages(kind) -> tuple[str, ...]:
@@ -622,23 +633,28 @@ def _unshared(state: dict) -> dict:
     return out
 
 
-def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainConfig, progress) -> dict:
+def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainConfig, progress,
+                   eval_options: dict | None = None) -> dict:
     """The teacher's scores on the eval set, before distilling (read from its run
-    card when it was evaluated there at the same length); a warning when it is
-    near chance (a teacher fine-tuned on too little data teaches nothing)."""
+    card when it was evaluated there at the same length with the same evaluation
+    settings); a warning when it is near chance (a teacher fine-tuned on too
+    little data teaches nothing)."""
     card_path = Path(str(ref)) / "run.json"
     scores = None
+    options = eval_options or {}
     if card_path.is_file():
         card = json.loads(card_path.read_text())
         ev = (card.get("eval") or {}).get("model")
-        if ev and card.get("status") == "finished" and ev.get("max_length") == cfg.max_length \
+        same_settings = ev and all(ev.get(k) == options.get(k, getattr(kind, k, None))
+                                   for k in getattr(kind, "eval_options", ()))
+        if ev and card.get("status") == "finished" and ev.get("max_length") == cfg.max_length and same_settings \
                 and ev.get("eval_size") == data.source.get("eval_size") and data.source.get("eval_file") \
                 and card.get("data", {}).get("eval_file") == data.source.get("eval_file"):
             scores = {k: v for k, v in ev.items()}
     if scores is None:
         if progress:
             progress({"stage": "evaluate-teacher", "step": 0, "total": 1, "losses": {}})
-        scores = _scores(kind, teacher, tokenizer, data, cfg.max_length)
+        scores = _scores(kind, teacher, tokenizer, data, cfg.max_length, options)
     chance = kind.chance_level(data) if hasattr(kind, "chance_level") else None
     head = task.headline
     if chance is not None and scores.get(head) is not None:
@@ -656,7 +672,7 @@ def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainCo
 
 def _finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfig, train_fn,
             progress: ProgressHook | None, teacher=None, teacher_scores: dict | None = None,
-            evaluate_fn: Callable[[], dict] | None = None) -> dict:
+            evaluate_fn: Callable[[], dict] | None = None, eval_options: dict | None = None) -> dict:
     """Run training, then save the model, evaluate and write run.json — whatever happens.
     ``evaluate_fn`` replaces the evaluation (the card's ``eval``) for kinds scored
     against the teacher (general distillation)."""
@@ -687,10 +703,10 @@ def _finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfi
         card["eval"] = evaluate_fn()
     else:
         card["eval"] = {"student" if teacher is not None else "model": _scores(kind, model, tokenizer, data,
-                                                                                cfg.max_length)}
+                                                                                cfg.max_length, eval_options)}
     if teacher is not None and evaluate_fn is None:
         t_scores = {k: v for k, v in (teacher_scores or {}).items() if k != "warning"} \
-            or _scores(kind, teacher, tokenizer, data, cfg.max_length)
+            or _scores(kind, teacher, tokenizer, data, cfg.max_length, eval_options)
         card["eval"]["teacher"] = t_scores
         card["eval"]["retention"] = retention(task, card["eval"]["student"].get(task.headline),
                                               t_scores.get(task.headline))
@@ -716,8 +732,9 @@ def _drop_checkpoints(out: Path) -> None:
         shutil.rmtree(out / sub, ignore_errors=True)
 
 
-def _scores(kind, model, tokenizer, data, max_length: int) -> dict:
-    """The kind's metrics at the training length (recorded with them)."""
-    result = kind.evaluate(model, tokenizer, data, max_length=max_length)
+def _scores(kind, model, tokenizer, data, max_length: int, eval_options: dict | None = None) -> dict:
+    """The kind's metrics at the training length (recorded with them), with the
+    kind's evaluation settings ``eval_options`` (QA: ``null_threshold``)."""
+    result = kind.evaluate(model, tokenizer, data, max_length=max_length, **(eval_options or {}))
     result.pop("predictions", None)
     return {**result, "max_length": max_length}

@@ -3,6 +3,13 @@
 The kind of a task does the model math (``hub/kinds``); this module loads a
 model reference once into the kind's predictor and keeps a few of them in a
 small LRU cache, so every Compare section and the API share one loader.
+
+A reference is a model folder, a Hub id (safetensors only, no remote code:
+``hub.models.load_model``) or an ONNX export folder (``hub.export``), which is
+served by ONNX Runtime (``hub.onnx_runtime.OnnxModel``). Each predictor carries
+``runtime``, the words a page shows beside its latency ("PyTorch", "ONNX Runtime
+int8"). The settings a run card records under ``eval_options`` (QA's null-answer
+threshold) are passed to the kind's predictor.
 """
 
 from __future__ import annotations
@@ -30,16 +37,51 @@ def trained_length(ref: str, default: int = 128) -> int:
         return default
 
 
-def load_predictor(ref: str, task: Task):
-    """The kind's predictor for ``ref`` (a folder or Hub id), loaded once and kept
-    in an LRU cache of ``MAX_LOADED`` models (a model is ~100 MB)."""
+def run_card(ref: str) -> dict:
+    """The run card (run.json) of a model folder or export; {} for Hub ids and folders without one."""
+    try:
+        card = json.loads((Path(str(ref)) / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def eval_options(ref: str, task: Task) -> dict:
+    """The evaluation settings recorded in ``ref``'s run card (``eval_options``) that
+    the task's kind takes; {} when none (a Hub model, a run given none)."""
+    recorded = run_card(ref).get("eval_options")
+    allowed = getattr(get_kind(task), "eval_options", ())
+    return {k: v for k, v in recorded.items() if k in allowed} if isinstance(recorded, dict) else {}
+
+
+def runtime_label(model) -> str:
+    """How a loaded model runs, for the page: "PyTorch", "ONNX Runtime fp32" or "ONNX Runtime int8"."""
+    card = getattr(model, "card", None)
+    if card is None or not hasattr(model, "session"):
+        return "PyTorch"
+    return f"ONNX Runtime {'int8' if card.get('quantization') else 'fp32'}"
+
+
+def load_predictor(ref: str, task: Task, id2label: dict | None = None):
+    """The kind's predictor for ``ref`` (a folder, a Hub id or an ONNX export
+    folder), loaded once and kept in an LRU cache of ``MAX_LOADED`` models (a model
+    is ~100 MB). ``id2label`` renames a classifier's labels (published models name
+    the same SST-2 labels differently: ``LABEL_1``, ``POSITIVE``)."""
+    from .onnx_runtime import OnnxModel, is_onnx_dir
+
     key = (str(ref), task.name)
     with _LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)
             return _LOADED[key]
-    model, _ = load_model(ref, task)
-    predictor = get_kind(task).predictor(model, load_tokenizer(ref), task, max_length=trained_length(ref))
+    kind = get_kind(task)
+    if is_onnx_dir(ref):
+        model = OnnxModel.from_dir(ref)
+    else:
+        model, _ = load_model(ref, task, id2label=id2label)
+    length = trained_length(ref, getattr(kind, "default_max_length", 128))
+    predictor = kind.predictor(model, load_tokenizer(ref), task, max_length=length, **eval_options(ref, task))
+    predictor.runtime = runtime_label(model)
     with _LOCK:
         _LOADED[key] = predictor
         while len(_LOADED) > MAX_LOADED:

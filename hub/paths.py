@@ -30,3 +30,14 @@ def models_dir() -> Path:
 def leaderboard_path() -> Path:
     """The SQLite file of the leaderboard."""
     return hub_home() / "leaderboard.sqlite"
+
+
+def onnx_cache_dir(model_folder: str | Path, quantization: str) -> Path:
+    """Where ONNX exports of a model folder are cached (``bench --runtime onnx``
+    writes them, Compare offers them): ``cache/onnx/<name>-<hash of the
+    folder's path>-<fp32|int8>``."""
+    import hashlib
+
+    folder = Path(model_folder).resolve()
+    key = hashlib.sha1(str(folder).encode()).hexdigest()[:12]
+    return hub_home() / "cache" / "onnx" / f"{folder.name}-{key}-{quantization}"

@@ -25,6 +25,7 @@ A flat *example* is ``{"id", "title", "context", "question", "answers": {"text":
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import re
 import string
@@ -58,6 +59,21 @@ def read_squad(path: str | Path) -> list[dict]:
             raw = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{name}: not a valid JSON file ({exc})") from exc
+    return parse_squad(raw, name)
+
+
+def parse_squad_text(text: str, name: str = "pasted JSON") -> list[dict]:
+    """Flat examples from SQuAD JSON given as text (a pasted file), validated as
+    :func:`read_squad` validates a file; ``name`` stands for the file in messages."""
+    try:
+        raw = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise DataError(f"{name}: not valid JSON ({exc})") from exc
+    return parse_squad(raw, name)
+
+
+def parse_squad(raw, name: str) -> list[dict]:
+    """Flat examples from a parsed SQuAD document (see :func:`read_squad`)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
         raise DataError(
             f"{name}: no 'data' list at the top level; a SQuAD file is "
@@ -323,9 +339,12 @@ def postprocess(examples: Sequence[dict], windows: Mapping[str, list], start_log
     values allowed) to abstain more often. With ``version_2=False`` the best span
     is always returned.
 
-    Returns ``{id: {"text", "score", "null_score", "start_char", "end_char"}}``:
-    ``text = context[start_char:end_char]``; for a null answer ``text`` is ``""``,
-    ``score`` is the null score and the offsets are ``None``.
+    Returns ``{id: {"text", "score", "null_score", "start_char", "end_char",
+    "span_text", "span_score"}}``: ``text = context[start_char:end_char]``; for a
+    null answer ``text`` is ``""``, ``score`` is the null score and the offsets are
+    ``None``. ``span_text``/``span_score`` are the best span whatever the threshold
+    (None when the windows hold no context token): what
+    :func:`null_threshold_search` needs to score every other threshold.
     """
     import numpy as np
 
@@ -356,13 +375,16 @@ def postprocess(examples: Sequence[dict], windows: Mapping[str, list], start_log
             span = _best_span(start, end, is_context, n_best, max_answer_length)
             if span is not None and (best is None or span[0] > best[0]):
                 best = (span[0], offsets[span[1]][0], offsets[span[2]][1])
+        span = {"span_text": None, "span_score": None}
+        if best is not None:
+            span = {"span_text": ex["context"][best[1]:best[2]], "span_score": best[0]}
         if best is None or (version_2 and null_score - best[0] > null_threshold):
             results[ex["id"]] = {"text": "", "score": null_score, "null_score": null_score,
-                                 "start_char": None, "end_char": None}
+                                 "start_char": None, "end_char": None, **span}
         else:
             score, start_char, end_char = best
-            results[ex["id"]] = {"text": ex["context"][start_char:end_char], "score": score,
-                                 "null_score": null_score, "start_char": start_char, "end_char": end_char}
+            results[ex["id"]] = {"text": span["span_text"], "score": score, "null_score": null_score,
+                                 "start_char": start_char, "end_char": end_char, **span}
     return results
 
 
@@ -503,6 +525,84 @@ def squad_scores(predictions: Mapping[str, str], examples: Sequence[Mapping]) ->
             out[f"{group}_f1"] = 100.0 * sum(f1) / len(f1)
             out[f"{group}_total"] = len(exact)
     return out
+
+
+# ---------------------------------------------------------------- the null-answer threshold
+
+
+def best_threshold(margins: Sequence[float], span_scores: Sequence[float],
+                   null_scores: Sequence[float]) -> tuple[float, float]:
+    """The best mean score (0-100) over every null-answer threshold, and that threshold.
+
+    Question i answers "no answer" when ``margins[i] > threshold`` (``margin`` =
+    null score - best span score, the rule of :func:`postprocess`), scoring
+    ``null_scores[i]``, else its best span, scoring ``span_scores[i]``; a margin of
+    ``inf`` (no span at all) is always "no answer".
+
+    This is ``find_best_thresh`` of the official SQuAD 2.0 evaluation script
+    (``evaluate-v2.0.py``), with the margin in the place of its ``na_prob``: start
+    with every question null, switch them to their span in order of increasing
+    margin, keep the best running total (the lowest threshold on a tie). Two
+    differences, both so that the threshold returned reproduces the score when
+    passed back as ``postprocess(null_threshold=...)``: questions with equal
+    margins switch together (the script may stop inside such a group, at a
+    threshold that would switch all of them), and when answering nothing is
+    best the threshold is 1 below the smallest margin (the script says 0.0,
+    which for margins below 0 would answer some of them).
+
+    >>> # margins -2, 1, 3: switching q0 gains 1, q1 loses 1 (unanswerable), q2 gains 0.5
+    >>> best_threshold([-2.0, 1.0, 3.0], [1.0, 0.0, 0.5], [0.0, 1.0, 0.0])
+    (66.66666666666667, -2.0)
+    >>> best_threshold([-2.0, 1.0, 3.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0])   # +1 -1 +1: a tie keeps the lower one
+    (66.66666666666667, -2.0)
+    >>> best_threshold([0.5, 4.0], [0.0, 0.0], [1.0, 1.0])   # both unanswerable: answer nothing
+    (100.0, -0.5)
+    """
+    n = len(margins)
+    if not n:
+        raise ValueError("cannot search a threshold on no questions")
+    if not n == len(span_scores) == len(null_scores):
+        raise ValueError(f"{n} margins, {len(span_scores)} span scores and {len(null_scores)} null scores")
+    current = float(sum(null_scores))  # every question "no answer"
+    best, best_t = current, None
+    gains = sorted((float(m), s - z) for m, s, z in zip(margins, span_scores, null_scores) if math.isfinite(m))
+    i = 0
+    while i < len(gains):
+        margin = gains[i][0]
+        while i < len(gains) and gains[i][0] == margin:  # a group of equal margins switches together
+            current += gains[i][1]
+            i += 1
+        if current > best + 1e-9:  # strictly better (float sums of F1 values may differ by rounding)
+            best, best_t = current, margin
+    if best_t is None:
+        best_t = gains[0][0] - 1.0 if gains else 0.0
+    return 100.0 * best / n, best_t
+
+
+def null_threshold_search(examples: Sequence[Mapping], found: Mapping[str, Mapping]) -> dict:
+    """``best_exact``, ``best_exact_thresh``, ``best_f1``, ``best_f1_thresh`` of
+    :func:`postprocess` results ``found`` (any threshold: it reads the best span and
+    the null score of each question) against ``examples``' gold answers, as the
+    official SQuAD 2.0 script reports them (scores 0-100, thresholds in logits, the
+    ``null_threshold`` to pass back).
+
+    These thresholds are fitted on the very questions they score: ``best_f1`` is an
+    upper bound for this model on this set, not a held-out number (see
+    ``hub.kinds.qa``).
+    """
+    margins, exact_span, exact_null, f1_span, f1_null = [], [], [], [], []
+    for ex in examples:
+        r = found[ex["id"]]
+        golds = gold_answers(ex)
+        span = r.get("span_text")
+        margins.append(math.inf if span is None else float(r["null_score"]) - float(r["span_score"]))
+        exact_null.append(max(answer_exact("", g) for g in golds))
+        f1_null.append(max(answer_f1("", g) for g in golds))
+        exact_span.append(exact_null[-1] if span is None else max(answer_exact(span, g) for g in golds))
+        f1_span.append(f1_null[-1] if span is None else max(answer_f1(span, g) for g in golds))
+    best_exact, exact_t = best_threshold(margins, exact_span, exact_null)
+    best_f1, f1_t = best_threshold(margins, f1_span, f1_null)
+    return {"best_exact": best_exact, "best_exact_thresh": exact_t, "best_f1": best_f1, "best_f1_thresh": f1_t}
 
 
 def squad_metric(**kwargs):

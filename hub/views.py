@@ -139,8 +139,19 @@ def ema(points: list, alpha: float = 0.1) -> list[list[float]]:
 
 
 def model_label(key: str, info: dict) -> str:
-    """``quickstart/student (student)``; the run.json status when the run did not finish."""
+    """``quickstart/student (student)``; the run.json status when the run did not finish;
+    an ONNX Runtime variant as ``quickstart/student · onnx int8 (student)``; a published
+    Hub model as ``deepset/bert-base-cased-squad2 (Hub teacher)``.
+
+    >>> model_label("q/student@onnx-int8", {"role": "student", "status": "finished", "runtime": "onnx",
+    ...                                     "quantization": "int8", "base": "q/student"})
+    'q/student · onnx int8 (student)'
+    """
     extra = "" if info.get("status") in ("finished", None, "") else f", {info['status']}"
+    if info.get("published"):
+        return f"{info['path']} (Hub {info['role']})"
+    if info.get("runtime") == "onnx":
+        return f"{info.get('base', key)} · onnx {info.get('quantization', 'fp32')} ({info['role']}{extra})"
     return f"{key} ({info['role']}{extra})"
 
 

@@ -1,7 +1,9 @@
 """The Compare sections for question answering, fill-mask and generation
 (``ui/compare_qa.py``, ``ui/compare_fill_mask.py``, ``ui/compare_generation.py``):
 their API functions called directly on tiny models saved under ``HUB_HOME/models``
-the way a job saves them, their limits, views, links and the generation stream.
+the way a job saves them, their limits, views, links and the generation stream;
+QA's batch mode; the published Hub pairs (reachability and loader mocked); ONNX
+Runtime variants of a classifier and of the QA oracle in both sections.
 No server, no training: a hand-built QA oracle (answers the colour word), a
 random tiny BertForMaskedLM and a random tiny GPT-2."""
 
@@ -50,6 +52,10 @@ def models(tmp_path_factory) -> dict[str, Path]:
         out[name] = root / name
     out["gen_a"] = save_lm(root / "gen_a", "gpt2", layers=2, seed=0)
     out["gen_b"] = save_lm(root / "gen_b", "gpt2", layers=1, seed=1)
+    from conftest import make_tiny_bert
+
+    out["cls_a"] = make_tiny_bert(root / "cls_a", layers=2, seed=0)
+    out["cls_b"] = make_tiny_bert(root / "cls_b", layers=1, seed=1)
     return out
 
 
@@ -62,7 +68,8 @@ def home(tmp_path_factory, models):
         mp.setenv("HUB_DATA_DIR", str(tmp_path_factory.mktemp("nodata")))
         names = {"squad": register(home, "squad", models["qa"], models["qa"]),
                  "mlm": register(home, "mlm", models["mlm_a"], models["mlm_b"]),
-                 "generation": register(home, "generation", models["gen_a"], models["gen_b"])}
+                 "generation": register(home, "generation", models["gen_a"], models["gen_b"]),
+                 "sst2": register(home, "sst2", models["cls_a"], models["cls_b"])}
         torch.set_num_threads(1)
         yield names
 
@@ -154,6 +161,268 @@ def test_qa_examples_link_and_gold(home, tmp_path, monkeypatch):
     picked = compare_qa.pick_example("squad", i)
     assert picked["question"] == items[i]["question"] and "Gold answer" in picked["gold"]
     assert "no answer" in compare_qa.gold_text([]) and compare_qa.pick_example("squad", 999) == {}
+
+
+# ---------------------------------------------------------------- question answering: batch mode
+
+
+def _squad_json(examples: list[dict]) -> str:
+    from test_qa_kind import write_squad
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_squad(Path(tmp) / "x.json", examples).read_text()
+
+
+def test_qa_batch_of_eval_questions(home, tmp_path, monkeypatch):
+    from test_qa_kind import make_examples, write_squad
+
+    from ui import compare_qa
+
+    a, b = home["squad"]
+    dev = make_examples(12, seed=3, prefix="d", unanswerable=0.5)
+    write_squad(tmp_path / "squad" / "dev-subset-v2.0.json", dev)
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    r = compare_qa.api_compare_qa_batch("squad", a, b, n=5)
+    assert r["n"] == 5 and r["n_gold"] == 5 and str(tmp_path) in r["source"]
+    assert r["agreement"] == 1.0 and r["disagreements"] == []  # the same oracle on both sides
+    assert r["exact_match_a"] == r["f1_b"] == 100.0  # the oracle answers the colour, or "no answer"
+    assert r["throughput_a"] > 0 and r["throughput_b"] > 0 and r["runtime"] == {"a": "PyTorch", "b": "PyTorch"}
+    items, _ = compare_qa.eval_items("squad", 5)  # spread over the set: questions 0, 2, 4, 7, 9
+    assert [i["question"] for i in items] == [dev[k]["question"] for k in (0, 2, 4, 7, 9)]
+    assert [i["answers"] for i in items] == [dev[k]["answers"]["text"] for k in (0, 2, 4, 7, 9)]
+    assert len(compare_qa.eval_items("squad", 100)[0]) == 12  # never more than the set holds
+    view = compare_qa.batch_view("squad", a, b, 3)
+    assert "Agreement 100.0%" in view["batch_stats"] and "questions/s" in view["batch_stats"]
+    assert "EM 100.0" in view["batch_stats"] and list(view["disagreements"].columns) == compare_qa.BATCH_COLUMNS
+
+
+def test_qa_batch_of_pasted_json_scores_against_gold(home):
+    from ui import compare_qa
+
+    a, b = home["squad"]
+    wrong = [{"id": "w1", "title": "t", "question": QUESTION, "context": "a red bird .", "is_impossible": False,
+              "answers": {"text": ["bird"], "answer_start": [6]}},
+             {"id": "w2", "title": "t", "question": QUESTION, "context": "a dog .", "is_impossible": True,
+              "answers": {"text": [], "answer_start": []}}]
+    r = compare_qa.api_compare_qa_batch("squad", a, b, squad_json=_squad_json(wrong))
+    assert r["source"] == "pasted JSON" and r["n"] == r["n_gold"] == 2
+    assert r["exact_match_a"] == 50.0 and r["f1_a"] == 50.0  # "red" against gold "bird"; "no answer" is right
+    view = compare_qa.pasted_view("squad", a, b, _squad_json(wrong))
+    assert "EM 50.0 / F1 50.0" in view["batch_stats"]
+
+
+@pytest.mark.parametrize("n, squad_json, message", [
+    (0, "", "from 1 to 100"),
+    (101, "", "from 1 to 100"),
+    (2.5, "", "from 1 to 100"),
+    ("many", "", "from 1 to 100"),
+    (5, "{not json", "not valid JSON"),
+    (5, '{"data": [{"paragraphs": [{"context": "x", "qas": [{"id": "q", "question": "?", "answers": '
+        '[{"text": "y", "answer_start": 0}]}]}]}]}', "is not at answer_start 0"),
+    (5, "x" * 500_001, "too long"),
+])
+def test_qa_batch_limits_are_refused(home, n, squad_json, message):
+    from ui import compare_qa
+
+    a, b = home["squad"]
+    with pytest.raises(gr.Error, match=message):
+        compare_qa.api_compare_qa_batch("squad", a, b, n, squad_json)
+
+
+def test_qa_batch_refuses_too_many_pasted_questions_and_empty_paste(home):
+    from test_qa_kind import make_examples
+
+    from ui import compare_qa
+
+    a, b = home["squad"]
+    with pytest.raises(gr.Error, match="has 101 questions; the limit is 100"):
+        compare_qa.api_compare_qa_batch("squad", a, b, squad_json=_squad_json(make_examples(101, seed=1, prefix="m")))
+    with pytest.raises(gr.Error, match="Paste SQuAD JSON first"):
+        compare_qa.pasted_view("squad", a, b, "  ")
+    assert "compare_qa_batch" in __import__("ui.compare", fromlist=["x"]).section_apis()
+
+
+# ---------------------------------------------------------------- published pairs (online)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The Hub "reachable": the probe mocked to answer, decided afresh for this test."""
+    from hub import published
+
+    calls = []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(published, "_probe", lambda timeout=published.REACH_TIMEOUT_S: calls.append(timeout) or True)
+    published.hub_reachable.cache_clear()
+    yield calls
+    published.hub_reachable.cache_clear()
+
+
+def test_published_pairs_are_hidden_offline(home, monkeypatch):
+    from hub import published
+    from ui import compare
+
+    monkeypatch.setattr(published, "_probe", lambda timeout=0: pytest.fail("offline: no request"))
+    published.hub_reachable.cache_clear()
+    try:
+        assert not published.hub_reachable() and published.pairs("squad") == ()
+        assert not any(k.startswith("hub:") for k in compare.compare_models("squad"))
+        updates = compare.model_updates("squad")
+        assert updates["pairs"].visible is False and compare.pair_choices("squad") == []
+        assert compare.api_models("squad")["published_pairs"] == []
+    finally:
+        published.hub_reachable.cache_clear()
+
+
+def test_published_pairs_are_listed_online_and_a_choice_selects_both(home, online, monkeypatch):
+    import hub.inference as inference
+    from hub import published
+    from ui import compare, compare_qa
+
+    assert published.hub_reachable() and published.hub_reachable() and len(online) == 1  # decided once
+    models = compare.compare_models("squad")
+    teacher, student = "hub:deepset/bert-base-cased-squad2", "hub:distilbert/distilbert-base-cased-distilled-squad"
+    assert models[teacher]["role"] == "teacher" and models[student]["role"] == "student"
+    assert list(models)[:2] == list(home["squad"])  # this server's models first
+    updates = compare.model_updates("squad")
+    assert updates["pairs"].visible is True and updates["notice"].visible is False
+    assert "deepset/bert-base-cased-squad2 (Hub teacher)" in [label for label, _ in updates["model_a"].choices]
+    picked = compare.pick_pair("squad", 0)
+    assert picked["model_a"].value == teacher and picked["model_b"].value == student
+    assert "vocabulary" in picked["pair_note"].value and compare.pick_pair("squad", 9) == {}
+    assert compare.api_models("squad")["published_pairs"][0] == {"model_a": teacher, "model_b": student,
+                                                                  "why": published.PAIRS["squad"][0].why}
+    # the models load through the usual loader (load_model: safetensors only), here mocked to the oracle
+    loaded = []
+    oracle = compare.model_path(home["squad"][0], "squad", "A")
+    real_load, real_tok = inference.load_model, inference.load_tokenizer
+    monkeypatch.setattr(inference, "load_model", lambda ref, task, id2label=None: loaded.append((ref, id2label))
+                        or real_load(oracle, task))
+    monkeypatch.setattr(inference, "load_tokenizer", lambda ref: real_tok(oracle))
+    r = compare_qa.api_compare_qa("squad", teacher, student, QUESTION, CONTEXT)
+    assert r["a"]["answer"] == "blue" and r["agree"]
+    assert sorted(loaded) == [("deepset/bert-base-cased-squad2", None),
+                              ("distilbert/distilbert-base-cased-distilled-squad", None)]
+    sst2 = compare.compare_models("sst2")["hub:textattack/bert-base-uncased-SST-2"]
+    assert sst2["id2label"] == {0: "negative", 1: "positive"}  # LABEL_1 and POSITIVE read as one label
+
+
+def test_published_default_pair_on_an_empty_server(online, tmp_path, monkeypatch):
+    from ui import compare
+
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))  # no trained models
+    a, b = compare.default_pair("squad", compare.compare_models("squad"))
+    assert (a, b) == ("hub:deepset/bert-base-cased-squad2", "hub:distilbert/distilbert-base-cased-distilled-squad")
+    assert compare.model_updates("squad")["notice"].visible is True  # still says how to train a pair
+
+
+# ---------------------------------------------------------------- ONNX Runtime variants
+
+
+@pytest.fixture(scope="module")
+def onnx_variants(home):
+    """Exports where ``bench --runtime onnx`` caches them: the sst2 student in fp32, the QA
+    student in int8 (each export takes seconds)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from hub.export import export_onnx
+    from hub.paths import onnx_cache_dir
+    from ui import compare
+
+    out = {}
+    for task, quant in (("sst2", "fp32"), ("squad", "int8")):
+        student = compare.model_path(home[task][1], task, "B")
+        head = "QuestionAnswering" if task == "squad" else "SequenceClassification"
+        folder = onnx_cache_dir(student, quant)
+        export_onnx(student, str(folder), quantize="int8" if quant == "int8" else None, head=head,
+                    sample_texts=[(QUESTION, CONTEXT)] if task == "squad" else None)
+        out[task] = f"{home[task][1]}@onnx-{quant}"
+    return out
+
+
+def test_onnx_variants_are_listed_and_labelled(home, onnx_variants):
+    from hub import views
+    from ui import compare
+
+    models = compare.compare_models("sst2")
+    key = onnx_variants["sst2"]
+    assert list(models) == [*home["sst2"], key]  # teacher, student, then the student's variant
+    assert models[key]["runtime"] == "onnx" and models[key]["base"] == home["sst2"][1]
+    assert views.model_label(key, models[key]) == "sst2-job/student · onnx fp32 (student)"
+    assert compare.default_pair("sst2", models) == tuple(home["sst2"])  # a variant is picked, never the default
+    assert onnx_variants["squad"] in compare.compare_models("squad") and key not in compare.compare_models("squad")
+    from hub import jobs
+
+    assert key not in jobs.allowed_models("sst2")  # never a teacher for a job
+
+
+def test_classification_section_runs_an_onnx_variant_and_says_so(home, onnx_variants):
+    from ui import compare_classification
+
+    a, b = home["sst2"]
+    onnx = onnx_variants["sst2"]
+    r = compare_classification.api_compare("sst2", b, onnx, "the movie was good")
+    assert r["runtime"] == {"a": "PyTorch", "b": "ONNX Runtime fp32"}
+    assert r["agree"] and r["kl"] == pytest.approx(0.0, abs=1e-6)  # the fp32 export is the same model
+    view = compare_classification.compare_view("sst2", a, onnx, "the movie was good")
+    assert view["out_b"].label.endswith("ms · ONNX Runtime fp32") and "(ONNX Runtime fp32)" in view["stats"]
+    batch = compare_classification.api_compare_batch("sst2", b, onnx, "the movie was good\nbad and dull")
+    assert batch["agreement"] == 1.0 and batch["runtime"]["b"] == "ONNX Runtime fp32"
+
+
+def test_qa_section_runs_an_onnx_int8_variant_and_says_so(home, onnx_variants):
+    from ui import compare_qa
+
+    a, _ = home["squad"]
+    onnx = onnx_variants["squad"]
+    r = compare_qa.api_compare_qa("squad", a, onnx, QUESTION, CONTEXT)
+    assert r["runtime"] == {"a": "PyTorch", "b": "ONNX Runtime int8"} and r["b"]["answer"] == "blue"
+    view = compare_qa.compare_view("squad", a, onnx, QUESTION, CONTEXT)
+    assert "ONNX Runtime int8" in view["out_b"] and "PyTorch" in view["out_a"]
+    batch = compare_qa.api_compare_qa_batch("squad", a, onnx, squad_json=_squad_json([
+        {"id": "x", "title": "t", "question": QUESTION, "context": CONTEXT, "is_impossible": False,
+         "answers": {"text": ["blue"], "answer_start": [CONTEXT.index("blue")]}}]))
+    assert batch["f1_b"] == 100.0 and batch["runtime"]["b"] == "ONNX Runtime int8"
+
+
+def test_an_export_folder_under_the_models_folder_is_offered(home, onnx_variants, tmp_path):
+    """``python -m hub export --model <a model> --output-dir <under HUB_HOME/models>``: found by its export.json."""
+    import json
+    import shutil
+
+    from hub.paths import models_dir
+    from ui import compare
+
+    student = compare.model_path(home["sst2"][1], "sst2", "B")
+    folder = models_dir() / "sst2-job" / "student-onnx-int8"
+    shutil.copytree(compare.compare_models("sst2")[onnx_variants["sst2"]]["path"], folder)
+    card = json.loads((folder / "export.json").read_text())
+    (folder / "export.json").write_text(json.dumps({**card, "source": student, "quantization": {"weight_type": "QInt8"}}))
+    try:
+        models = compare.compare_models("sst2")
+        key = f"{home['sst2'][1]}@onnx-int8"
+        assert models[key]["path"] == str(folder.resolve()) and models[key]["quantization"] == "int8"
+        assert onnx_variants["sst2"] in models  # the cached fp32 export is still there
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_stale_export_is_not_offered(home, onnx_variants):
+    import os
+
+    from ui import compare
+
+    student = Path(compare.model_path(home["sst2"][1], "sst2", "B"))
+    weights = next(student.glob("*.safetensors"))
+    graph = Path(compare.compare_models("sst2")[onnx_variants["sst2"]]["path"]) / "model.onnx"
+    before = weights.stat().st_mtime
+    os.utime(weights, (graph.stat().st_mtime + 10, graph.stat().st_mtime + 10))  # retrained after the export
+    try:
+        assert onnx_variants["sst2"] not in compare.compare_models("sst2")
+    finally:
+        os.utime(weights, (before, before))
 
 
 # ---------------------------------------------------------------- fill-mask

@@ -269,6 +269,14 @@ def test_evaluate_scores_the_oracle_exactly(data, oracle):
     strict.null_threshold = -20.0
     abstain = strict.evaluate(model, tok, data, max_length=MAX_LENGTH)
     assert abstain["f1"] == pytest.approx(KIND.chance_level(data)) and abstain["HasAns_f1"] == 0.0
+    # the official threshold search: margins are -16 (a colour) and +16 (none), so any threshold in [-16, 16)
+    # is perfect and the search reports the lowest, -16, whatever threshold the scores above used
+    for r in (result, abstain, KIND.evaluate(model, tok, data, max_length=MAX_LENGTH, null_threshold=20.0)):
+        assert r["best_f1"] == r["best_exact"] == 100.0 and r["best_f1_thresh"] == r["best_exact_thresh"] == -16.0
+    assert KIND.evaluate(model, tok, data, max_length=MAX_LENGTH, null_threshold=-16.0)["f1"] == 100.0
+    assert all(KIND.evaluate(model, tok, data, max_length=MAX_LENGTH, null_threshold=20.0)["predictions"])  # no ""
+    with pytest.raises(ValueError, match="finite"):
+        KIND.evaluate(model, tok, data, max_length=MAX_LENGTH, null_threshold=float("inf"))
 
 
 def test_predictor_reads_every_window(oracle):
@@ -325,10 +333,65 @@ def test_cli_evaluate_json(trained_pair, data_dir, capsys):
     assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"model", "task", "max_length", "null_threshold", "exact_match", "f1", "HasAns_exact",
-                        "HasAns_f1", "NoAns_exact", "NoAns_f1", "eval_size"}
+                        "HasAns_f1", "NoAns_exact", "NoAns_f1", "eval_size", "best_exact", "best_exact_thresh",
+                        "best_f1", "best_f1_thresh"}
     assert out["max_length"] == MAX_LENGTH and out["eval_size"] == 60  # the teacher's training length
     card = json.loads((teacher_dir / "run.json").read_text())["eval"]["model"]
-    assert out["f1"] == pytest.approx(card["f1"])
+    assert out["f1"] == pytest.approx(card["f1"]) and out["null_threshold"] == 0.0
+    assert out["best_f1"] >= out["f1"] and card["best_f1_thresh"] == out["best_f1_thresh"]
+    # --null-threshold: the best threshold, passed back, scores the best F1
+    assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir),
+                 "--null-threshold", str(out["best_f1_thresh"])]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["null_threshold"] == out["best_f1_thresh"] and tuned["f1"] == pytest.approx(out["best_f1"])
+
+
+def test_cli_null_threshold_is_refused_for_other_kinds(tiny_data_dir, tiny_teacher_dir, capsys):
+    from hub.cli import main
+
+    code = main(["evaluate", "--task", "sst2", "--model", str(tiny_teacher_dir), "--data-dir", str(tiny_data_dir),
+                 "--null-threshold", "1.5"])
+    assert code == 2 and "--null-threshold does not apply to task sst2" in capsys.readouterr().err
+    code = main(["evaluate", "--task", "squad", "--model", "x", "--data-dir", "d", "--null-threshold", "nan"])
+    assert code == 2 and "finite" in capsys.readouterr().err
+
+
+def test_a_run_card_threshold_is_recorded_and_used(tmp_path, data, oracle):
+    """finetune records --null-threshold in the run card (eval_options); evaluate without
+    the flag, the benchmark and the Compare predictor then use it; a flag overrides it."""
+    from hub.distill import TrainConfig, finetune
+    from hub.inference import eval_options, load_predictor
+
+    cfg = TrainConfig(epochs=1, learning_rate=1e-9, batch_size=32, max_length=MAX_LENGTH, max_steps=1)
+    card = finetune(SQUAD, str(oracle), data, str(tmp_path / "m"), cfg, eval_options={"null_threshold": 20.0})
+    assert card["eval_options"] == {"null_threshold": 20.0} and card["eval"]["model"]["null_threshold"] == 20.0
+    # the oracle's margin is 16 on unanswerable questions: at 20 it answers a span (at 0 it abstains: 100)
+    assert card["eval"]["model"]["NoAns_exact"] < 100.0
+    assert card["eval"]["model"]["best_f1_thresh"] == pytest.approx(-16.0, abs=1e-3)
+    assert eval_options(str(tmp_path / "m"), SQUAD) == {"null_threshold": 20.0}
+    predictor = load_predictor(str(tmp_path / "m"), SQUAD)
+    assert predictor.null_threshold == 20.0 and predictor.runtime == "PyTorch"
+    assert predictor.predict(QUESTION, "the dog ran to the park .")["answer"] != ""
+    with pytest.raises(ValueError, match="null-threshold does not apply to task sst2"):
+        finetune(get_task("sst2"), str(oracle), data, str(tmp_path / "x"), cfg, eval_options={"null_threshold": 1.0})
+
+
+def test_cli_evaluate_uses_the_recorded_threshold(tmp_path, data_dir, oracle, capsys):
+    from hub.cli import main
+
+    (oracle / "run.json").write_text(json.dumps({"task": "squad", "eval_options": {"null_threshold": 20.0},
+                                                 "train": {"max_length": MAX_LENGTH}}))
+    try:
+        assert main(["evaluate", "--task", "squad", "--model", str(oracle), "--data-dir", str(data_dir)]) == 0
+        recorded = json.loads(capsys.readouterr().out)
+        assert main(["evaluate", "--task", "squad", "--model", str(oracle), "--data-dir", str(data_dir),
+                     "--null-threshold", "0"]) == 0
+        flagged = json.loads(capsys.readouterr().out)
+    finally:
+        (oracle / "run.json").unlink()
+    assert recorded["null_threshold"] == 20.0 and recorded["NoAns_exact"] < 100.0
+    assert flagged["null_threshold"] == 0.0 and flagged["f1"] == 100.0
+    assert recorded["best_f1"] == flagged["best_f1"] == 100.0  # the search does not depend on the threshold used
 
 
 def test_cli_defaults_max_length_to_the_kind(data_dir):

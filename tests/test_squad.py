@@ -330,11 +330,61 @@ def test_postprocess_null_answer_and_threshold(tokenizer):
     start[:, 0] = end[:, 0] = 4.0  # null score 8 in every window ...
     start[1, 0] = 2.5  # ... but 6.5 in window 1: the minimum counts
     out = postprocess([ex], enc, start, end)["long"]
-    assert out == {"text": "", "score": 6.5, "null_score": 6.5, "start_char": None, "end_char": None}
+    assert out == {"text": "", "score": 6.5, "null_score": 6.5, "start_char": None, "end_char": None,
+                   "span_text": "red ball", "span_score": 3.0}  # the span the threshold search needs
     # null - best = 3.5: a threshold of 3.5 or more keeps the span
     assert postprocess([ex], enc, start, end, null_threshold=3.4)["long"]["text"] == ""
     assert postprocess([ex], enc, start, end, null_threshold=3.5)["long"]["text"] == "red ball"
     assert postprocess([ex], enc, start, end, version_2=False)["long"]["text"] == "red ball"
+
+
+# ---------------------------------------------------------------- the null-answer threshold search
+
+# Four questions, worked out by hand. margin = null score - best span score; a question
+# answers "no answer" when its margin > threshold.
+#   q1 answerable "Denver Broncos", span "Denver Broncos", margin -3: span EM 1, F1 1
+#   q2 answerable "Santa Clara, California", span "Santa Clara", margin 1: span EM 0, F1 0.8
+#   q3 unanswerable, span "the stadium", margin 2: span 0, "no answer" 1
+#   q4 unanswerable, span "1976", margin 5: span 0, "no answer" 1
+# All "no answer": 2 of 4. Switching in order of margin: EM 3, 3, 2, 1 -> best 3/4 at -3;
+# F1 3, 3.8, 2.8, 1.8 -> best 3.8/4 = 95 at 1. At threshold 0: q1 answers, the rest abstain: 75 / 75.
+HAND = [("q1", ["Denver Broncos"], "Denver Broncos", -3.0), ("q2", ["Santa Clara, California"], "Santa Clara", 1.0),
+        ("q3", [], "the stadium", 2.0), ("q4", [], "1976", 5.0)]
+
+
+def _hand_case():
+    examples = [{"id": q, "answers": {"text": gold, "answer_start": [0] * len(gold)}, "is_impossible": not gold}
+                for q, gold, _, _ in HAND]
+    found = {q: {"text": "", "null_score": margin, "span_text": span, "span_score": 0.0} for q, _, span, margin in HAND}
+    return examples, found
+
+
+def test_threshold_search_on_hand_computed_questions():
+    examples, found = _hand_case()
+    best = squad.null_threshold_search(examples, found)
+    assert best == {"best_exact": 75.0, "best_exact_thresh": -3.0, "best_f1": pytest.approx(95.0),
+                    "best_f1_thresh": 1.0}
+    # the scores at a threshold, applied as postprocess applies it, reproduce the search
+    def scores_at(t):
+        preds = {q: ("" if margin > t else span) for q, _, span, margin in HAND}
+        return squad_scores(preds, examples)
+    assert scores_at(0.0)["f1"] == 75.0 and scores_at(0.0)["exact_match"] == 75.0
+    assert scores_at(best["best_f1_thresh"])["f1"] == pytest.approx(best["best_f1"])
+    assert scores_at(best["best_exact_thresh"])["exact_match"] == best["best_exact"]
+
+
+def test_threshold_search_ties_no_span_and_all_null():
+    # equal margins switch together: +1 and -1 at margin 1 gain nothing, so answering nothing stays best,
+    # at a threshold below every margin (the official script would stop inside the group, at 1)
+    assert squad.best_threshold([1.0, 1.0], [1.0, 0.0], [0.0, 1.0]) == (50.0, 0.0)
+    # a question with no span (margin inf) is "no answer" at every threshold
+    assert squad.best_threshold([float("inf"), -1.0], [1.0, 1.0], [0.0, 0.0]) == (50.0, -1.0)
+    assert squad.best_threshold([float("inf")], [1.0], [0.0]) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="no questions"):
+        squad.best_threshold([], [], [])
+    examples, found = _hand_case()
+    found["q1"] = {**found["q1"], "span_text": None, "span_score": None}  # the windows held no context token
+    assert squad.null_threshold_search(examples, found)["best_exact"] == 50.0  # q1 can no longer score
 
 
 def test_postprocess_accepts_tensors_and_ragged_rows(tokenizer):

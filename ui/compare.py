@@ -19,7 +19,13 @@ kind without a section says so. A section module has:
   and ``LINK_OUTPUTS`` (the names ``from_link`` updates).
 
 Shared checks for sections: :func:`check_task`, :func:`model_path`,
-:func:`predictors`.
+:func:`predictors` (each predictor has ``runtime``: "PyTorch", "ONNX Runtime int8").
+
+The model lists (:func:`compare_models`) hold this server's trained models, the
+ONNX Runtime variants of those that have an export (``quickstart/student · onnx
+int8``), and, when the Hub is reachable, the published pairs of ``hub.published``;
+the header's "Published pairs" list picks both models of one at once and is
+hidden offline.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import weakref
 
 import gradio as gr
 
-from hub import jobs, views
+from hub import jobs, published, views
 from hub.tasks import TASKS, Task
 
 from . import DEFAULT_TASK, PRIVATE, distill, esc, fault, implemented_tasks, keyed, refuse, run_status
@@ -92,18 +98,43 @@ def check_task(task, kind: str | None = None) -> Task:
     return t
 
 
-def compare_models(task: str) -> dict[str, dict]:
-    """The models the Compare tab offers for ``task`` (``hub.jobs.allowed_models``), without
+def trained_models(task: str) -> dict[str, dict]:
+    """This server's trained models for ``task`` (``hub.jobs.allowed_models``), without
     runs whose run.json still says running: their weights are not final."""
     return {k: v for k, v in jobs.allowed_models(task).items() if v.get("status") != "running"}
 
 
-def model_path(key, task: str, which: str) -> str:
-    """The server folder of a model name, or a clean error (never the raw input)."""
+def compare_models(task: str) -> dict[str, dict]:
+    """Every model the Compare tab offers for ``task``: the trained ones, each followed
+    by its ONNX Runtime variants (``hub.jobs.onnx_variants``), then the published
+    Hub models (``hub.published``; none offline)."""
+    trained = trained_models(task)
+    variants = jobs.onnx_variants(trained)
+    out: dict[str, dict] = {}
+    for key, info in trained.items():
+        out[key] = info
+        out.update({k: v for k, v in variants.items() if v["base"] == key})
+    for key, info in published.models(task).items():
+        out.setdefault(key, info)
+    return out
+
+
+def model_entry(key, task: str, which: str) -> dict:
+    """A listed model's info (path, role, runtime, ...), or a clean error (never the raw input)."""
     models = compare_models(task)
     if not isinstance(key, str) or key not in models:
-        raise refuse(f"Model {which} is not one of this server's trained {task} models; pick one from the list.")
-    return models[key]["path"]
+        raise refuse(f"Model {which} is not one of this server's {task} models; pick one from the list.")
+    return models[key]
+
+
+def model_path(key, task: str, which: str) -> str:
+    """The server folder (or published Hub id) of a model name, or a clean error."""
+    return model_entry(key, task, which)["path"]
+
+
+def runtime(predictor) -> str:
+    """How a loaded predictor runs ("PyTorch", "ONNX Runtime int8"), for the page."""
+    return getattr(predictor, "runtime", "PyTorch")
 
 
 def predictors(task: Task, a: str, b: str, warm=None) -> tuple:
@@ -112,9 +143,9 @@ def predictors(task: Task, a: str, b: str, warm=None) -> tuple:
     the first slow calls. A model that cannot load is a fault, reported in one line."""
     from hub.inference import load_predictor
 
-    pa, pb = model_path(a, task.name, "A"), model_path(b, task.name, "B")
+    ea, eb = model_entry(a, task.name, "A"), model_entry(b, task.name, "B")
     try:
-        out = load_predictor(pa, task), load_predictor(pb, task)
+        out = tuple(load_predictor(e["path"], task, id2label=e.get("id2label")) for e in (ea, eb))
     except Exception as exc:  # noqa: BLE001 - a broken model folder must not take the server down
         raise fault("Loading the models", exc) from None
     for p in out:
@@ -132,9 +163,44 @@ def api_models(task: str) -> dict:
     """
     check_task(task)
     models = compare_models(task)
-    a, b = jobs.default_pair(models)
-    return {"task": task, "models": [{"name": k, "role": v["role"]} for k, v in models.items()],
+    a, b = default_pair(task, models)
+    return {"task": task, "models": [{"name": k, "role": v["role"], "runtime": runtime_words(v),
+                                      "published": bool(v.get("published"))} for k, v in models.items()],
+            "published_pairs": [{"model_a": published.model_key(p.teacher), "model_b": published.model_key(p.student),
+                                 "why": p.why} for p in published.pairs(task)],
             "default": {"model_a": a, "model_b": b}}
+
+
+def runtime_words(info: dict) -> str:
+    """How a listed model runs: "PyTorch", "ONNX Runtime fp32" or "ONNX Runtime int8"."""
+    return f"ONNX Runtime {info.get('quantization', 'fp32')}" if info.get("runtime") == "onnx" else "PyTorch"
+
+
+def default_pair(task: str, models: dict[str, dict]) -> tuple[str | None, str | None]:
+    """The pair shown first: this server's newest teacher/student pair when it has two
+    trained models, else the first published pair (online), else whatever there is."""
+    trained = {k: v for k, v in models.items() if not v.get("published") and v.get("runtime", "torch") == "torch"}
+    pairs = published.pairs(task)
+    if len(trained) < 2 and pairs:
+        return published.model_key(pairs[0].teacher), published.model_key(pairs[0].student)
+    return jobs.default_pair(models)
+
+
+def pair_choices(task: str) -> list[tuple[str, int]]:
+    """(label, index) of the task's published pairs (none offline)."""
+    return [(p.label, i) for i, p in enumerate(published.pairs(task))]
+
+
+def pick_pair(task: str, index) -> dict:
+    """Models A and B set to a published pair's teacher and student, with why they pair; {} for no choice."""
+    pairs = published.pairs(task) if isinstance(task, str) else ()
+    if not isinstance(index, int) or not 0 <= index < len(pairs):
+        return {}
+    p = pairs[index]
+    models = model_updates(task, published.model_key(p.teacher), published.model_key(p.student))
+    return {"model_a": models["model_a"], "model_b": models["model_b"],
+            "pair_note": gr.Markdown(f"Published on the Hub; loaded on first use (a few hundred MB each). "
+                                     f"Why this pair: {esc(p.why)}.", visible=True)}
 
 
 # ---------------------------------------------------------------- header views
@@ -153,15 +219,20 @@ def notice_text(task: str, n_models: int) -> str:
 
 def model_updates(task: str, a: str | None = None, b: str | None = None) -> dict:
     """Models A and B for ``task`` (kept when still listed, else the default pair), the
-    notice and the Quick start row (shown while fewer than two models exist)."""
+    notice and the Quick start row (shown while fewer than two trained models exist)
+    and the published pairs (hidden when there are none: offline)."""
     models = compare_models(task)
     choices = [(views.model_label(k, v), k) for k, v in models.items()]
-    da, db = jobs.default_pair(models)
-    empty = len(models) < 2
+    da, db = default_pair(task, models)
+    n_trained = len(trained_models(task))
+    empty = n_trained < 2
+    pairs = pair_choices(task)
     return {"model_a": gr.Dropdown(choices=choices, value=a if a in models else da),
             "model_b": gr.Dropdown(choices=choices, value=b if b in models else db),
-            "notice": gr.Markdown(notice_text(task, len(models)) if empty else "", visible=empty),
-            "qs_row": gr.Row(visible=empty and task == DEFAULT_TASK)}
+            "notice": gr.Markdown(notice_text(task, n_trained) if empty else "", visible=empty),
+            "qs_row": gr.Row(visible=empty and task == DEFAULT_TASK),
+            "pairs": gr.Dropdown(choices=pairs, value=None, visible=bool(pairs)),
+            "pair_note": gr.Markdown("", visible=False)}
 
 
 def task_updates(task: str, a: str | None = None, b: str | None = None) -> dict:
@@ -211,11 +282,13 @@ def build() -> dict:
     """The header and every section's components; section components are named
     ``<kind>:<name>`` in the returned dict."""
     models = compare_models(DEFAULT_TASK)
-    a, b = jobs.default_pair(models)
+    a, b = default_pair(DEFAULT_TASK, models)
     choices = [(views.model_label(k, v), k) for k, v in models.items()]
-    empty = len(models) < 2
+    n_trained = len(trained_models(DEFAULT_TASK))
+    empty = n_trained < 2
+    pairs = pair_choices(DEFAULT_TASK)
     c: dict = {}
-    c["notice"] = gr.Markdown(notice_text(DEFAULT_TASK, len(models)) if empty else "", visible=empty,
+    c["notice"] = gr.Markdown(notice_text(DEFAULT_TASK, n_trained) if empty else "", visible=empty,
                               elem_id="compare-notice")
     with gr.Row(visible=empty) as c["qs_row"]:
         c["quick"] = gr.Button("Quick start", variant="primary", scale=0, min_width=160, elem_id="quick-start")
@@ -224,6 +297,10 @@ def build() -> dict:
         c["task"] = gr.Dropdown(implemented_tasks(), value=DEFAULT_TASK, label="Task", scale=1, elem_id="compare-task")
         c["model_a"] = gr.Dropdown(choices, value=a, label="Model A (e.g. the teacher)", scale=2, elem_id="compare-a")
         c["model_b"] = gr.Dropdown(choices, value=b, label="Model B (e.g. the student)", scale=2, elem_id="compare-b")
+    c["pairs"] = gr.Dropdown(pairs, value=None, visible=bool(pairs), elem_id="compare-pairs",
+                             label="Published pairs (Hugging Face Hub): pick one to compare a teacher and its "
+                                   "distilled student without training")
+    c["pair_note"] = gr.Markdown(visible=False, elem_id="compare-pair-note")
     kind = TASKS[DEFAULT_TASK].kind
     c["no_section"] = gr.Markdown(visible=kind not in sections())
     for k, module in sections().items():
@@ -241,15 +318,18 @@ def section(c: dict, kind: str) -> dict:
 def wire(c: dict, session: dict) -> None:
     """Attach the header's handlers and each section's."""
     every = {**c, **session}
-    follows_task = [v for k, v in c.items() if k in ("model_a", "model_b", "notice", "qs_row", "no_section")
+    follows_task = [v for k, v in c.items() if k in ("model_a", "model_b", "notice", "qs_row", "no_section", "pairs",
+                                                     "pair_note")
                     or ":" in k]  # the sections and what their on_task updates
     c["task"].input(lambda t: keyed(c, {k: v for k, v in task_updates(t).items() if k in c}), c["task"],
                     follows_task, **PRIVATE, show_progress="hidden")
     c["quick"].click(lambda owned: keyed(every, distill.quick_start(owned)), session["owned"],
                      [session[k] for k in ("watch", "owned", "timer", "seen")], **PRIVATE, concurrency_limit=1)
+    c["pairs"].input(lambda t, i: keyed(c, pick_pair(t, i)), [c["task"], c["pairs"]],
+                     [c["model_a"], c["model_b"], c["pair_note"]], **PRIVATE, show_progress="hidden")
     header = {k: v for k, v in c.items() if ":" not in k}
     for kind, module in sections().items():
         module.wire(section(c, kind), header)
 
 
-POLL_OUTPUTS = ("quick", "qs_status", "model_a", "model_b", "notice", "qs_row")
+POLL_OUTPUTS = ("quick", "qs_status", "model_a", "model_b", "notice", "qs_row", "pairs", "pair_note")

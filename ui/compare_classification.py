@@ -13,7 +13,7 @@ from hub.kinds import get_kind
 from hub.tasks import TASKS
 
 from . import DEFAULT_TASK, MAX_BATCH_LINES, MAX_TEXT_CHARS, PRIVATE, as_warning, fault, keyed, refuse
-from .compare import check_task, predictors
+from .compare import check_task, predictors, runtime
 from .links import compare_link_js
 
 KIND = "classification"
@@ -53,17 +53,20 @@ def check_lines(lines) -> list[str]:
 
 
 def _run(method: str, task: str, a: str, b: str, inputs) -> dict:
+    """The kind's ``method`` on both models, with ``runtime`` {"a", "b"}: how each ran
+    ("PyTorch", "ONNX Runtime int8")."""
     t = check_task(task, KIND)
     pa, pb = predictors(t, a, b, warm=_warm)
     try:
-        return getattr(get_kind(t), method)(pa, pb, inputs)
+        result = getattr(get_kind(t), method)(pa, pb, inputs)
     except Exception as exc:  # noqa: BLE001 - a model that fails on an input is a fault, not the user's
         raise fault("Running the models", exc) from None
+    return {**result, "runtime": {"a": runtime(pa), "b": runtime(pb)}}
 
 
 def api_compare(task: str, model_a: str, model_b: str, text: str) -> dict:
     """Both models on one text: label, probabilities and latency of each, whether they
-    agree, and KL(a || b) in nats.
+    agree, KL(a || b) in nats, and the runtime each ran in ("PyTorch", "ONNX Runtime int8").
 
     Args:
         task: a classification task, e.g. "sst2".
@@ -102,19 +105,21 @@ API = {"compare": api_compare, "compare_batch": api_compare_batch}
 def compare_view(task: str, a: str, b: str, text: str) -> dict:
     """One comparison as updates by name."""
     r = api_compare(task, a, b, text)
-    ra, rb = r["a"], r["b"]
+    ra, rb, rt = r["a"], r["b"], r["runtime"]
     agree = "**The models agree.**" if r["agree"] else "**The models disagree.**"
-    stats = (f"{agree} KL(A‖B) = {r['kl']:.4f} nats · latency A {ra['latency_ms']:.1f} ms, "
-             f"B {rb['latency_ms']:.1f} ms (one text, tokenization included)")
-    return {"out_a": gr.Label(value=ra["probabilities"], label=f"A · {a} · {ra['latency_ms']:.1f} ms"),
-            "out_b": gr.Label(value=rb["probabilities"], label=f"B · {b} · {rb['latency_ms']:.1f} ms"),
+    stats = (f"{agree} KL(A‖B) = {r['kl']:.4f} nats · latency A {ra['latency_ms']:.1f} ms ({rt['a']}), "
+             f"B {rb['latency_ms']:.1f} ms ({rt['b']}) (one text, tokenization included)")
+    return {"out_a": gr.Label(value=ra["probabilities"], label=f"A · {a} · {ra['latency_ms']:.1f} ms · {rt['a']}"),
+            "out_b": gr.Label(value=rb["probabilities"], label=f"B · {b} · {rb['latency_ms']:.1f} ms · {rt['b']}"),
             "stats": stats}
 
 
 def batch_view(task: str, a: str, b: str, lines: str) -> dict:
     r = api_compare_batch(task, a, b, lines)
+    rt = r["runtime"]
     stats = (f"**Agreement {100 * r['agreement']:.1f}%** on {r['n']} lines · throughput A "
-             f"{r['throughput_a']:.0f}/s, B {r['throughput_b']:.0f}/s · {len(r['disagreements'])} disagreement(s)")
+             f"{r['throughput_a']:.0f}/s ({rt['a']}), B {r['throughput_b']:.0f}/s ({rt['b']}) · "
+             f"{len(r['disagreements'])} disagreement(s)")
     return {"batch_stats": stats,
             "disagreements": pd.DataFrame(r["disagreements"], columns=["line", "text", "a", "b"])}
 

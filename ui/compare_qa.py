@@ -8,6 +8,16 @@ Examples are the task's own (no gold answer) and, when the local eval set is
 there (``$HUB_DATA_DIR``, the task's ``local_files["eval"]``), a few of its
 questions with their gold answers.
 
+Batch mode compares many questions at once: ``n`` questions spread over the
+task's eval set (read by the kind's data loader from the local data folder, else
+from the embedded sample) or pasted SQuAD JSON, at most ``MAX_BATCH_QUESTIONS``.
+It reports the agreement of the two models (same normalised answer), each
+model's exact match and F1 against the gold answers, and each model's
+throughput in questions per second (``hub.kinds.qa``: ``compare_batch``).
+
+Each answer says which runtime produced it (PyTorch, or ONNX Runtime fp32/int8
+for an exported variant), beside its latency.
+
 Shared links carry one ``text``: here it is ``{"question": ..., "context": ...}``
 as JSON (:func:`link_text`, :func:`parse_link_text`), at most
 ``ui.MAX_TEXT_CHARS`` characters in all; a longer pair gets no link (the copy
@@ -21,13 +31,17 @@ import json
 
 import gradio as gr
 
+import pandas as pd
+
 from hub import views
+from hub.data import DataError, DataSource
 from hub.kinds import get_kind
-from hub.squad import read_squad
+from hub.samples import choose_data_dir
+from hub.squad import parse_squad_text, read_squad
 from hub.tasks import TASKS
 
 from . import MAX_TEXT_CHARS, PRIVATE, as_warning, esc, fault, keyed, log, refuse
-from .compare import check_task, predictors
+from .compare import check_task, predictors, runtime
 from .links import compare_link_js
 
 KIND = "qa"
@@ -39,6 +53,10 @@ MAX_CONTEXT_CHARS = 20_000
 EVAL_EXAMPLES = 6  # eval-set questions offered as examples (half of them unanswerable when possible)
 EXAMPLE_CONTEXT_CHARS = 1_200  # eval examples with shorter contexts read better on the page
 EXCERPT_CHARS = 400  # context shown on each side of a highlighted answer
+MAX_BATCH_QUESTIONS = 100  # per batch: both models read every window of every context
+DEFAULT_BATCH_QUESTIONS = 20
+MAX_SQUAD_JSON_CHARS = 500_000  # pasted SQuAD JSON (100 questions with their contexts fit)
+BATCH_COLUMNS = ["#", "question", "a", "b"]
 # inline styles: the section ships no stylesheet of its own
 CONTEXT_STYLE = "style='white-space:pre-wrap;line-height:1.5;margin-top:6px;max-height:22em;overflow:auto'"
 MARK_STYLE = "style='padding:0 2px;border-radius:3px'"
@@ -85,16 +103,106 @@ def api_compare_qa(task: str, model_a: str, model_b: str, question: str, context
     """
     t = check_task(task, KIND)
     question, context = check_pair(question, context)
-    pa, pb = predictors(t, model_a, model_b, warm=_warm)
-    try:
-        result = get_kind(t).compare(pa, pb, question, context)
-    except Exception as exc:  # noqa: BLE001 - a model that fails on an input is a fault, not the user's
-        raise fault("Running the models", exc) from None
+    result = _run("compare", t, model_a, model_b, question, context)
     return {"task": task, "model_a": model_a, "model_b": model_b, "question": question, "context": context,
             **result}
 
 
-API = {"compare_qa": api_compare_qa}
+def _run(method: str, t, a: str, b: str, *inputs) -> dict:
+    """The kind's ``method`` on both models, with ``runtime`` {"a", "b"} ("PyTorch", "ONNX Runtime int8")."""
+    pa, pb = predictors(t, a, b, warm=_warm)
+    try:
+        result = getattr(get_kind(t), method)(pa, pb, *inputs)
+    except Exception as exc:  # noqa: BLE001 - a model that fails on an input is a fault, not the user's
+        raise fault("Running the models", exc) from None
+    return {**result, "runtime": {"a": runtime(pa), "b": runtime(pb)}}
+
+
+def check_count(n) -> int:
+    """The number of eval questions asked for: a whole number from 1 to ``MAX_BATCH_QUESTIONS``."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or n != int(n) or not 1 <= n <= MAX_BATCH_QUESTIONS:
+        raise refuse(f"The number of questions must be a whole number from 1 to {MAX_BATCH_QUESTIONS}.")
+    return int(n)
+
+
+def pasted_items(text) -> list[dict]:
+    """The questions of pasted SQuAD JSON (``{"data": [{"paragraphs": [{"context", "qas"}]}]}``,
+    v1.1 or v2.0) as batch items with their gold answers; refused when malformed, empty
+    or over the limits (never cut)."""
+    if not isinstance(text, str) or not text.strip():
+        raise refuse("Paste SQuAD JSON first, or compare eval-set questions.")
+    if len(text) > MAX_SQUAD_JSON_CHARS:
+        raise refuse(f"The pasted JSON is too long ({len(text):,} characters; the limit is "
+                     f"{MAX_SQUAD_JSON_CHARS:,}).")
+    try:
+        examples = parse_squad_text(text, "the pasted JSON")
+    except DataError as exc:
+        raise refuse(str(exc)[:500]) from None
+    if len(examples) > MAX_BATCH_QUESTIONS:
+        raise refuse(f"The pasted JSON has {len(examples):,} questions; the limit is {MAX_BATCH_QUESTIONS}.")
+    items = [_item(e) for e in examples]
+    for i, item in enumerate(items):
+        try:
+            check_pair(item["question"], item["context"])
+        except gr.Error as exc:
+            raise refuse(f"Question {i + 1} ({examples[i]['id']!r}): {exc.message}") from None
+    return items
+
+
+def _item(example: dict) -> dict:
+    """A batch item of a flat SQuAD example: question, context, gold answer texts ([] unanswerable)."""
+    return {"question": example["question"], "context": example["context"],
+            "answers": list(example["answers"]["text"])}
+
+
+@functools.lru_cache(maxsize=4)
+def _eval_set(task: str, folder: str) -> tuple:
+    """The task's eval questions that fit the limits, read by the kind's data loader."""
+    data = get_kind(TASKS[task]).load_data(TASKS[task], DataSource(data_dir=folder), need_train=False)
+    return tuple(_item(e) for e in data.eval
+                 if len(e["question"]) <= MAX_QUESTION_CHARS and len(e["context"]) <= MAX_CONTEXT_CHARS)
+
+
+def eval_items(task: str, n: int) -> tuple[list[dict], str]:
+    """``n`` eval questions spread evenly over the task's eval set (the local data
+    folder, else the embedded sample) and where they come from."""
+    rel = TASKS[task].local_files.get("eval")
+    try:
+        folder, where = choose_data_dir({"eval": rel}, views.data_dir())
+        items = _eval_set(task, str(folder))
+    except (FileNotFoundError, DataError, ValueError) as exc:
+        raise fault("Reading the eval questions", exc) from None
+    if not items:
+        raise refuse("The eval set has no questions within the limits.")
+    n = min(n, len(items))
+    return [items[i * len(items) // n] for i in range(n)], where
+
+
+def api_compare_qa_batch(task: str, model_a: str, model_b: str, n: int = DEFAULT_BATCH_QUESTIONS,
+                         squad_json: str = "") -> dict:
+    """Many questions at once: the pasted SQuAD JSON when given, else ``n`` questions
+    spread over the task's eval set. Returns the agreement of the two models (share of
+    questions with the same normalised answer), the questions where they disagree,
+    each model's exact match and F1 against the gold answers (0-100), each model's
+    throughput (questions/s) and runtime, and where the questions came from.
+
+    Args:
+        task: a question-answering task, e.g. "squad".
+        model_a: a model name from /models (e.g. the teacher).
+        model_b: a model name from /models (e.g. the student).
+        n: eval-set questions to compare when no JSON is given, 1 to 100.
+        squad_json: SQuAD v1.1/v2.0 JSON, at most 100 questions and 500,000 characters.
+    """
+    t = check_task(task, KIND)
+    if isinstance(squad_json, str) and squad_json.strip():
+        items, source = pasted_items(squad_json), "pasted JSON"
+    else:
+        items, source = eval_items(task, check_count(n))
+    result = _run("compare_batch", t, model_a, model_b, items)
+    return {"task": task, "model_a": model_a, "model_b": model_b, "source": source, **result}
+
+
+API = {"compare_qa": api_compare_qa, "compare_qa_batch": api_compare_qa_batch}
 
 
 # ---------------------------------------------------------------- examples
@@ -204,27 +312,57 @@ def highlight(context: str, start: int | None, end: int | None, limit: int = EXC
     return f"<div {CONTEXT_STYLE}>{before}<mark {MARK_STYLE}>{esc(context[start:end])}</mark>{after}</div>"
 
 
-def answer_html(which: str, name: str, r: dict, context: str) -> str:
-    """One model's answer card: the answer (or "no answer"), score, latency, the context highlighted."""
+def answer_html(which: str, name: str, r: dict, context: str, runtime_words: str = "PyTorch") -> str:
+    """One model's answer card: the answer (or "no answer"), score, latency and runtime,
+    the context highlighted."""
     if r["no_answer"]:
         answer = "<i>no answer</i> — the model finds none in the context"
     else:
         answer = f"<b>{esc(r['answer'])}</b>"
     return (f"<div class='qa-answer'><div class='hub-caption'>{which} · {esc(name)}</div>"
             f"<div style='font-size:1.1em;margin:4px 0'>{answer}</div>"
-            f"<div class='hub-caption'>score {r['score']:.2f} (start + end logit) · {r['latency_ms']:.1f} ms</div>"
+            f"<div class='hub-caption'>score {r['score']:.2f} (start + end logit) · {r['latency_ms']:.1f} ms · "
+            f"{esc(runtime_words)}</div>"
             f"{highlight(context, r['start_char'], r['end_char'])}</div>")
 
 
 def compare_view(task: str, a: str, b: str, question: str, context: str) -> dict:
     """One comparison as updates by name."""
     r = api_compare_qa(task, a, b, question, context)
-    ra, rb = r["a"], r["b"]
+    ra, rb, rt = r["a"], r["b"], r["runtime"]
     agree = "**The models agree.**" if r["agree"] else "**The models disagree.**"
-    stats = (f"{agree} F1 between the answers {100 * r['f1_between']:.0f}% · latency A {ra['latency_ms']:.1f} ms, "
-             f"B {rb['latency_ms']:.1f} ms (one question, tokenization and every window of the context included)")
-    return {"out_a": answer_html("A", a, ra, r["context"]), "out_b": answer_html("B", b, rb, r["context"]),
-            "stats": stats}
+    stats = (f"{agree} F1 between the answers {100 * r['f1_between']:.0f}% · latency A {ra['latency_ms']:.1f} ms "
+             f"({rt['a']}), B {rb['latency_ms']:.1f} ms ({rt['b']}) (one question, tokenization and every window "
+             "of the context included)")
+    return {"out_a": answer_html("A", a, ra, r["context"], rt["a"]),
+            "out_b": answer_html("B", b, rb, r["context"], rt["b"]), "stats": stats}
+
+
+def batch_stats(r: dict) -> str:
+    """The batch result in one paragraph: agreement, EM/F1 against gold, throughput and runtime."""
+    rt = r["runtime"]
+    gold = ""
+    if r.get("n_gold"):
+        gold = (f" · against the gold answers ({r['n_gold']} questions): A EM {r['exact_match_a']:.1f} / "
+                f"F1 {r['f1_a']:.1f}, B EM {r['exact_match_b']:.1f} / F1 {r['f1_b']:.1f}")
+    return (f"**Agreement {100 * r['agreement']:.1f}%** on {r['n']} questions ({esc(r['source'])}){gold} · "
+            f"throughput A {r['throughput_a']:.1f} questions/s ({rt['a']}), B {r['throughput_b']:.1f} "
+            f"questions/s ({rt['b']}) · {len(r['disagreements'])} disagreement(s)")
+
+
+def pasted_view(task: str, a: str, b: str, squad_json) -> dict:
+    """The batch comparison of pasted SQuAD JSON (refused when nothing is pasted)."""
+    pasted_items(squad_json)  # the refusal for empty or malformed JSON, before any model loads
+    return batch_view(task, a, b, DEFAULT_BATCH_QUESTIONS, squad_json)
+
+
+def batch_view(task: str, a: str, b: str, n, squad_json: str = "") -> dict:
+    """A batch comparison as updates by name: the stats and the disagreements table
+    ("no answer" written out)."""
+    r = api_compare_qa_batch(task, a, b, n, squad_json)
+    rows = [{"#": d["line"], "question": d["question"], "a": d["a"] or "(no answer)", "b": d["b"] or "(no answer)"}
+            for d in r["disagreements"]]
+    return {"batch_stats": batch_stats(r), "disagreements": pd.DataFrame(rows, columns=BATCH_COLUMNS)}
 
 
 def on_task(task: str) -> dict:
@@ -251,6 +389,33 @@ def from_link(task: str, a: str, b: str, text: str) -> dict:
 def build() -> dict:
     c: dict = {}
     c["link_text"] = gr.State("")
+    with gr.Tabs():
+        with gr.Tab("One question"):
+            _build_one(c)
+        with gr.Tab("Batch"):
+            _build_batch(c)
+    return c
+
+
+def _build_batch(c: dict) -> None:
+    with gr.Row():
+        c["batch_n"] = gr.Slider(1, MAX_BATCH_QUESTIONS, value=DEFAULT_BATCH_QUESTIONS, step=1, scale=3,
+                                 label="Eval-set questions", elem_id="compare-qa-batch-n",
+                                 info="spread over the task's eval set (the embedded sample when there is no local data)")
+        c["run_eval"] = gr.Button("Compare eval questions", variant="primary", scale=1,
+                                  elem_id="compare-qa-run-eval")
+    c["squad_json"] = gr.Textbox(label=f"…or paste SQuAD JSON (v1.1 or v2.0, at most {MAX_BATCH_QUESTIONS} questions)",
+                                 lines=6, max_lines=12, elem_id="compare-qa-json",
+                                 placeholder='{"data": [{"title": "...", "paragraphs": [{"context": "...", '
+                                             '"qas": [{"id": "q1", "question": "...", "answers": '
+                                             '[{"text": "...", "answer_start": 0}]}]}]}]}')
+    c["run_json"] = gr.Button("Compare the pasted questions", variant="secondary", elem_id="compare-qa-run-json")
+    c["batch_stats"] = gr.Markdown(elem_id="compare-qa-batch-stats")
+    c["disagreements"] = gr.Dataframe(headers=BATCH_COLUMNS, label="Disagreements", interactive=False, wrap=True,
+                                      column_widths=["6%", "54%", "20%", "20%"], elem_id="compare-qa-disagreements")
+
+
+def _build_one(c: dict) -> None:
     c["question"] = gr.Textbox(label="Question", lines=1, elem_id="compare-qa-question",
                                info=f"at most {MAX_QUESTION_CHARS:,} characters",
                                placeholder="Ask a question the context answers, or pick an example below")
@@ -268,7 +433,6 @@ def build() -> dict:
         c["out_a"] = gr.HTML(elem_id="compare-qa-out-a")
         c["out_b"] = gr.HTML(elem_id="compare-qa-out-b")
     c["stats"] = gr.Markdown(elem_id="compare-qa-stats")
-    return c
 
 
 def wire(c: dict, header: dict) -> None:
@@ -285,3 +449,8 @@ def wire(c: dict, header: dict) -> None:
     gr.on([c["run"].click, c["question"].submit], compare, [*pair, c["question"], c["context"]],
           [c["out_a"], c["out_b"], c["stats"]], **PRIVATE, concurrency_limit=2)
     c["copy"].click(None, [*pair, c["question"], c["context"]], c["link"], js=link_js(), **PRIVATE)
+    batch_outputs = [c["batch_stats"], c["disagreements"]]
+    c["run_eval"].click(as_warning(lambda t, a, b, n: keyed(c, batch_view(t, a, b, n))), [*pair, c["batch_n"]],
+                        batch_outputs, **PRIVATE, concurrency_limit=1)
+    c["run_json"].click(as_warning(lambda t, a, b, text: keyed(c, pasted_view(t, a, b, text))),
+                        [*pair, c["squad_json"]], batch_outputs, **PRIVATE, concurrency_limit=1)

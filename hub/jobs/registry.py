@@ -134,9 +134,70 @@ def shape_name(card: dict) -> str:
     return f"{s.get('layers', '?')}l-{s.get('hidden', '?')}"
 
 
+ONNX_SUFFIX = "@onnx-"  # key of an ONNX variant: "<model key>@onnx-fp32" / "@onnx-int8"
+
+
+def _fresh_export(folder: Path, source: Path) -> bool:
+    """An exported folder (model.onnx + config.json) made after the source's weights
+    were last written: an older export is another model (the benchmark re-exports it)."""
+    graph = folder / "model.onnx"
+    if not graph.is_file() or not (folder / "config.json").is_file():
+        return False
+    weights = [w.stat().st_mtime for w in source.glob("*.safetensors")]
+    return not weights or max(weights) <= graph.stat().st_mtime
+
+
+def _export_source(export_card: Path) -> tuple[Path | None, str]:
+    """(the model folder an export was made from, "fp32"|"int8") from its export.json."""
+    import json
+
+    try:
+        card = json.loads(export_card.read_text())
+        source = Path(str(card["source"])).expanduser()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "fp32"
+    quant = "int8" if card.get("quantization") else "fp32"
+    for candidate in ([source] if source.is_absolute() else [Path.cwd() / source, export_card.parent.parent / source]):
+        if candidate.is_dir():
+            return candidate.resolve(), quant
+    return None, quant
+
+
+def onnx_variants(models: dict[str, dict]) -> dict[str, dict]:
+    """ONNX Runtime variants of ``models`` (``allowed_models``' key -> info) whose
+    export exists and is not older than the model's weights: the benchmark's cache
+    (``hub.paths.onnx_cache_dir``, what ``bench --runtime onnx`` writes) and
+    ``python -m hub export`` folders under ``models_dir()`` (their export.json names
+    the source). Keys are ``<key>@onnx-fp32``/``<key>@onnx-int8``; each info is its
+    model's with the export's ``path``, ``runtime: "onnx"``, ``quantization`` and
+    ``base`` (the model's key). Never a teacher for a job: only Compare lists them."""
+    from ..paths import onnx_cache_dir
+
+    by_path = {str(Path(v["path"]).resolve()): k for k, v in models.items() if Path(v["path"]).is_dir()}
+    found: dict[tuple[str, str], Path] = {}
+    for path, key in by_path.items():
+        for quant in ("fp32", "int8"):
+            folder = onnx_cache_dir(path, quant)
+            if _fresh_export(folder, Path(path)):
+                found[(key, quant)] = folder
+    root = models_dir()
+    if root.is_dir():
+        for card in sorted([*root.glob("*/export.json"), *root.glob("*/*/export.json")]):
+            source, quant = _export_source(card)
+            key = by_path.get(str(source)) if source is not None else None
+            if key is not None and _fresh_export(card.parent, source):
+                found.setdefault((key, quant), card.parent)
+    out = {}
+    for (key, quant), folder in sorted(found.items()):
+        out[f"{key}{ONNX_SUFFIX}{quant}"] = {**models[key], "path": str(folder.resolve()), "runtime": "onnx",
+                                             "quantization": quant, "base": key}
+    return out
+
+
 def default_pair(models: dict[str, dict]) -> tuple[str | None, str | None]:
     """The newest finished student whose teacher is also listed: (teacher key, student key);
     else the first two models."""
+    models = {k: v for k, v in models.items() if v.get("runtime", "torch") == "torch"}  # variants are picked, not defaults
     by_path = {v["path"]: k for k, v in models.items()}
     students = sorted((k for k, v in models.items() if v["role"] == "student"),
                       key=lambda k: (models[k]["status"] == "finished", models[k]["created_at"]), reverse=True)

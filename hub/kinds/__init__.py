@@ -57,8 +57,12 @@ distillation: ``("intermediate",)``) with ``stages_reason``,
 needs the adaptor's ``mask_all``), ``topk_logit_cache`` (True: ``--logit-cache-topk``
 applies; the teacher's logits are (B, L, V) and ``adapt`` only selects positions
 of them, so it can select the same positions of cached (B, L, k) top-k values and
-indices), and ``evaluate_pair(student, teacher, ...)``
-(scores a student by its distance to the teacher instead of ``evaluate``).
+indices), ``evaluate_pair(student, teacher, ...)``
+(scores a student by its distance to the teacher instead of ``evaluate``), and
+``eval_options`` (names of keyword settings that ``evaluate`` and ``predictor``
+take and that ``evaluate`` returns with its scores; QA: ``null_threshold``). A run
+card records the ones a run was given under ``eval_options``, and loaders pass
+them back: see :func:`check_eval_options`.
 """
 
 from __future__ import annotations
@@ -118,3 +122,19 @@ def get_kind(task) -> TaskKind:
             raise NotImplementedError(f"task kind {name!r} is not implemented") from None
         _KINDS[name] = module.KIND
     return _KINDS[name]
+
+
+def check_eval_options(task, options: dict | None) -> dict:
+    """``options`` (``{name: value}``, None for none) checked against the kind's
+    ``eval_options``; a name the kind does not take is a ``ValueError`` naming the
+    task (``--null-threshold`` on a classification task, say)."""
+    options = dict(options or {})
+    kind = get_kind(task)
+    allowed = tuple(getattr(kind, "eval_options", ()))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        name = task if isinstance(task, str) else task.name
+        flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
+        raise ValueError(f"{flags} does not apply to task {name} ({kind.name} task); "
+                         + (f"it takes {', '.join(allowed)}" if allowed else "it takes no evaluation options"))
+    return options

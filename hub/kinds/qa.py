@@ -12,10 +12,31 @@ and end, one distribution over positions per window, with question and padding
 positions filled with ``NEG`` (CLS stays allowed: it is the "no answer" position).
 Metrics: exact match and F1 (0-100) with the official SQuAD 2.0 rules, through
 our ``evaluate`` module ``squad_v2_local``.
+
+The null-answer threshold. A question gets "no answer" when its null score beats
+its best span by more than ``null_threshold`` logits (``hub.squad.postprocess``).
+``evaluate`` scores exact match and F1 at the threshold it is given, and also
+reports what the official SQuAD 2.0 script reports: ``best_exact``/``best_f1``,
+the scores at the best threshold for this eval set, and ``best_exact_thresh``/
+``best_f1_thresh``, those thresholds. Where a threshold comes from, first found:
+
+1. an explicit one (``--null-threshold`` of ``evaluate``/``bench``, the
+   ``null_threshold`` argument);
+2. the model's run card, ``eval_options.null_threshold``: ``finetune``/``distill``
+   record there the threshold they were given (and evaluated with), and
+   ``evaluate``, ``bench`` and the Compare predictor use it;
+3. ``QAKind.null_threshold`` (0.0, transformers' ``run_qa.py`` default).
+
+``best_f1_thresh`` is never applied by itself: it is fitted on the questions it
+scores, so using it there would report an upper bound as the model's F1. To tune
+a threshold, run ``evaluate`` on questions held out from the final eval set, and
+pass its ``best_f1_thresh`` as ``--null-threshold`` to ``distill``/``finetune``
+(which records it) or to ``evaluate``/``bench``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +254,7 @@ class QAKind:
     cache_logits = True
     default_max_length = DEFAULT_MAX_LENGTH
     null_threshold = 0.0  # postprocess: answer "" when null_score - best_span > this (transformers' run_qa default)
+    eval_options = ("null_threshold",)  # settings evaluate/predictor take and run cards record (see the module doc)
 
     # ------------------------------------------------------------ data
     def load_data(self, task, source, max_train=None, max_eval=None, need_train=True, reference=None) -> QAData:
@@ -318,18 +340,33 @@ class QAKind:
         return {"logits": logits, "labels": [None, None] if labels[0] is None else labels, "mask": None}
 
     # ------------------------------------------------------------ evaluation
-    def answers(self, model, tokenizer, examples: list[dict], max_length: int, batch_size: int = 64) -> dict:
+    def threshold(self, null_threshold: float | None) -> float:
+        """The threshold to use: ``null_threshold`` when given (finite), else the kind's default."""
+        if null_threshold is None:
+            return self.null_threshold
+        if isinstance(null_threshold, bool) or not isinstance(null_threshold, (int, float)) \
+                or not math.isfinite(null_threshold):
+            raise ValueError(f"null_threshold must be a finite number of logits, got {null_threshold!r}")
+        return float(null_threshold)
+
+    def answers(self, model, tokenizer, examples: list[dict], max_length: int, batch_size: int = 64,
+                null_threshold: float | None = None) -> dict:
         """``hub.squad.postprocess`` results of ``model`` on ``examples``: {id: {text, score, ...}}."""
         windows = squad.encode_eval(tokenizer, examples, max_length, doc_stride_for(max_length))
         starts, ends = window_logits(model, tokenizer, windows, batch_size)
-        return squad.postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
+        return squad.postprocess(examples, windows, starts, ends, null_threshold=self.threshold(null_threshold))
 
-    def evaluate(self, model, tokenizer, data: QAData, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 64) -> dict:
+    def evaluate(self, model, tokenizer, data: QAData, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 64,
+                 null_threshold: float | None = None) -> dict:
         """``exact_match``, ``f1``, ``HasAns_exact``, ``HasAns_f1`` (and ``NoAns_exact``,
-        ``NoAns_f1`` when the eval set has unanswerable questions), 0-100; ``eval_size``
+        ``NoAns_f1`` when the eval set has unanswerable questions), 0-100, at
+        ``null_threshold`` (None: the kind's default; see the module doc);
+        ``best_exact``, ``best_exact_thresh``, ``best_f1``, ``best_f1_thresh`` (the
+        official script's threshold search on this eval set); ``eval_size``
         (questions), ``null_threshold`` (the one used) and ``predictions`` (answer
         texts in eval order, ``""`` for no answer)."""
-        found = self.answers(model, tokenizer, data.eval, max_length, batch_size)
+        threshold = self.threshold(null_threshold)
+        found = self.answers(model, tokenizer, data.eval, max_length, batch_size, threshold)
         preds = [found[ex["id"]]["text"] for ex in data.eval]
         scores = load_metric("squad_v2_local").compute(
             predictions=[{"id": ex["id"], "prediction_text": p, "no_answer_probability": 0.0}
@@ -337,8 +374,9 @@ class QAKind:
             references=[{"id": ex["id"], "answers": ex["answers"]} for ex in data.eval],
         )
         keep = ("exact_match", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
-        return {**{k: float(scores[k]) for k in keep if k in scores}, "eval_size": len(data.eval),
-                "null_threshold": self.null_threshold, "predictions": preds}
+        return {**{k: float(scores[k]) for k in keep if k in scores},
+                **squad.null_threshold_search(data.eval, found), "eval_size": len(data.eval),
+                "null_threshold": threshold, "predictions": preds}
 
     def agreement(self, predictions_a: list, predictions_b: list) -> float:
         """Share of questions where the two normalised answers are equal (both "no answer" agrees)."""
@@ -384,8 +422,11 @@ class QAKind:
         return self.eval_pairs(data, task)
 
     # ------------------------------------------------------------ demo
-    def predictor(self, model, tokenizer, task, max_length: int = DEFAULT_MAX_LENGTH) -> QAPredictor:
-        return QAPredictor(model, tokenizer, task, max_length, self.null_threshold)
+    def predictor(self, model, tokenizer, task, max_length: int = DEFAULT_MAX_LENGTH,
+                  null_threshold: float | None = None) -> QAPredictor:
+        """The demo's predictor; ``null_threshold`` None is the kind's default (the
+        loader passes the one a run card records)."""
+        return QAPredictor(model, tokenizer, task, max_length, self.threshold(null_threshold))
 
     def compare(self, a: QAPredictor, b: QAPredictor, question: str, context: str) -> dict:
         """Both models on one question: their answers, ``agree`` (same normalised
