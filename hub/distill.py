@@ -174,13 +174,7 @@ class DistillTrainer(Trainer):
             else:
                 with torch.no_grad():
                     logits_T = self.kind.adapt(self.teacher(**inputs), inputs, targets)["logits"]
-            # --kl-positions all: the KD term on every real token (the kind's mask_all); CE keeps its labels
-            mask = out_S["mask_all"] if self.dcfg.kl_positions == "all" else out_S["mask"]
-            pred = sum(
-                losses.prediction_loss(s, t, y, self.dcfg.temperature, self.dcfg.alpha, mask,
-                                       self.dcfg.divergence, self.dcfg.jsd_beta)
-                for s, t, y in zip(out_S["logits"], logits_T, out_S["labels"])
-            ) / len(out_S["logits"])  # QA: the start and end losses, averaged
+            pred = prediction_term(out_S, logits_T, self.dcfg)
             terms = {"prediction": pred}
             loss = w["prediction"] * pred
         self.terms.clear()
@@ -197,6 +191,18 @@ class _Logits:
         self.logits = tensors[0]
         if len(tensors) == 2:
             self.start_logits, self.end_logits = tensors
+
+
+def prediction_term(out_S: dict, logits_T: list[torch.Tensor], dcfg: DistillConfig) -> torch.Tensor:
+    """The prediction-layer loss of one batch from the kind's adaptor output of the
+    student and the teacher's logits (one tensor per head, shaped like the
+    student's); several heads (QA's start and end) are averaged."""
+    # --kl-positions all: the KD term on every real token (the kind's mask_all); CE keeps its labels
+    mask = out_S["mask_all"] if dcfg.kl_positions == "all" else out_S["mask"]
+    return sum(
+        losses.prediction_loss(s, t, y, dcfg.temperature, dcfg.alpha, mask, dcfg.divergence, dcfg.jsd_beta)
+        for s, t, y in zip(out_S["logits"], logits_T, out_S["labels"])
+    ) / len(out_S["logits"])
 
 
 def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list[int], fit_dense) -> dict:
@@ -446,20 +452,9 @@ def distill(
 
                 module.load_state_dict(load_file(str(done)))
                 continue
-            terms: dict = {}
-            cache = None
-            if stage == "prediction" and dcfg.alpha < 1.0 and getattr(kind, "cache_logits", True):
-                if progress:
-                    progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
-                cache = teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
-            lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
-                else cfg.learning_rate
-            callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
-            trainer = DistillTrainer(
-                model=module, args=_training_args(stage_dir, cfg, lr, cfg.epochs), train_dataset=train_ds,
-                data_collator=collator, callbacks=[callback], teacher=teacher, stage=stage, dcfg=dcfg,
-                layer_map=layer_map, kind=kind, cache=cache, terms=terms,
-            )
+            cache = stage_cache(stage, teacher, train_ds, collator, kind, dcfg, progress)
+            trainer, callback = stage_trainer(stage, module, teacher, train_ds, collator, kind, cfg, dcfg, layer_map,
+                                              stage_dir, cache, progress, cancel)
             speeds.append(_run_stage(trainer, stage_dir, resume, callback))
             from safetensors.torch import save_file
 
@@ -468,6 +463,36 @@ def distill(
 
     return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn)
+
+
+def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConfig,
+                progress: ProgressHook | None = None) -> LogitCache | None:
+    """The teacher's logits for every training example when ``stage`` needs only
+    those (the prediction stage with a KD term, for a kind that caches), else None."""
+    if stage != "prediction" or dcfg.alpha >= 1.0 or not getattr(kind, "cache_logits", True):
+        return None
+    if progress:
+        progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
+    return teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
+
+
+def stage_trainer(stage: str, module: DistillModule, teacher, train_ds, collator, kind, cfg: TrainConfig,
+                  dcfg: DistillConfig, layer_map: list[int], stage_dir: Path, cache: LogitCache | None = None,
+                  progress: ProgressHook | None = None,
+                  cancel: threading.Event | None = None) -> tuple[DistillTrainer, ProgressCallback]:
+    """The Trainer of one distillation stage exactly as :func:`distill` runs it
+    (length-grouped batches, dynamic padding, ``cache`` from :func:`stage_cache`);
+    also used by ``hub.bench_loop`` to time this loop against a reference."""
+    lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
+        else cfg.learning_rate
+    terms: dict = {}
+    callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
+    trainer = DistillTrainer(
+        model=module, args=_training_args(stage_dir, cfg, lr, cfg.epochs), train_dataset=train_ds,
+        data_collator=collator, callbacks=[callback], teacher=teacher, stage=stage, dcfg=dcfg,
+        layer_map=layer_map, kind=kind, cache=cache, terms=terms,
+    )
+    return trainer, callback
 
 
 def kind_stages(kind) -> tuple[str, ...]:
