@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, evaluate, bench, leaderboard.
+"""``python -m hub COMMAND``: finetune, distill, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-memory", action="store_true", help="skip the memory subprocess (faster)")
     p.add_argument("--json", action="store_true", help="one JSON object per model on stdout")
     p.add_argument("--no-save", action="store_true", help="do not write rows to the leaderboard")
+    _data_args(p, train=False)
+
+    p = sub.add_parser("profile", help="where one batch-1 call's time goes: tokenisation, matmuls, attention, "
+                       "other ops, framework overhead; with the FLOP bound", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--model", action="append", required=True, help="folder, Hub id or arch:NAME (repeatable)")
+    p.add_argument("--calls", type=int, default=20, help="profiled forward passes per model (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="one JSON object per model on stdout")
     _data_args(p, train=False)
 
     p = sub.add_parser("leaderboard", help="show or export the leaderboard", allow_abbrev=False)
@@ -243,6 +253,30 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from .bench_profile import format_profiles, profile_models
+    from .benchmark import is_arch, load_for_bench
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    if args.calls < 1 or args.warmup < 0:
+        raise ValueError("--calls takes a positive number and --warmup a non-negative one")
+    data = None
+    real = [m for m in args.model if not is_arch(m)]
+    if any([args.data_dir, args.eval_file, args.dataset]):
+        model, _, _ = load_for_bench((real or args.model)[0], task)
+        data = _load_data(args, task, reference=model if real else None, need_train=False)
+    profiles = profile_models(task, args.model, data, calls=args.calls, warmup=args.warmup, threads=args.threads,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        for p in profiles:
+            print(json.dumps(p))
+    else:
+        print(format_profiles(profiles))
+        print(f"\nhardware: {profiles[0]['hardware']}" if profiles else "")
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     from .benchmark import format_table
     from .leaderboard import LeaderboardStore
@@ -297,7 +331,7 @@ def cmd_delete(args) -> int:
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "evaluate": cmd_evaluate,
-    "bench": cmd_bench, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
+    "bench": cmd_bench, "profile": cmd_profile, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 
 
