@@ -25,6 +25,7 @@ def test_bench_distill_end_to_end(tiny_teacher_dir, tiny_data_dir, capsys):
     assert {"task", "teacher", "student", "steps", "batch_size", "examples", "mean_length", "threads", "hardware",
             "stages", "ratio"} <= set(result)
     assert result["examples"] == 24 and result["threads"] == 1 and result["ratio"] > 0
+    assert result["teacher_head_trained"]
     assert [s["stage"] for s in result["stages"]] == ["intermediate", "prediction"]
     for s in result["stages"]:
         assert s["ours_examples_per_s"] > 0 and s["reference_examples_per_s"] > 0
@@ -45,8 +46,9 @@ def test_reference_loop_pads_to_128_and_runs_the_teacher_every_step(tiny_teacher
 
     data = load_classification(SST2, data_dir=str(tiny_data_dir), max_train_samples=16)
     cfg, dcfg = TrainConfig(batch_size=4, learning_rate=1e-3), DistillConfig()
-    kind, teacher, module, layer_map, tok = L._setup(SST2, str(tiny_teacher_dir), parse_student("teacher-layers:1"),
+    kind, teacher, module, layer_map, tok, trained = L._setup(SST2, str(tiny_teacher_dir), parse_student("teacher-layers:1"),
                                                      data, cfg, dcfg)
+    assert trained
     lengths = []
     teacher.register_forward_hook(lambda m, a, kw, out: lengths.append(kw["input_ids"].shape), with_kwargs=True)
     before = [p.clone() for p in module.parameters()]
@@ -56,3 +58,13 @@ def test_reference_loop_pads_to_128_and_runs_the_teacher_every_step(tiny_teacher
         assert L.reference_stage(stage, module, teacher, ds, fixed, kind, cfg, dcfg, layer_map, 3) > 0
     assert lengths == [torch.Size([4, 128])] * 6
     assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))  # it trained
+
+
+def test_a_teacher_without_head_is_timed_with_a_new_one(tmp_path, tiny_data_dir):
+    from conftest import make_bare_bert
+    from hub.config import DistillConfig, TrainConfig
+
+    bare = make_bare_bert(tmp_path / "bare")
+    data = load_classification(SST2, data_dir=str(tiny_data_dir), max_train_samples=8)
+    *_, trained = L._setup(SST2, str(bare), parse_student("teacher-layers:1"), data, TrainConfig(), DistillConfig())
+    assert trained is False
