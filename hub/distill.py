@@ -233,12 +233,19 @@ def _raw_logits(outputs) -> list[torch.Tensor]:
 @torch.inference_mode()
 def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 64,
                        progress: ProgressHook | None = None) -> LogitCache:
-    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`)."""
+    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`).
+
+    Batches are formed in order of length: each is padded to its longest
+    example, so sorted batches cost the teacher far fewer tokens than batches in
+    data order (SST-2, 640 training examples at 64: 16.7 tokens per example
+    instead of 44.6), and the cache is keyed by ``idx``, so the order is free."""
     teacher.eval()
     device = next(teacher.parameters()).device
     cache = LogitCache(token_level=bool(getattr(kind, "token_level", False)))
+    lengths_all = [int(n) for n in dataset["length"]]
+    order = sorted(range(len(dataset)), key=lengths_all.__getitem__)
     for start in range(0, len(dataset), batch_size):
-        rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        rows = [dataset[i] for i in order[start : start + batch_size]]
         batch = collator(rows)
         idx = batch.pop("idx").tolist()
         lengths = [int(r["length"]) for r in rows]
