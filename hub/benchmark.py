@@ -19,7 +19,11 @@ Every model on the leaderboard is measured by this module, the same way:
 * **Compute**: FLOPs per example counted by ``torch.utils.flop_counter`` on a
   forward pass at 128 tokens (any architecture), achieved GFLOP/s at that
   length, and its fraction of this machine's dense-matmul peak (measured once
-  per run with a large fp32 matmul).
+  per run with a large fp32 matmul). For fp32 rows also the **FLOP bound** at
+  natural length (``flop_bound_ms``: FLOPs of the median timed input ÷ that
+  peak, the fastest this forward pass could be) and ``latency_over_bound``
+  (p50 natural-length latency ÷ bound; 1.0 would be matmul-peak speed).
+  ``hub.bench_profile`` says where the rest of the time goes.
 * **Hardware** tag on every row; one thread count for every model; the
   **protocol** (``full`` or ``quick``) on every row, so that only like is
   compared with like.
@@ -155,6 +159,31 @@ def flops_per_example(model, inputs: dict) -> float:
         if impl not in (None, "eager") and hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation(impl)
     return float(counter.get_total_flops())
+
+
+def median_flops(model, inputs: list[dict]) -> float:
+    """FLOPs of the median input by length among ``inputs`` (the ones a latency
+    loop timed, repeats included), interpolated like :func:`percentile`: a
+    forward pass's FLOPs grow with its length, so this is the p50 of the
+    per-input FLOPs, the bound that matches a p50 latency. Two counted passes."""
+    order = sorted(range(len(inputs)), key=lambda i: inputs[i]["input_ids"].numel())
+    k = (len(order) - 1) / 2
+    lo, hi = order[int(k)], order[min(int(k) + 1, len(order) - 1)]
+    f_lo = flops_per_example(model, inputs[lo])
+    f_hi = f_lo if inputs[hi]["input_ids"].numel() == inputs[lo]["input_ids"].numel() \
+        else flops_per_example(model, inputs[hi])
+    return f_lo + (f_hi - f_lo) * (k - int(k))
+
+
+def flop_bound(flops: float, peak_gflops: float, latency_ms: float) -> dict:
+    """The FLOP bound of a forward pass in ms at ``peak_gflops`` and how far a
+    measured latency is above it.
+
+    >>> flop_bound(2e9, 100.0, 30.0)
+    {'flop_bound_ms': 20.0, 'latency_over_bound': 1.5}
+    """
+    bound_ms = flops / (peak_gflops * 1e9) * 1000
+    return {"flop_bound_ms": bound_ms, "latency_over_bound": latency_ms / bound_ms}
 
 
 def matmul_peak_gflops(size: int = 2048, seconds: float = 1.0) -> float:
@@ -478,6 +507,7 @@ def run_benchmark(
     batches = kind.batches(tok, data, task, protocol.throughput_batch, max_length=max_length)
     fixed_one = kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length)[0]
     flops_fp32: dict[str, float] = {}
+    flops_natural: dict[str, float] = {}  # FLOPs of the median timed natural-length input, by model
     for e, row in live:
         log(f"throughput and size of {e.name} ...")
         row["tokenize_p50_ms"] = percentile(
@@ -491,6 +521,13 @@ def run_benchmark(
         if row["flops_per_example"]:
             row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_len128"] / 1000) / 1e9
             row["peak_fraction"] = row["gflops_per_s"] / peak
+        if e.quantization == "fp32":  # the fp32 matmul peak bounds fp32 arithmetic only
+            if e.runtime == "torch":
+                timed = [natural[i % len(natural)] for i in range(row["calls"])]
+                flops_natural[e.ref] = median_flops(e.model, timed)
+            if flops_natural.get(e.ref):
+                row["flops_natural"] = flops_natural[e.ref]
+                row.update(flop_bound(flops_natural[e.ref], peak, row["latency_p50_ms"]))
         if e.runtime == "onnx":
             row["param_bytes"] = row_size = e.model.size_bytes()
             row["size_mb"] = row_size / 2**20  # the graph on disk

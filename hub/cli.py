@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, evaluate, bench, leaderboard.
+"""``python -m hub COMMAND``: finetune, distill, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
+def _data_args(p: argparse.ArgumentParser, train: bool = True, limit_train: bool = True) -> None:
     g = p.add_argument_group("data (one source)")
     g.add_argument("--data-dir", help="folder with the task's local files, e.g. ../shared/data (sst2/train.tsv, sst2/validation.tsv)")
     if train:
@@ -22,7 +22,7 @@ def _data_args(p: argparse.ArgumentParser, train: bool = True) -> None:
     g.add_argument("--dataset-config", help="Hub data set config, e.g. sst2")
     g.add_argument("--text-column")
     g.add_argument("--label-column")
-    if train:
+    if train and limit_train:
         g.add_argument("--max-train-samples", type=int)
     g.add_argument("--max-eval-samples", type=int)
 
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-hidden", type=int)
     p.add_argument("--student-heads", type=int)
     p.add_argument("--student-ffn", type=int)
-    from .config import DistillConfig, add_arguments
+    from .config import DistillConfig, TrainConfig, add_arguments
 
     add_arguments(p, DistillConfig)
     p.set_defaults(stages=None)  # none given: the task kind's stages (general distillation: intermediate only)
@@ -116,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save", action="store_true", help="do not write rows to the leaderboard")
     _eval_args(p)
     _data_args(p, train=False)
+
+    p = sub.add_parser("profile", help="where one batch-1 call's time goes: tokenisation, matmuls, attention, "
+                       "other ops, framework overhead; with the FLOP bound", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--model", action="append", required=True, help="folder, Hub id or arch:NAME (repeatable)")
+    p.add_argument("--calls", type=int, default=20, help="profiled forward passes per model (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--json", action="store_true", help="one JSON object per model on stdout")
+    _data_args(p, train=False)
+
+    p = sub.add_parser("bench-distill", help="time our distillation loop against a TinyBERT task_distill.py-style "
+                       "reference loop (examples/s per stage and the ratio)", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--teacher", required=True, help="fine-tuned teacher folder or Hub id")
+    p.add_argument("--student", default="teacher-layers:3", help="as for distill: a preset, teacher-layers:K, a folder")
+    p.add_argument("--steps", type=int, default=50,
+                   help="optimisation steps per stage and loop (uses the first steps x batch size training examples)")
+    p.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
+    p.add_argument("--threads", type=int, help="torch threads for both loops (default: all cores)")
+    p.add_argument("--json", action="store_true", help="the result as one JSON object on stdout")
+    _data_args(p, limit_train=False)
 
     p = sub.add_parser("leaderboard", help="show or export the leaderboard", allow_abbrev=False)
     p.add_argument("--task")
@@ -280,6 +302,48 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from .bench_profile import format_profiles, profile_models
+    from .benchmark import is_arch, load_for_bench
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    if args.calls < 1 or args.warmup < 0:
+        raise ValueError("--calls takes a positive number and --warmup a non-negative one")
+    data = None
+    real = [m for m in args.model if not is_arch(m)]
+    if any([args.data_dir, args.eval_file, args.dataset]):
+        model, _, _ = load_for_bench((real or args.model)[0], task)
+        data = _load_data(args, task, reference=model if real else None, need_train=False)
+    profiles = profile_models(task, args.model, data, calls=args.calls, warmup=args.warmup, threads=args.threads,
+                              log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        for p in profiles:
+            print(json.dumps(p))
+    else:
+        print(format_profiles(profiles))
+        print(f"\nhardware: {profiles[0]['hardware']}" if profiles else "")
+    return 0
+
+
+def cmd_bench_distill(args) -> int:
+    from .bench_loop import bench_distill, format_result
+    from .config import TrainConfig
+    from .models import parse_student
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    if args.steps < 1 or args.batch_size < 1:
+        raise ValueError("--steps and --batch-size take positive numbers")
+    spec = parse_student(args.student)
+    args.max_train_samples = args.steps * args.batch_size  # one epoch of each loop: nothing more is read
+    data = _load_data(args, task)
+    result = bench_distill(task, args.teacher, spec, data, steps=args.steps, cfg=TrainConfig(batch_size=args.batch_size),
+                           threads=args.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(result) if args.json else format_result(result))
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     from .benchmark import format_table
     from .leaderboard import LeaderboardStore
@@ -334,7 +398,7 @@ def cmd_delete(args) -> int:
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "evaluate": cmd_evaluate,
-    "bench": cmd_bench, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
+    "bench": cmd_bench, "profile": cmd_profile, "bench-distill": cmd_bench_distill, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 
 

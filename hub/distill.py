@@ -225,13 +225,7 @@ class DistillTrainer(Trainer):
             else:
                 with torch.no_grad():
                     logits_T = self.kind.adapt(self.teacher(**inputs), inputs, targets)["logits"]
-            # --kl-positions all: the KD term on every real token (the kind's mask_all); CE keeps its labels
-            mask = out_S["mask_all"] if self.dcfg.kl_positions == "all" else out_S["mask"]
-            pred = sum(
-                losses.prediction_loss(s, t, y, self.dcfg.temperature, self.dcfg.alpha, mask,
-                                       self.dcfg.divergence, self.dcfg.jsd_beta)
-                for s, t, y in zip(out_S["logits"], logits_T, out_S["labels"])
-            ) / len(out_S["logits"])  # QA: the start and end losses, averaged
+            pred = prediction_term(out_S, logits_T, self.dcfg)
             terms = {"prediction": pred}
             loss = w["prediction"] * pred
         self.terms.clear()
@@ -248,6 +242,18 @@ class _Logits:
         self.logits = tensors[0]
         if len(tensors) == 2:
             self.start_logits, self.end_logits = tensors
+
+
+def prediction_term(out_S: dict, logits_T: list[torch.Tensor], dcfg: DistillConfig) -> torch.Tensor:
+    """The prediction-layer loss of one batch from the kind's adaptor output of the
+    student and the teacher's logits (one tensor per head, shaped like the
+    student's); several heads (QA's start and end) are averaged."""
+    # --kl-positions all: the KD term on every real token (the kind's mask_all); CE keeps its labels
+    mask = out_S["mask_all"] if dcfg.kl_positions == "all" else out_S["mask"]
+    return sum(
+        losses.prediction_loss(s, t, y, dcfg.temperature, dcfg.alpha, mask, dcfg.divergence, dcfg.jsd_beta)
+        for s, t, y in zip(out_S["logits"], logits_T, out_S["labels"])
+    ) / len(out_S["logits"])
 
 
 def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list[int], fit_dense) -> dict:
@@ -554,30 +560,9 @@ def distill(
 
                 module.load_state_dict(load_file(str(done)))
                 continue
-            terms: dict = {}
-            cache = None
-            if stage == "prediction" and dcfg.alpha < 1.0 and getattr(kind, "cache_logits", True):
-                if progress:
-                    progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
-                cache = teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
-            elif stage == "prediction" and dcfg.alpha < 1.0 and dcfg.logit_cache_topk:
-                if progress:
-                    progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
-                t0 = time.perf_counter()
-                cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, cfg.batch_size,
-                                         progress)
-                card["logit_cache"] = {"k": cache.k, "tokens": cache.tokens,
-                                       "memory_mb": round(cache.nbytes / 2**20, 2),
-                                       "values": "float16", "indices": "int32",
-                                       "time_s": round(time.perf_counter() - t0, 2)}
-            lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
-                else cfg.learning_rate
-            callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
-            trainer = DistillTrainer(
-                model=module, args=_training_args(stage_dir, cfg, lr, cfg.epochs), train_dataset=train_ds,
-                data_collator=collator, callbacks=[callback], teacher=teacher, stage=stage, dcfg=dcfg,
-                layer_map=layer_map, kind=kind, cache=cache, terms=terms,
-            )
+            cache = stage_cache(stage, teacher, train_ds, collator, kind, dcfg, progress, card, cfg.batch_size)
+            trainer, callback = stage_trainer(stage, module, teacher, train_ds, collator, kind, cfg, dcfg, layer_map,
+                                              stage_dir, cache, progress, cancel)
             speeds.append(_run_stage(trainer, stage_dir, resume, callback))
             from safetensors.torch import save_file
 
@@ -586,6 +571,50 @@ def distill(
 
     return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
+
+
+def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConfig,
+                progress: ProgressHook | None = None, card: dict | None = None,
+                batch_size: int = 32) -> LogitCache | TopKLogitCache | None:
+    """What ``stage`` needs of the teacher, computed once, when that is only its
+    logits (the prediction stage with a KD term): all of them for a kind that caches
+    (``cache_logits``), the top ``dcfg.logit_cache_topk`` per token for a token-level
+    kind that asked for it (its size and time recorded in ``card["logit_cache"]``);
+    else None (the teacher runs in every step)."""
+    if stage != "prediction" or dcfg.alpha >= 1.0:
+        return None
+    full = getattr(kind, "cache_logits", True)
+    if not full and not dcfg.logit_cache_topk:
+        return None
+    if progress:
+        progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
+    if full:
+        return teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
+    t0 = time.perf_counter()
+    cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, batch_size, progress)
+    if card is not None:
+        card["logit_cache"] = {"k": cache.k, "tokens": cache.tokens, "memory_mb": round(cache.nbytes / 2**20, 2),
+                               "values": "float16", "indices": "int32", "time_s": round(time.perf_counter() - t0, 2)}
+    return cache
+
+
+def stage_trainer(stage: str, module: DistillModule, teacher, train_ds, collator, kind, cfg: TrainConfig,
+                  dcfg: DistillConfig, layer_map: list[int], stage_dir: Path, cache: LogitCache | None = None,
+                  progress: ProgressHook | None = None,
+                  cancel: threading.Event | None = None) -> tuple[DistillTrainer, ProgressCallback]:
+    """The Trainer of one distillation stage exactly as :func:`distill` runs it
+    (length-grouped batches, dynamic padding, ``cache`` from :func:`stage_cache`);
+    also used by ``hub.bench_loop`` to time this loop against a reference."""
+    lr = dcfg.intermediate_learning_rate if stage == "intermediate" and dcfg.intermediate_learning_rate \
+        else cfg.learning_rate
+    terms: dict = {}
+    callback = ProgressCallback(stage, progress, cancel, cfg.batch_size, terms)
+    trainer = DistillTrainer(
+        model=module, args=_training_args(stage_dir, cfg, lr, cfg.epochs), train_dataset=train_ds,
+        data_collator=collator, callbacks=[callback], teacher=teacher, stage=stage, dcfg=dcfg,
+        layer_map=layer_map, kind=kind, cache=cache, terms=terms,
+    )
+    return trainer, callback
 
 
 def kind_stages(kind) -> tuple[str, ...]:

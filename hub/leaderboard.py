@@ -118,6 +118,10 @@ COLUMNS: tuple[Column, ...] = (
     C("flops_per_example", "REAL", "FLOPs/example", "Floating point operations per example.", False, ".3g"),
     C("gflops_per_s", "REAL", "GFLOP/s", "Achieved GFLOP per second.", True, ".2f"),
     C("peak_fraction", "REAL", "Peak fraction", "Achieved fraction of the hardware's peak FLOP/s.", True, ".3f"),
+    C("flop_bound_ms", "REAL", "FLOP bound ms", "fp32 rows: FLOPs of the median natural-length input / this "
+      "machine's measured fp32 matmul peak, ms (the fastest the forward pass could be).", False, ".2f", display=False),
+    C("latency_over_bound", "REAL", "Latency / bound", "fp32 rows: p50 natural-length latency / FLOP bound "
+      "(1 = matmul-peak speed; goal <= 1.5).", False, ".2f", display=False),
     C("threads", "INTEGER", "Threads", "Number of threads used for timing."),
     C("hardware", "TEXT", "Hardware", "Short hardware tag: CPU | cores | threads | versions | device."),
     C("hardware_json", "TEXT", "Hardware (JSON)", "Full hardware description.", json=True, display=False),

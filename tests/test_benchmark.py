@@ -180,3 +180,62 @@ def test_onnx_runtime_variants_and_export_cli(big_and_small, eval_data, tiny_dat
                  "--data-dir", str(tiny_data_dir), "--max-eval-samples", "20"]) == 0
     card = json.loads((tmp_path / "o" / "export.json").read_text())
     assert card["parity"]["agreement"] >= 0.995 and card["parity"]["max_abs_diff"] < 1e-3
+
+
+def test_flop_bound_and_latency_over_bound(big_and_small, eval_data, tmp_path):
+    """Issue 12: fp32 rows carry the FLOP bound at natural length and latency / bound, consistent with their
+    inputs; int8 rows (not bounded by the fp32 matmul peak) carry neither."""
+    big, small = big_and_small
+    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, quantize="int8", protocol=QUICK)
+    fp32 = [r for r in rows if r["quantization"] == "fp32"]
+    assert len(fp32) == 2 and all("flop_bound_ms" not in r for r in rows if r["quantization"] != "fp32")
+    for r in fp32:
+        assert r["flop_bound_ms"] > 0 and r["latency_over_bound"] > 0
+        assert r["flop_bound_ms"] == pytest.approx(r["flops_natural"] / (r["peak_gflops"] * 1e9) * 1000)
+        assert r["latency_over_bound"] == pytest.approx(r["latency_p50_ms"] / r["flop_bound_ms"])
+        assert r["flops_natural"] < r["flops_per_example"]  # the eval sentences are shorter than 128 tokens
+    t, s = fp32
+    assert t["flops_natural"] > 10 * s["flops_natural"]
+    store = LeaderboardStore(tmp_path / "lb.sqlite")
+    store.add_rows(rows)
+    assert [r["latency_over_bound"] for r in store.rows() if r["quantization"] == "fp32"] == \
+        pytest.approx([t["latency_over_bound"], s["latency_over_bound"]])
+
+
+def test_median_flops_is_the_middle_input():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    import torch
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32)).eval()
+    enc = [{"input_ids": torch.ones(1, n, dtype=torch.long), "attention_mask": torch.ones(1, n, dtype=torch.long)}
+           for n in (9, 3, 30)]
+    assert B.median_flops(model, enc) == B.flops_per_example(model, enc[0])
+    two = B.median_flops(model, enc[:2])  # even count: halfway between the two, like percentile()
+    assert two == pytest.approx((B.flops_per_example(model, enc[0]) + B.flops_per_example(model, enc[1])) / 2)
+
+
+def test_profile_breakdown_sums_to_100(big_and_small, eval_data, tiny_data_dir, capsys):
+    from hub.bench_profile import CATEGORIES, profile_models
+    from hub.cli import main
+
+    big, small = big_and_small
+    profiles = profile_models(SST2, [str(big), str(small)], eval_data, calls=5, warmup=1)
+    for p in profiles:
+        parts = p["breakdown"]
+        assert set(parts) == set(CATEGORIES)
+        assert sum(v["pct"] for v in parts.values()) == pytest.approx(100.0)
+        assert all(v["ms"] >= 0 for v in parts.values())
+        assert parts["matmul"]["ms"] > 0 and parts["attention"]["ms"] > 0 and parts["tokenize"]["ms"] > 0
+        ops = sum(parts[c]["ms"] for c in ("matmul", "attention", "other_ops"))
+        assert ops + parts["overhead"]["ms"] == pytest.approx(max(p["profiled_ms"], ops))
+        assert p["flop_bound_ms"] == pytest.approx(p["flops"] / (p["peak_gflops"] * 1e9) * 1000)
+        assert p["latency_over_bound"] == pytest.approx(p["latency_ms"] / p["flop_bound_ms"])
+    assert profiles[0]["breakdown"]["matmul"]["ms"] > profiles[1]["breakdown"]["matmul"]["ms"]  # 6x128 vs 1x32
+    assert main(["profile", "--task", "sst2", "--model", str(small), "--data-dir", str(tiny_data_dir),
+                 "--max-eval-samples", "20", "--calls", "3", "--warmup", "1", "--json"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert set(json.loads(line)["breakdown"]) == set(CATEGORIES)
+    assert main(["profile", "--task", "sst2", "--model", "arch:tinybert-4l-312", "--calls", "2", "--warmup", "0"]) == 0
+    assert "| arch:tinybert-4l-312 |" in capsys.readouterr().out

@@ -358,3 +358,28 @@ def test_same_seed_same_head_initialisation(tmp_path, data):
     heads = [AutoModelForSequenceClassification.from_pretrained(str(tmp_path / f"t{i}")).classifier.weight
              for i in range(2)]
     assert torch.equal(heads[0], heads[1]) and cards[0]["eval"] == cards[1]["eval"]
+
+
+def test_teacher_logit_cache_batches_by_length(tiny_teacher_dir, data):
+    """The cache pads each teacher batch to its longest example: batches in length order waste fewest tokens."""
+    from transformers import DataCollatorWithPadding
+
+    from hub.data import tokenize
+    from hub.kinds import get_kind
+    from hub.models import load_model, load_tokenizer
+
+    teacher, _ = load_model(str(tiny_teacher_dir), SST2)
+    tok = load_tokenizer(str(tiny_teacher_dir))
+    ds = tokenize(tok, data.train_texts[:40], data.train_labels[:40])
+    padded, pad = [], DataCollatorWithPadding(tok)
+
+    def recording(rows):
+        batch = pad(rows)
+        padded.append(batch["input_ids"].shape[1])
+        return batch
+
+    cache = teacher_logits_for(teacher, ds, recording, get_kind(SST2), batch_size=8)
+    assert padded == sorted(padded) and len(padded) == 5 and sorted(cache.rows) == list(range(40))
+    with torch.no_grad():
+        direct = teacher(**tok(data.train_texts[:40], padding=True, return_tensors="pt")).logits
+    assert torch.allclose(cache.get(list(range(40)), 0, "cpu")[0], direct, atol=1e-5)

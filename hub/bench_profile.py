@@ -1,0 +1,200 @@
+"""Where one batch-1 call's time goes: tokenisation, matmuls, attention, other
+ops and framework overhead (``python -m hub profile``).
+
+The benchmark says how far a model's latency is above its FLOP bound
+(``latency_over_bound``); this module says why. For each model it takes the
+median-length input of the eval set (the one whose FLOPs set the bound), warms
+up, then runs ``calls`` forward passes under ``torch.profiler`` and sorts every
+recorded op's *self* time (time in the op, not in its children) into:
+
+* ``matmul``: ``aten::linear``/``addmm``/``mm``/``bmm``/``matmul`` and the ops
+  they call (weight matmuls, attention's Q/K/V and output projections included);
+* ``attention``: everything else inside an attention module (scores and context
+  ``matmul``/``bmm``, softmax, masking, SDPA kernels), told apart by a profiler
+  range that wraps each innermost ``*Attention`` module's forward; outside one,
+  SDPA and softmax ops still count here;
+* ``other_ops``: the remaining ops (embeddings, layer norm, GELU, adds, views);
+* ``overhead``: wall time of the call minus the sum of all op self-times
+  (Python, module dispatch, the model's output classes; the profiler's own
+  per-op cost lands here too, see ``profiled_ms`` against ``latency_ms``);
+* ``tokenize``: the tokenizer on that example's raw text, timed separately.
+
+Times are ms per call; percentages are of their sum (they add to 100).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+
+import torch
+
+from .benchmark import flop_bound, flops_per_example, matmul_peak_gflops, tokenize_latency
+
+CATEGORIES = ("tokenize", "matmul", "attention", "other_ops", "overhead")
+MATMUL_OPS = frozenset({"aten::linear", "aten::addmm", "aten::_addmm_activation", "aten::mm", "aten::bmm",
+                        "aten::baddbmm", "aten::addbmm", "aten::matmul"})
+PROJECTION_OPS = frozenset({"aten::linear", "aten::addmm", "aten::_addmm_activation"})  # a weight times activations
+ATTENTION_RANGE = "hub::attention"
+
+
+def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The innermost modules whose class name ends in ``Attention`` (BERT's
+    ``BertSelfAttention``, DistilBERT's ``MultiHeadSelfAttention``,
+    ``GPT2Attention``, ``LlamaAttention``): their layer norms and residual adds,
+    which live in an outer ``*Attention`` wrapper in BERT, stay outside."""
+    found = [m for m in model.modules() if type(m).__name__.endswith("Attention")]
+    return [m for m in found if not any(c is not m and c in found for c in m.modules())]
+
+
+@contextmanager
+def attention_ranges(model: torch.nn.Module):
+    """Wrap each attention module's forward in a ``hub::attention`` profiler
+    range, so that the ops it runs can be attributed to attention."""
+    from torch.autograd.profiler import record_function
+
+    open_ranges: list = []
+
+    def enter(module, args):
+        open_ranges.append(record_function(ATTENTION_RANGE).__enter__())
+
+    def leave(module, args, output):
+        open_ranges.pop().__exit__(None, None, None)
+
+    handles = []
+    for m in attention_modules(model):
+        handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def op_category(names: list[str]) -> str | None:
+    """The category of one profiled op from its name and its ancestors' names
+    (innermost first); None for our own ranges (their self time is Python time,
+    which the overhead already counts).
+
+    >>> op_category(["aten::mm", "aten::linear", "hub::attention"])
+    'matmul'
+    >>> op_category(["aten::bmm", "aten::matmul", "hub::attention"])
+    'attention'
+    >>> op_category(["aten::layer_norm"])
+    'other_ops'
+    """
+    if names[0].startswith("hub::"):
+        return None
+    in_attention = ATTENTION_RANGE in names
+    matmuls = [n for n in names if n in MATMUL_OPS]
+    if matmuls:
+        return "attention" if in_attention and matmuls[-1] not in PROJECTION_OPS else "matmul"
+    if in_attention or any("scaled_dot_product" in n or "softmax" in n for n in names):
+        return "attention"
+    return "other_ops"
+
+
+def _ancestry(event) -> list[str]:
+    names = []
+    while event is not None:
+        names.append(event.name)
+        event = event.cpu_parent
+    return names
+
+
+@torch.inference_mode()
+def profile_forward(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
+    """ms per call of each op category and the overhead, from ``calls`` profiled
+    forward passes on one batch-1 encoding after ``warmup`` calls; also the
+    unprofiled median latency of the same input (``latency_ms``) and the wall
+    time per call under the profiler (``profiled_ms``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.eval()
+    for _ in range(warmup):
+        model(**inputs)
+    plain = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(**inputs)
+        plain.append(time.perf_counter() - t0)
+    with attention_ranges(model), profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            model(**inputs)
+        wall_ms = (time.perf_counter() - t0) * 1000 / calls
+    ms = {"matmul": 0.0, "attention": 0.0, "other_ops": 0.0}
+    for ev in prof.events():
+        cat = op_category(_ancestry(ev))
+        if cat is not None:
+            ms[cat] += ev.self_cpu_time_total / 1000 / calls  # us over all calls -> ms per call
+    ms["overhead"] = max(wall_ms - sum(ms.values()), 0.0)
+    return {**ms, "profiled_ms": wall_ms, "latency_ms": statistics.median(plain) * 1000}
+
+
+def breakdown(ms: dict) -> dict:
+    """``{category: {"ms", "pct"}}`` over :data:`CATEGORIES`, percentages of their sum.
+
+    >>> breakdown({"tokenize": 1, "matmul": 2, "attention": 1, "other_ops": 0, "overhead": 0})["matmul"]
+    {'ms': 2.0, 'pct': 50.0}
+    """
+    total = sum(ms[c] for c in CATEGORIES)
+    return {c: {"ms": float(ms[c]), "pct": 100.0 * ms[c] / total if total else 0.0} for c in CATEGORIES}
+
+
+def median_input(inputs: list[dict]) -> int:
+    """Index of the median-length encoding (the lower middle one)."""
+    order = sorted(range(len(inputs)), key=lambda i: inputs[i]["input_ids"].numel())
+    return order[(len(order) - 1) // 2]
+
+
+def profile_models(task, refs: list[str], data=None, calls: int = 20, warmup: int = 5, threads: int | None = None,
+                   log=None) -> list[dict]:
+    """One profile per model (see the module doc), on this machine's thread count
+    (or ``threads``), with its FLOP bound at the profiled input's length."""
+    from .benchmark import _trained_length, load_for_bench
+    from .hardware import hardware_info, hardware_tag
+    from .kinds import get_kind
+
+    log = log or (lambda msg: None)
+    kind = get_kind(task)
+    torch.set_num_threads(threads or torch.get_num_threads())
+    hw = hardware_info()
+    log(f"peak matmul rate on {hw['threads']} threads ...")
+    peak = matmul_peak_gflops()
+    texts = kind.tokenize_inputs(data, task)
+    out = []
+    for ref in refs:
+        model, tok, card = load_for_bench(ref, task)
+        max_length = _trained_length(card)
+        inputs = kind.latency_inputs(tok, data, task, None, max_length=max_length)
+        i = median_input(inputs)
+        x = inputs[i]
+        log(f"profiling {ref} on a {x['input_ids'].shape[-1]}-token input ...")
+        ms = profile_forward(model, x, calls=calls, warmup=warmup)
+        # the same example's raw text when the kind's lists align (classification), else all texts
+        sample = [texts[i]] if len(texts) == len(inputs) else texts
+        ms["tokenize"] = statistics.median(tokenize_latency(tok, sample, calls=max(calls, 20),
+                                                            max_length=max_length)) * 1000
+        flops = flops_per_example(model, x)
+        out.append({
+            "model": ref, "task": task.name, "tokens": int(x["input_ids"].shape[-1]), "calls": calls,
+            "latency_ms": ms["latency_ms"], "profiled_ms": ms["profiled_ms"],
+            "breakdown": breakdown(ms), "flops": flops, "peak_gflops": peak,
+            **flop_bound(flops, peak, ms["latency_ms"]),
+            "threads": hw["threads"], "hardware": hardware_tag(hw),
+        })
+    return out
+
+
+def format_profiles(profiles: list[dict]) -> str:
+    """A Markdown table: one row per model, each category as ``ms (pct%)``."""
+    head = ["Model", "Tokens", "Latency ms", "FLOP bound ms", "Latency / bound"] + list(CATEGORIES)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for p in profiles:
+        cells = [p["model"], str(p["tokens"]), f"{p['latency_ms']:.2f}", f"{p['flop_bound_ms']:.3f}",
+                 f"{p['latency_over_bound']:.1f}"]
+        cells += [f"{p['breakdown'][c]['ms']:.3f} ({p['breakdown'][c]['pct']:.0f}%)" for c in CATEGORIES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
