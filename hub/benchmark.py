@@ -52,7 +52,24 @@ from .hardware import hardware_info, hardware_tag
 from .tasks import Task
 
 ARCH_PREFIX = "arch:"
+DEFAULT_FIXED_LENGTH = 128  # columns *_len128: the fixed length of a row is its seq_len_fixed (QA: 384)
 TOKENIZER_FOR_ARCH = "minilm-l6"  # BERT's uncased 30,522-word vocabulary, available offline
+
+
+def fixed_length(protocol: "Protocol", kind, max_positions: list[int]) -> int:
+    """The fixed length timed beside the natural one: the protocol's, else the
+    kind's ``bench_fixed_length`` (QA: its 384-token windows), else 128 — never
+    longer than the shortest position table among the models.
+
+    >>> from types import SimpleNamespace as NS
+    >>> fixed_length(Protocol(), NS(bench_fixed_length=384), [512, 512])
+    384
+    >>> fixed_length(Protocol(), NS(), [512]), fixed_length(Protocol(seq_len=64), NS(bench_fixed_length=384), [512])
+    (128, 64)
+    >>> fixed_length(Protocol(), NS(bench_fixed_length=384), [512, 128])
+    128
+    """
+    return min([protocol.seq_len or getattr(kind, "bench_fixed_length", DEFAULT_FIXED_LENGTH), *max_positions])
 
 
 @dataclass
@@ -61,7 +78,7 @@ class Protocol:
     warmup: int = 10
     min_calls: int = 200
     min_seconds: float = 10.0
-    seq_len: int = 128
+    seq_len: int | None = None  # the fixed length timed beside the natural one; None: the kind's (QA: its 384-token windows), else 128
     throughput_batch: int = 32
     throughput_seconds: float = 3.0
     threads: int | None = None  # None: all cores available to this process
@@ -488,7 +505,7 @@ def run_benchmark(
     log(f"peak matmul rate on {threads} threads ...")
     peak = matmul_peak_gflops()
     # never longer than the shortest position table among the models
-    fixed_len = min([protocol.seq_len] + [e.model.config.max_position_embeddings for e, _ in live])
+    fixed_len = fixed_length(protocol, kind, [e.model.config.max_position_embeddings for e, _ in live])
     tok = live[0][0].tokenizer  # every student shares the teacher's tokenizer
     natural = kind.latency_inputs(tok, data, task, None, max_length=max_length)
     for label, inputs in (("", natural), ("_len128", kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length))):

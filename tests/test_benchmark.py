@@ -239,3 +239,11 @@ def test_profile_breakdown_sums_to_100(big_and_small, eval_data, tiny_data_dir, 
     assert set(json.loads(line)["breakdown"]) == set(CATEGORIES)
     assert main(["profile", "--task", "sst2", "--model", "arch:tinybert-4l-312", "--calls", "2", "--warmup", "0"]) == 0
     assert "| arch:tinybert-4l-312 |" in capsys.readouterr().out
+
+
+def test_benchmark_doctests():
+    import doctest
+
+    import hub.benchmark
+
+    assert doctest.testmod(hub.benchmark).failed == 0

@@ -418,3 +418,7 @@ def test_benchmark_of_a_qa_pair(trained_pair, data):
         assert r["flops_per_example"] > 0 and r["tokenize_p50_ms"] > 0
     assert rows[0]["agreement"] == 1.0 and 0.0 <= rows[1]["agreement"] <= 1.0
     assert rows[1]["retention"] == pytest.approx(rows[1]["f1"] / rows[0]["f1"])
+    # the fixed length timed is the QA window (384), bounded by these tiny models' 128 positions
+    assert {r["seq_len_fixed"] for r in rows} == {128}
+    from hub.benchmark import fixed_length
+    assert fixed_length(Protocol(), KIND, [512]) == 384

@@ -53,6 +53,8 @@ Optional attributes, read with ``getattr`` and a default: ``token_level`` and
 (the distillation stages the kind runs by default and at most; general
 distillation: ``("intermediate",)``) with ``stages_reason``,
 ``needs_trained_head`` (False: ``distill`` accepts a teacher without a task head),
+``bench_fixed_length`` (the fixed length the benchmark times beside the natural one;
+default 128, QA its 384-token windows),
 ``kl_positions`` (the ``DistillConfig.kl_positions`` values it supports; "all"
 needs the adaptor's ``mask_all``), ``topk_logit_cache`` (True: ``--logit-cache-topk``
 applies; the teacher's logits are (B, L, V) and ``adapt`` only selects positions

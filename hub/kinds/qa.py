@@ -253,6 +253,7 @@ class QAKind:
     token_level = True  # the logit cache stores (L,) start and end scores per window
     cache_logits = True
     default_max_length = DEFAULT_MAX_LENGTH
+    bench_fixed_length = DEFAULT_MAX_LENGTH  # the benchmark times full 384-token windows beside the natural length
     null_threshold = 0.0  # postprocess: answer "" when null_score - best_span > this (transformers' run_qa default)
     eval_options = ("null_threshold",)  # settings evaluate/predictor take and run cards record (see the module doc)
 
