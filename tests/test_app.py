@@ -625,6 +625,9 @@ def test_progress_names_every_phase():
     train = run_status.running_detail({"stage": "prediction", "stage_index": 2, "n_stages": 3, "step": 5,
                                        "total": 10, "examples_per_s": 50, "eta_s": 75})
     assert train == "Stage 2/3: distilling the prediction layer · step 5/10 · 50 examples/s · ETA 1m 15s"
+    first = run_status.running_detail({"stage": "finetune", "stage_index": 1, "n_stages": 3, "step": 1,
+                                       "total": 63, "examples_per_s": 9, "eta_s": 1053})
+    assert first.endswith("ETA after a few steps")  # not the 17 min that step 1's pace projects
 
 
 def test_loss_frame_is_smoothed_and_always_holds_every_term():

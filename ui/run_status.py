@@ -124,6 +124,9 @@ def progress_html(status: dict | None, queue_line: str = "") -> str:
             f"{detail}{muted}</div>")
 
 
+ETA_AFTER_STEPS = 5  # a Quick start's step 1 projected 17 min for a 4-min run
+
+
 def running_detail(p: dict, now: float | None = None) -> str:
     """One line for a running job: phase (stage i/n while training), steps, speed, ETA;
     a phase without steps (caching, evaluation, benchmark) shows its own ETA or elapsed time."""
@@ -142,7 +145,10 @@ def running_detail(p: dict, now: float | None = None) -> str:
         if p.get("phase_total"):
             done, total = int(p.get("phase_step") or 0), int(p["phase_total"])
             parts.append(f"{done:,}/{total:,} examples ({100 * done / total:.0f}%)")
-    if p.get("eta_s") is not None and (stage in TRAINING or p.get("phase_started_at") is not None):
+    warming_up = stage in TRAINING and int(p.get("step") or 0) < min(ETA_AFTER_STEPS, int(p.get("total") or 0))
+    if warming_up:  # the first steps run slow (allocation, thread start-up): an ETA from them reads 4x too long
+        parts.append("ETA after a few steps")
+    elif p.get("eta_s") is not None and (stage in TRAINING or p.get("phase_started_at") is not None):
         parts.append(f"ETA {views.format_seconds(p['eta_s'])}")
     elif p.get("phase_started_at") is not None:
         elapsed = (now or datetime.now().timestamp()) - float(p["phase_started_at"])
