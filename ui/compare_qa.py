@@ -345,7 +345,7 @@ def batch_stats(r: dict) -> str:
     if r.get("n_gold"):
         gold = (f" · against the gold answers ({r['n_gold']} questions): A EM {r['exact_match_a']:.1f} / "
                 f"F1 {r['f1_a']:.1f}, B EM {r['exact_match_b']:.1f} / F1 {r['f1_b']:.1f}")
-    return (f"**Agreement {100 * r['agreement']:.1f}%** on {r['n']} questions ({esc(r['source'])}){gold} · "
+    return (f"**Agreement {100 * r['agreement']:.1f}%** on {r['n']} questions ({esc(views.redact_text(r['source']))}){gold} · "
             f"throughput A {r['throughput_a']:.1f} questions/s ({rt['a']}), B {r['throughput_b']:.1f} "
             f"questions/s ({rt['b']}) · {len(r['disagreements'])} disagreement(s)")
 
