@@ -487,6 +487,12 @@ def test_benchmark_reports_perplexity_and_generation_speed(teachers, data_dir, t
     assert s_row["speedup_tokens_per_s"] == pytest.approx(s_row["tokens_per_s"] / t_row["tokens_per_s"])
     assert s_row["retention"] == pytest.approx(t_row["perplexity"] / s_row["perplexity"])
     assert 0.0 <= s_row["agreement"] <= 1.0
+    # int8 rows: dynamic quantisation of the Linear layers applies to a causal LM as to an encoder
+    rows = run_benchmark(TASK, [str(tmp_path / "s")], teacher=str(teachers["llama"]), data=bench_data,
+                         protocol=protocol, quantize="int8")
+    int8 = [r for r in rows if r["quantization"] == "int8"]
+    assert len(int8) == 2 and all(r["perplexity"] > 0 and r["tokens_per_s"] > 0 for r in int8)
+    assert all(r["param_bytes"] < f["param_bytes"] for r, f in zip(int8, [t_row, s_row]))
 
 
 def test_compare_streams_and_returns_both_continuations(teachers):
