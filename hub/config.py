@@ -34,6 +34,14 @@ KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD ter
 # keeps the two equal)
 KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
 LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
+# kinds whose training examples are blocks of max_length tokens (packed text): their cost scales with tokens
+BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
+# a job's settings where a task's own default differs from the schema's: a causal-LM teacher of 135M parameters
+# trains at about 15 tokens/s on 2 CPU cores, so the app's generation default is 32 blocks of 128 tokens (4,096
+# tokens, a few minutes) and the prediction stage only (the DistilGPT2 recipe: KD + LM loss)
+TASK_JOB_DEFAULTS: dict[str, dict] = {
+    "generation": {"train_samples": 32, "eval_samples": 16, "max_length": 128, "stages": ("prediction",)},
+}
 TOPK_CACHE_MAX = 1024  # DistillConfig.logit_cache_topk: 2,000 blocks of 256 tokens at k = 1024 take 3 GB
 # name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
 STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {

@@ -845,3 +845,35 @@ def test_bench_refuses_general_students_in_one_line(capsys):
     assert main(["bench", "--task", "general", "--model", "arch:tinybert-4l-312"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "benchmark it through the task it is distilled for" in err
+
+
+def test_estimate_of_packed_text_counts_tokens(hub_home):
+    """Generation (blocks of max_length tokens) is estimated in tokens: twice the block length costs twice as
+    long, and the app's generation defaults are a few minutes at the default rate, not hours."""
+    from hub.config import TASK_JOB_DEFAULTS
+    from hub.jobs.estimate import DEFAULT_TOKEN_RATES
+
+    base = {"task": "generation", "teacher": "smollm2-135m", "student": "teacher-layers:10", "train_samples": 32,
+            "eval_samples": 16, "stages": ["prediction"]}
+    short = jobs.estimate({**base, "max_length": 64}, teacher_trained=True)
+    long = jobs.estimate({**base, "max_length": 128}, teacher_trained=True)
+    assert long["unit"] == "blocks of 128 tokens" and short["unit"] == "blocks of 64 tokens"
+    assert long["phases"]["distill"]["seconds"] == pytest.approx(2 * short["phases"]["distill"]["seconds"], rel=0.02)
+    assert long["phases"]["distill"]["seconds"] == pytest.approx(
+        32 * 128 / DEFAULT_TOKEN_RATES["generation"]["distill"], rel=0.02)
+    assert long["basis"] == jobs.DEFAULT_GUESS
+    d = TASK_JOB_DEFAULTS["generation"]
+    app_default = jobs.estimate({**base, **d, "stages": list(d["stages"])}, teacher_trained=True)
+    assert 60 < app_default["seconds"] < 15 * 60
+    classification = jobs.estimate({"task": "sst2", "teacher": "minilm-l6", "student": "teacher-layers:3"})
+    assert classification["unit"] == "examples"
+
+
+def test_task_job_defaults_are_valid_settings():
+    from hub.config import TASK_JOB_DEFAULTS
+    from ui.distill import SCHEMA_JOB_DEFAULTS
+
+    for task, d in TASK_JOB_DEFAULTS.items():
+        assert set(d) <= set(SCHEMA_JOB_DEFAULTS)
+        jobs.validate_params({"task": task, "teacher": "smollm2-135m", "student": "teacher-layers:2",
+                              **d, "stages": list(d["stages"])}, need_data=False)

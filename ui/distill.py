@@ -18,7 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 from hub import jobs, views
-from hub.config import STUDENT_PRESETS, UPLOAD_SUFFIXES, JobSettings, default_learning_rate, spec
+from hub.config import (STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, default_learning_rate,
+                        spec)
 from hub.paths import hub_home
 from hub.tasks import TASKS
 
@@ -292,7 +293,13 @@ def estimate_markdown(form: dict) -> str:
     for name, ph in e["phases"].items():
         took = views.format_seconds(ph["seconds"])
         if name in ("finetune", "distill"):
-            r = e["rates"][name]
+            r, unit = e["rates"][name], e.get("unit", "examples")
+            if unit != "examples":  # packed text: count and rate in tokens
+                tokens = int(unit.split()[2])
+                n = (e["finetune_examples"] if name == "finetune" else e["distill_examples"]) * tokens
+                what = f"{'fine-tune' if name == 'finetune' else 'distill'} {n:,.0f} tokens ({unit})"
+                parts.append(f"{what} at {r['examples_per_s'] * tokens:.0f} tokens/s ≈ {took}")
+                continue
             what = (f"fine-tune {e['finetune_examples']:,.0f} examples" if name == "finetune" else
                     f"distill {e['distill_examples']:,.0f} example-passes")
             parts.append(f"{what} at {r['examples_per_s']:.0f}/s ≈ {took}")
@@ -338,6 +345,11 @@ API = {"estimate": api_estimate, "job_status": run_status.api_job_status}
 
 
 # ---------------------------------------------------------------- the tab
+
+
+# the schema's defaults of the settings a task may change (hub.config.TASK_JOB_DEFAULTS)
+SCHEMA_JOB_DEFAULTS = {k: spec(JobSettings, k)["default"] for k in ("train_samples", "eval_samples", "max_length",
+                                                                     "stages")}
 
 
 def _slider(name: str, step: float) -> gr.Slider:
@@ -445,7 +457,12 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
         local = local_datasets(task)
         students = student_choices(task)
         keep = student if student in {v for _, v in students} else DEFAULT_STUDENT
-        return {c["teacher"]: gr.Dropdown(choices=teacher_choices(task), value=ALIAS),
+        d = {**SCHEMA_JOB_DEFAULTS, **TASK_JOB_DEFAULTS.get(task, {})}  # the task's own defaults, else the schema's
+        return {c["train_samples"]: gr.Slider(value=d["train_samples"]),
+                c["eval_samples"]: gr.Slider(value=d["eval_samples"]),
+                c["max_length"]: gr.Slider(value=d["max_length"]),
+                c["stages"]: gr.CheckboxGroup(value=list(d["stages"])),
+                c["teacher"]: gr.Dropdown(choices=teacher_choices(task), value=ALIAS),
                 c["student"]: gr.Dropdown(choices=students, value=keep),
                 c["task"]: gr.Dropdown(info=t.description),
                 c["local_name"]: gr.Dropdown(choices=list(local), value=next(iter(local), None)),
@@ -456,7 +473,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or "")}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config")],
+                                    "hub_id", "hub_config", "train_samples", "eval_samples", "max_length", "stages")],
                     **PRIVATE,
                     show_progress="hidden").then(show_estimate, form, c["estimate"], **PRIVATE,
                                                  show_progress="hidden")

@@ -27,7 +27,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers
+from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers
 from .params import check_data, resolve_data, validate_params
 from .registry import alias_path, resolve_teacher, teacher_origin, trained_models
 
@@ -44,6 +44,15 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "teacher-logits": (193.0, 0.0),  # 4,000 in 20.7 s (length-sorted batches)
     "evaluate": (174.0, 0.0),  # 872 in 5 s
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
+}
+# Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
+# the job's block length. Default guesses from this machine's runs (2 vCPUs, other training sharing the cores, so
+# pessimistic): generation, smollm2-135m -> teacher-layers:10, 192 blocks of 128 tokens in 1,664 s of KD training
+# (14.8 tokens/s; CE only 21); mlm, minilm-l6's MLM head, 320 blocks of 128 in about 620 s (66 tokens/s).
+DEFAULT_TOKEN_RATES = {  # kind -> phase -> training tokens/s
+    "generation": {"finetune": 15.0, "distill": 15.0},
+    "mlm": {"finetune": 66.0, "distill": 66.0},
+    "general": {"finetune": 66.0, "distill": 66.0},
 }
 OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
 MEASURED, DEFAULT_GUESS = "measured", "default guess"
@@ -134,7 +143,8 @@ def student_label(p: dict) -> str:
 
 
 def measured_rates(teacher: str | None = None, student: str | None = None,
-                   shape: tuple | None = None, root: str | Path | None = None) -> dict:
+                   shape: tuple | None = None, root: str | Path | None = None,
+                   kind: str | None = None, max_length: int | None = None) -> dict:
     """Training examples/s per phase: ``{"finetune": rate, "distill": rate}``, each
     ``{"examples_per_s", "basis", "source"}``. Only finished runs on this machine
     count (newest first): fine-tuning of the same base model; distillation from
@@ -150,11 +160,17 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
         if phase not in found or rank > found[phase][0]:  # newest first: the first hit wins a tie
             found[phase] = (rank, rate, source)
 
+    blocks = kind in BLOCK_KINDS and bool(max_length)
     for e in trained_models(root=root):
         card, rate = e.card, e.card.get("train_examples_per_s")
         hw = card.get("hardware") or {}
         if not rate or e.status != "finished" or (hw.get("cpu"), hw.get("cores")) != here:
             continue
+        if blocks:  # its blocks/s at its own block length, as blocks/s at this job's
+            try:
+                rate = float(rate) * int(card["train"]["max_length"]) / int(max_length)
+            except (KeyError, TypeError, ValueError):
+                continue
         if e.role == "teacher":
             if origin is not None and card.get("base_model") == origin:
                 offer("finetune", 2, float(rate), f"measured: {e.key}, same base model")
@@ -167,6 +183,8 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
             offer("distill", 1, float(rate), f"measured: {e.key}, same student shape")
     out = {}
     for phase, default in DEFAULT_RATES.items():
+        if blocks and kind in DEFAULT_TOKEN_RATES:
+            default = DEFAULT_TOKEN_RATES[kind][phase] / int(max_length)  # blocks/s
         if phase in found:
             out[phase] = {"examples_per_s": found[phase][1], "basis": MEASURED, "source": found[phase][2]}
         else:
@@ -280,7 +298,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         cap = p["max_steps"] * p["batch_size"] if p["max_steps"] > 0 else math.inf
         return min(n * epochs, cap)
 
-    rates = measured_rates(p["teacher"], student_label(p), student_shape(p), root)
+    rates = measured_rates(p["teacher"], student_label(p), student_shape(p), root, kind=task.kind,
+                           max_length=p["max_length"])
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
@@ -310,6 +329,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         "finetune_examples": ft_examples,
         "distill_examples": kd_examples,
         "train_rows": rows,
+        "unit": f"blocks of {p['max_length']} tokens" if task.kind in BLOCK_KINDS else "examples",
         "data": data_note,
         "rates": rates,
         "basis": MEASURED if all(ph["basis"] == MEASURED for ph in phases.values()) else DEFAULT_GUESS,
