@@ -40,8 +40,12 @@ BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
 # trains at about 15 tokens/s on 2 CPU cores, so the app's generation default is 32 blocks of 128 tokens (4,096
 # tokens, a few minutes) and the prediction stage only (the DistilGPT2 recipe: KD + LM loss)
 TASK_JOB_DEFAULTS: dict[str, dict] = {
-    "generation": {"train_samples": 32, "eval_samples": 16, "max_length": 128, "stages": ("prediction",)},
+    "generation": {"teacher": "smollm2-135m", "train_samples": 32, "eval_samples": 16, "max_length": 128,
+                   "stages": ("prediction",)},
 }
+# base teachers that teach as they are (a trained LM; general distillation needs no head); any other base model
+# (minilm-l6 for sst2, squad, mlm) is fine-tuned on the task first
+READY_BASE_TEACHERS: dict[str, str] = {"generation": "smollm2-135m", "general": "minilm-l6"}
 TOPK_CACHE_MAX = 1024  # DistillConfig.logit_cache_topk: 2,000 blocks of 256 tokens at k = 1024 take 3 GB
 # name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
 STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {

@@ -871,9 +871,17 @@ def test_estimate_of_packed_text_counts_tokens(hub_home):
 
 def test_task_job_defaults_are_valid_settings():
     from hub.config import TASK_JOB_DEFAULTS
-    from ui.distill import SCHEMA_JOB_DEFAULTS
+    from ui.distill import SCHEMA_JOB_DEFAULTS, _teacher_trained, base_teacher, teacher_choices
 
     for task, d in TASK_JOB_DEFAULTS.items():
         assert set(d) <= set(SCHEMA_JOB_DEFAULTS)
         jobs.validate_params({"task": task, "teacher": "smollm2-135m", "student": "teacher-layers:2",
                               **d, "stages": list(d["stages"])}, need_data=False)
+    # generation teaches with the causal LM as it is: no fine-tuning in the estimate or in the list's wording
+    assert base_teacher("generation") == "smollm2-135m" and _teacher_trained("smollm2-135m", "generation") is True
+    assert teacher_choices("generation")[0] == ("smollm2-135m (base model, teaches as it is)", "smollm2-135m")
+    assert teacher_choices("sst2")[0] == ("minilm-l6 (base model, will be fine-tuned)", "minilm-l6")
+    from ui.distill import task_defaults
+
+    assert task_defaults("generation") == [32, 16, 128, ["prediction"]]
+    assert task_defaults("sst2") == [4000, 872, 128, ["intermediate", "prediction"]]

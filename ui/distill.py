@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from hub import jobs, views
-from hub.config import (STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, default_learning_rate,
+from hub.config import (READY_BASE_TEACHERS, STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, default_learning_rate,
                         spec)
 from hub.paths import hub_home
 from hub.tasks import TASKS
@@ -78,10 +78,18 @@ def local_datasets(task: str) -> dict[str, dict]:
     return found
 
 
+def base_teacher(task: str) -> str:
+    """The task's base teacher: ``minilm-l6`` (fine-tuned first where the task has a head), or its own
+    (``hub.config.TASK_JOB_DEFAULTS``: generation teaches with ``smollm2-135m``)."""
+    return TASK_JOB_DEFAULTS.get(task, {}).get("teacher", ALIAS)
+
+
 def teacher_choices(task: str) -> list[tuple[str, str]]:
-    """The base model (fine-tuned first) and this server's finished teachers for ``task``."""
+    """The base model (fine-tuned first, unless it teaches as it is) and this server's finished teachers for ``task``."""
     models = jobs.allowed_models(task)
-    return [(f"{ALIAS} (base model, will be fine-tuned)", ALIAS)] + [
+    base = base_teacher(task)
+    how = "base model, teaches as it is" if READY_BASE_TEACHERS.get(task) == base else "base model, will be fine-tuned"
+    return [(f"{base} ({how})", base)] + [
         (f"{k} (fine-tuned)", k) for k, v in models.items() if v["role"] == "teacher" and v["status"] == "finished"]
 
 
@@ -97,6 +105,8 @@ def student_choices(task: str) -> list[tuple[str, str]]:
 
 def _teacher_trained(teacher: str, task: str) -> bool | None:
     """False for the base model, True for a listed teacher, None for a Hub id (it may lack a head)."""
+    if READY_BASE_TEACHERS.get(task) == teacher:
+        return True
     if teacher == ALIAS:
         return False
     return True if teacher in jobs.allowed_models(task) else None
@@ -347,9 +357,18 @@ API = {"estimate": api_estimate, "job_status": run_status.api_job_status}
 # ---------------------------------------------------------------- the tab
 
 
+TASK_DEFAULT_FIELDS = ("train_samples", "eval_samples", "max_length", "stages")
+
+
+def task_defaults(task: str) -> list:
+    """The settings a task sets when picked: its own defaults (``hub.config.TASK_JOB_DEFAULTS``), else the schema's."""
+    d = {**SCHEMA_JOB_DEFAULTS, **TASK_JOB_DEFAULTS.get(task, {})}
+    return [list(d[k]) if k == "stages" else d[k] for k in TASK_DEFAULT_FIELDS]
+
+
 # the schema's defaults of the settings a task may change (hub.config.TASK_JOB_DEFAULTS)
-SCHEMA_JOB_DEFAULTS = {k: spec(JobSettings, k)["default"] for k in ("train_samples", "eval_samples", "max_length",
-                                                                     "stages")}
+SCHEMA_JOB_DEFAULTS = {k: spec(JobSettings, k)["default"] for k in ("teacher", "train_samples", "eval_samples",
+                                                                     "max_length", "stages")}
 
 
 def _slider(name: str, step: float) -> gr.Slider:
@@ -457,12 +476,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
         local = local_datasets(task)
         students = student_choices(task)
         keep = student if student in {v for _, v in students} else DEFAULT_STUDENT
-        d = {**SCHEMA_JOB_DEFAULTS, **TASK_JOB_DEFAULTS.get(task, {})}  # the task's own defaults, else the schema's
-        return {c["train_samples"]: gr.Slider(value=d["train_samples"]),
-                c["eval_samples"]: gr.Slider(value=d["eval_samples"]),
-                c["max_length"]: gr.Slider(value=d["max_length"]),
-                c["stages"]: gr.CheckboxGroup(value=list(d["stages"])),
-                c["teacher"]: gr.Dropdown(choices=teacher_choices(task), value=ALIAS),
+        return {c["teacher"]: gr.Dropdown(choices=teacher_choices(task), value=base_teacher(task)),
                 c["student"]: gr.Dropdown(choices=students, value=keep),
                 c["task"]: gr.Dropdown(info=t.description),
                 c["local_name"]: gr.Dropdown(choices=list(local), value=next(iter(local), None)),
@@ -473,10 +487,12 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or "")}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config", "train_samples", "eval_samples", "max_length", "stages")],
+                                    "hub_id", "hub_config")],
                     **PRIVATE,
-                    show_progress="hidden").then(show_estimate, form, c["estimate"], **PRIVATE,
-                                                 show_progress="hidden")
+                    show_progress="hidden").then(
+        # after the data list holds the new task's sets: the settings' own change events send the whole form
+        task_defaults, c["task"], [c[k] for k in TASK_DEFAULT_FIELDS], **PRIVATE, show_progress="hidden").then(
+        show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden")
     c["student"].change(lambda s: {c["custom_row"]: gr.Row(visible=s == "custom"),
                                    c["learning_rate"]: default_learning_rate(s or DEFAULT_STUDENT)},
                         c["student"], [c["custom_row"], c["learning_rate"]], **PRIVATE, show_progress="hidden")
