@@ -883,5 +883,5 @@ def test_task_job_defaults_are_valid_settings():
     assert teacher_choices("sst2")[0] == ("minilm-l6 (base model, will be fine-tuned)", "minilm-l6")
     from ui.distill import task_defaults
 
-    assert task_defaults("generation") == [32, 16, 128, ["prediction"]]
+    assert task_defaults("generation") == [128, 16, 128, ["prediction"]]
     assert task_defaults("sst2") == [4000, 872, 128, ["intermediate", "prediction"]]

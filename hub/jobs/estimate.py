@@ -27,7 +27,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers
+from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, READY_BASE_TEACHERS, STUDENT_PRESETS, parse_teacher_layers
 from .params import check_data, resolve_data, validate_params
 from .registry import alias_path, resolve_teacher, teacher_origin, trained_models
 
@@ -46,14 +46,18 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
 }
 # Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
-# the job's block length. Default guesses from this machine's runs (2 vCPUs, other training sharing the cores, so
-# pessimistic): generation, smollm2-135m -> teacher-layers:10, 192 blocks of 128 tokens in 1,664 s of KD training
-# (14.8 tokens/s; CE only 21); mlm, minilm-l6's MLM head, 320 blocks of 128 in about 620 s (66 tokens/s).
+# the job's block length. Default guesses from this machine: generation, an app job smollm2-135m -> teacher-layers:4,
+# 32 blocks of 128 tokens in 46 s of training (88 tokens/s, quiet, 2026-11-28; the first step included); mlm,
+# minilm-l6's MLM head, 320 blocks of 128 in about 620 s under load (66 tokens/s).
 DEFAULT_TOKEN_RATES = {  # kind -> phase -> training tokens/s
-    "generation": {"finetune": 15.0, "distill": 15.0},
+    "generation": {"finetune": 88.0, "distill": 88.0},
     "mlm": {"finetune": 66.0, "distill": 66.0},
     "general": {"finetune": 66.0, "distill": 66.0},
 }
+# per-kind default guesses for the phases without steps (examples/s, fixed seconds) where a kind differs from
+# sentences: generation scores 16 blocks of 128 with the 135M teacher in 57 s and times decoding (greedy, both
+# models) in 111 s (the 32-block app job above)
+KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0, 0.0), "benchmark": (0.3, 58.0)}}
 OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
 MEASURED, DEFAULT_GUESS = "measured", "default guess"
 MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
@@ -248,14 +252,14 @@ def _teacher_needs_finetune(p: dict, teacher_trained: bool | None) -> bool:
     return not (card and card.get("kind") == "teacher" and card.get("status") == "finished")
 
 
-def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict]) -> dict:
+def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: str | None = None) -> dict:
     """One non-training phase's seconds: an earlier job's (caching scaled by its
     examples), else the default guess."""
     seen = earlier.get(phase)
     if seen and (phase != "teacher-logits" or seen["examples"]):
         seconds = seen["seconds"] * (examples / seen["examples"] if phase == "teacher-logits" else 1.0)
         return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}
-    rate, fixed = DEFAULT_PHASES[phase]
+    rate, fixed = KIND_PHASES.get(kind, {}).get(phase, DEFAULT_PHASES[phase])
     return {"seconds": round(fixed + examples / rate, 1), "basis": DEFAULT_GUESS,
             "source": "default guess for a 2-core CPU (no earlier job like this one)"}
 
@@ -308,17 +312,18 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     if finetune:
         phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),
                               **_basis(rates["finetune"])}
-    if task.head and (finetune or teacher_trained is not True):  # a listed teacher's card holds its scores
-        phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier)
+    ready_base = READY_BASE_TEACHERS.get(task.name) == p["teacher"]  # teaches as it is, but has no scores yet
+    if task.head and (finetune or teacher_trained is not True or ready_base):  # a listed teacher's card holds them
+        phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
     if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
-        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_kd, earlier)
+        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_kd, earlier, task.kind)
     phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
                          **_basis(rates["distill"])}
     # general distillation scores the pair before and after training: 2 x (teacher + student) passes, about
     # 6 student passes at the default rates (the teacher takes twice the student's time)
-    phases["evaluate"] = _phase_seconds("evaluate", n_eval if task.head else 6 * n_eval, earlier)
+    phases["evaluate"] = _phase_seconds("evaluate", n_eval if task.head else 6 * n_eval, earlier, task.kind)
     if p["benchmark"] and task.head:  # a bare encoder is benchmarked through the task it is distilled for
-        phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier)
+        phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier, task.kind)
     total = sum(ph["seconds"] for ph in phases.values()) + OVERHEAD_S
     return {
         "seconds": round(total, 1),
