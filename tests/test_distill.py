@@ -361,7 +361,8 @@ def test_same_seed_same_head_initialisation(tmp_path, data):
 
 
 def test_teacher_logit_cache_batches_by_length(tiny_teacher_dir, data):
-    """The cache pads each teacher batch to its longest example: batches in length order waste fewest tokens."""
+    """The cache pads each teacher batch to its longest example: batches in length order (longest first) waste fewest
+    tokens."""
     from transformers import DataCollatorWithPadding
 
     from hub.data import tokenize
@@ -379,7 +380,7 @@ def test_teacher_logit_cache_batches_by_length(tiny_teacher_dir, data):
         return batch
 
     cache = teacher_logits_for(teacher, ds, recording, get_kind(SST2), batch_size=8)
-    assert padded == sorted(padded) and len(padded) == 5 and sorted(cache.rows) == list(range(40))
+    assert padded == sorted(padded, reverse=True) and len(padded) == 5 and sorted(cache.rows) == list(range(40))
     with torch.no_grad():
         direct = teacher(**tok(data.train_texts[:40], padding=True, return_tensors="pt")).logits
     assert torch.allclose(cache.get(list(range(40)), 0, "cpu")[0], direct, atol=1e-5)
