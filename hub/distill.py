@@ -284,35 +284,10 @@ def _raw_logits(outputs) -> list[torch.Tensor]:
 @torch.inference_mode()
 def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 64,
                        progress: ProgressHook | None = None, by_length: bool = True) -> LogitCache:
-    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`).
-
-    Batches are formed longest first (``by_length``): a batch pads to its own
-    longest example, so batches of similar lengths carry almost no padding,
-    where batches in data order pad every short sentence to the longest of 64
-    (about 2-3x the tokens on SST-2). The cache is keyed by ``idx``, so the order
-    changes nothing in it. Longest first also puts the largest batch first (a
-    memory error shows at once) and makes the ETA (time per token so far x tokens
-    left), reported with each batch as ``eta_s``, err on the long side."""
-    teacher.eval()
-    device = next(teacher.parameters()).device
+    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`)."""
     cache = LogitCache(token_level=bool(getattr(kind, "token_level", False)))
-    lengths = [int(n) for n in dataset["length"]]  # (N,) tokens per example
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i]) if by_length else list(range(len(lengths)))
-    tokens_total, tokens_done, t0 = max(sum(lengths), 1), 0, time.perf_counter()
-    for start in range(0, len(order), batch_size):
-        members = order[start : start + batch_size]
-        rows = [dataset[i] for i in members]
-        batch = collator(rows)
-        idx = batch.pop("idx").tolist()
-        batch.pop("length", None)
-        kind.split_targets(batch)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        cache.put(idx, _raw_logits(teacher(**batch)), [lengths[i] for i in members])
-        tokens_done += sum(lengths[i] for i in members)
-        if progress:
-            elapsed = time.perf_counter() - t0
-            progress({"stage": "teacher-logits", "step": start + len(members), "total": len(order),
-                      "eta_s": elapsed * (tokens_total - tokens_done) / max(tokens_done, 1), "losses": {}})
+    for idx, lengths, outputs in _teacher_passes(teacher, dataset, collator, kind, batch_size, progress, by_length):
+        cache.put(idx, _raw_logits(outputs), lengths)
     return cache
 
 
@@ -320,28 +295,44 @@ def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 
 def teacher_topk_for(teacher, dataset, collator, kind, k: int, batch_size: int = 32,
                      progress: ProgressHook | None = None) -> TopKLogitCache:
     """The teacher's top-k logits at every token of every training example (see
-    :class:`TopKLogitCache`), in batches of similar length (less padding to run
-    through the teacher). ``batch_size``: the training batch size, whose (B, L, V)
+    :class:`TopKLogitCache`). ``batch_size``: the training batch size, whose (B, L, V)
     teacher logits a training step holds anyway."""
+    cache = TopKLogitCache(k)
+    for idx, lengths, outputs in _teacher_passes(teacher, dataset, collator, kind, batch_size, progress):
+        values, indices = losses.topk_logits(outputs.logits, k)  # (B, L, k) each
+        cache.put(idx, values, indices, lengths)
+    return cache
+
+
+def _teacher_passes(teacher, dataset, collator, kind, batch_size: int, progress: ProgressHook | None = None,
+                    by_length: bool = True):
+    """The teacher's outputs over every training example once, as (idx, lengths,
+    outputs) per batch, for the logit caches (call under ``torch.inference_mode``).
+
+    Batches are formed longest first (``by_length``): a batch pads to its own
+    longest example, so batches of similar lengths carry almost no padding,
+    where batches in data order pad every short sentence to the longest of 64
+    (about 2-3x the tokens on SST-2). The caches are keyed by ``idx``, so the
+    order changes nothing in them. Longest first also puts the largest batch first
+    (a memory error shows at once) and makes the ETA (time per token so far x
+    tokens left), reported with each batch as ``eta_s``, err on the long side."""
     teacher.eval()
     device = next(teacher.parameters()).device
-    cache = TopKLogitCache(k)
-    lengths_all = dataset["length"]
-    order = sorted(range(len(dataset)), key=lambda i: int(lengths_all[i]))
+    lengths = [int(n) for n in dataset["length"]]  # (N,) tokens per example
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i]) if by_length else list(range(len(lengths)))
+    tokens_total, tokens_done, t0 = max(sum(lengths), 1), 0, time.perf_counter()
     for start in range(0, len(order), batch_size):
-        rows = [dataset[i] for i in order[start:start + batch_size]]
-        batch = collator(rows)
+        members = order[start : start + batch_size]
+        batch = collator([dataset[i] for i in members])
         idx = batch.pop("idx").tolist()
-        lengths = [int(r["length"]) for r in rows]
         batch.pop("length", None)
         kind.split_targets(batch)
-        batch = {key: v.to(device) for key, v in batch.items()}
-        values, indices = losses.topk_logits(teacher(**batch).logits, k)  # (B, L, k) each
-        cache.put(idx, values, indices, lengths)
+        yield idx, [lengths[i] for i in members], teacher(**{k: v.to(device) for k, v in batch.items()})
+        tokens_done += sum(lengths[i] for i in members)
         if progress:
-            progress({"stage": "teacher-logits", "step": min(start + batch_size, len(order)), "total": len(order),
-                      "losses": {}})
-    return cache
+            elapsed = time.perf_counter() - t0
+            progress({"stage": "teacher-logits", "step": start + len(members), "total": len(order),
+                      "eta_s": elapsed * (tokens_total - tokens_done) / max(tokens_done, 1), "losses": {}})
 
 
 def _training_args(out: Path, cfg: TrainConfig, lr: float, epochs: float) -> TrainingArguments:

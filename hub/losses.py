@@ -155,11 +155,8 @@ def sparse_kl(student_logits: torch.Tensor, topk_values: torch.Tensor, topk_indi
                          f"values {tuple(topk_values.shape)}, indices {tuple(topk_indices.shape)}")
     log_q = F.log_softmax(student_logits.float() / temperature, dim=-1).gather(-1, topk_indices.long())  # (B, L, k)
     log_p = F.log_softmax(topk_values.float() / temperature, dim=-1)  # (B, L, k), renormalised over S
-    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, L)
-    if mask is None:
-        return per_position.mean() * temperature**2
-    m = mask.to(per_position.dtype)
-    return (per_position * m).sum() / m.sum().clamp_min(1.0) * temperature**2
+    per_position = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, L) or (N,)
+    return _masked_mean(per_position, mask) * temperature**2
 
 
 def sparse_prediction_loss(
