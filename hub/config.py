@@ -43,9 +43,9 @@ TASK_JOB_DEFAULTS: dict[str, dict] = {
     "generation": {"teacher": "smollm2-135m", "train_samples": 128, "eval_samples": 16, "max_length": 128,
                    "stages": ("prediction",)},
 }
-# base teachers that teach as they are (a trained LM; general distillation needs no head); any other base model
-# (minilm-l6 for sst2, squad, mlm) is fine-tuned on the task first
-READY_BASE_TEACHERS: dict[str, str] = {"generation": "smollm2-135m", "general": "minilm-l6"}
+# tasks whose base teacher (base_teacher) teaches as it is (a trained LM; general distillation needs no head); any
+# other task's base model (minilm-l6 for sst2, squad, mlm) is fine-tuned on the task first
+READY_BASE_TASKS: tuple[str, ...] = ("generation", "general")
 TOPK_CACHE_MAX = 1024  # DistillConfig.logit_cache_topk: 2,000 blocks of 256 tokens at k = 1024 take 3 GB
 # name -> (layers, hidden, heads, ffn): TinyBERT paper sizes
 STUDENT_PRESETS: dict[str, tuple[int, int, int, int]] = {
@@ -312,3 +312,14 @@ def from_args(cls, args) -> Any:
     """A settings object from an argparse namespace (the fields it has)."""
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     return from_dict(cls, values, strict=False)
+
+
+def base_teacher(task: str) -> str:
+    """A job's base teacher for ``task``: its own (``TASK_JOB_DEFAULTS``; generation: ``smollm2-135m``), else the
+    schema's (``minilm-l6``)."""
+    return TASK_JOB_DEFAULTS.get(task, {}).get("teacher", spec(JobSettings, "teacher")["default"])
+
+
+def teaches_as_it_is(task: str, teacher: str) -> bool:
+    """Whether ``teacher`` is ``task``'s base teacher and needs no fine-tuning first (``READY_BASE_TASKS``)."""
+    return task in READY_BASE_TASKS and teacher == base_teacher(task)

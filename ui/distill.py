@@ -18,8 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 from hub import jobs, views
-from hub.config import (READY_BASE_TEACHERS, STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, default_learning_rate,
-                        spec)
+from hub.config import (STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher,
+                        default_learning_rate, spec, teaches_as_it_is)
 from hub.paths import hub_home
 from hub.tasks import TASKS
 
@@ -78,17 +78,11 @@ def local_datasets(task: str) -> dict[str, dict]:
     return found
 
 
-def base_teacher(task: str) -> str:
-    """The task's base teacher: ``minilm-l6`` (fine-tuned first where the task has a head), or its own
-    (``hub.config.TASK_JOB_DEFAULTS``: generation teaches with ``smollm2-135m``)."""
-    return TASK_JOB_DEFAULTS.get(task, {}).get("teacher", ALIAS)
-
-
 def teacher_choices(task: str) -> list[tuple[str, str]]:
     """The base model (fine-tuned first, unless it teaches as it is) and this server's finished teachers for ``task``."""
     models = jobs.allowed_models(task)
     base = base_teacher(task)
-    how = "base model, teaches as it is" if READY_BASE_TEACHERS.get(task) == base else "base model, will be fine-tuned"
+    how = "base model, teaches as it is" if teaches_as_it_is(task, base) else "base model, will be fine-tuned"
     return [(f"{base} ({how})", base)] + [
         (f"{k} (fine-tuned)", k) for k, v in models.items() if v["role"] == "teacher" and v["status"] == "finished"]
 
@@ -105,7 +99,7 @@ def student_choices(task: str) -> list[tuple[str, str]]:
 
 def _teacher_trained(teacher: str, task: str) -> bool | None:
     """False for the base model, True for a listed teacher, None for a Hub id (it may lack a head)."""
-    if READY_BASE_TEACHERS.get(task) == teacher:
+    if teaches_as_it_is(task, teacher):
         return True
     if teacher == ALIAS:
         return False

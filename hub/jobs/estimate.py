@@ -27,7 +27,7 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, READY_BASE_TEACHERS, STUDENT_PRESETS, parse_teacher_layers
+from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers, teaches_as_it_is
 from .params import check_data, resolve_data, validate_params
 from .registry import alias_path, resolve_teacher, teacher_origin, trained_models
 
@@ -312,7 +312,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     if finetune:
         phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),
                               **_basis(rates["finetune"])}
-    ready_base = READY_BASE_TEACHERS.get(task.name) == p["teacher"]  # teaches as it is, but has no scores yet
+    ready_base = teaches_as_it_is(task.name, p["teacher"])  # needs no fine-tuning, but has no scores yet
     if task.head and (finetune or teacher_trained is not True or ready_base):  # a listed teacher's card holds them
         phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
     if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
