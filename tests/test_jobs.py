@@ -885,3 +885,25 @@ def test_task_job_defaults_are_valid_settings():
 
     assert task_defaults("generation") == [128, 16, 128, ["prediction"]]
     assert task_defaults("sst2") == [4000, 872, 128, ["intermediate", "prediction"]]
+
+
+def test_estimate_scores_a_ready_base_teacher_and_reads_the_form(hub_home, tmp_path):
+    """smollm2-135m teaches as it is but has no scores: its evaluation is counted even once the name resolves to
+    its converted folder (a benchmarked teacher is listed by that name); the Distill tab's estimate uses the form's
+    eval size and length."""
+    from hub.leaderboard import LeaderboardStore
+    from ui.distill import estimate_markdown
+
+    folder = tmp_path / "cache" / "smollm2-135m"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    LeaderboardStore().add_rows([{"task": "generation", "model": str(folder), "name": "smollm2-135m",
+                                  "role": "teacher", "status": "finished", "hardware": "test-cpu | 2 cores",
+                                  "runtime": "torch", "protocol": "full", "run_card": {}}])
+    assert jobs.resolve_teacher("smollm2-135m", "generation") == str(folder.resolve())
+    base = {"task": "generation", "teacher": "smollm2-135m", "student": "teacher-layers:3", "train_samples": 128,
+            "eval_samples": 16, "max_length": 128, "stages": ["prediction"]}
+    assert "evaluate-teacher" in jobs.estimate(base, teacher_trained=True)["phases"]
+    form = {**base, "finetune_samples": 2000, "finetune_epochs": 1, "epochs": 1, "batch_size": 32}
+    assert estimate_markdown(form) != estimate_markdown({**form, "eval_samples": 872})
+    assert estimate_markdown(form) != estimate_markdown({**form, "max_length": 64})

@@ -276,8 +276,8 @@ def basis_text(e: dict) -> str:
 def estimate_markdown(form: dict) -> str:
     """The cost estimate of the form's job, with its basis, before it starts."""
     task, teacher = form.get("task"), form.get("teacher")
-    params = {k: form.get(k) for k in ("task", "student", "finetune_samples", "train_samples", "finetune_epochs",
-                                       "epochs", "batch_size")}
+    params = {k: form.get(k) for k in ("task", "student", "finetune_samples", "train_samples", "eval_samples",
+                                       "finetune_epochs", "epochs", "batch_size", "max_length")}
     params.update(teacher=teacher, stages=form.get("stages") or (), **{k: v for k, v in CUSTOM_SHAPE.items()})
     if form.get("student") == "custom":
         params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
@@ -460,7 +460,8 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     # not "task": a new task updates the teacher and data fields first, whose change then asks again
     # (the estimate never sees a data set of the former task)
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
-                           "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads")]
+                           "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
+                           "eval_samples", "max_length")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)

@@ -286,6 +286,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     task_name = params.get("task") or "sst2"
     if task_name not in TASKS or not TASKS[task_name].implemented:
         raise ValueError(f"task must be one of {[n for n, t in TASKS.items() if t.implemented]}")
+    ready_base = teaches_as_it_is(task_name, params.get("teacher"))  # before the alias becomes its folder
     params["teacher"] = resolve_teacher(params.get("teacher"), task_name, allow_paths=False)
     p = validate_params(params, need_data=False)
     task = TASKS[p["task"]]
@@ -312,8 +313,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     if finetune:
         phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),
                               **_basis(rates["finetune"])}
-    ready_base = teaches_as_it_is(task.name, p["teacher"])  # needs no fine-tuning, but has no scores yet
-    if task.head and (finetune or teacher_trained is not True or ready_base):  # a listed teacher's card holds them
+    # a listed teacher's card holds its scores; a ready base teacher needs no fine-tuning but has none yet
+    if task.head and (finetune or teacher_trained is not True or ready_base):
         phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
     if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
         phases["teacher-logits"] = _phase_seconds("teacher-logits", n_kd, earlier, task.kind)
