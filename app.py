@@ -84,14 +84,14 @@ def _wire_load(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown, d: dict, c: 
             header[link_inputs[kind]] = cmp["text"]
         out.update(keyed(c, {k: v for k, v in header.items() if k in c}))
         lb_view = leaderboard.task_view(board["task"], board["hardware"], board["runtime"], board["protocol"],
-                                        board["ranked"])
-        out.update(keyed(lb, {**lb_view, "ranked": board["ranked"]}))
+                                        board["ranked"], board["history"])
+        out.update(keyed(lb, {**lb_view, "ranked": board["ranked"], "history": board["history"]}))
         text = links.notice(state["notes"])
         out[tabs] = gr.Tabs(selected=state["tab"])
         out[notice] = gr.Markdown(text, visible=bool(text))
         return out
 
-    lb_outputs = [lb[k] for k in ("columns", "ranked", *leaderboard.VIEW_OUTPUTS)]
+    lb_outputs = [lb[k] for k in ("columns", "ranked", "history", *leaderboard.VIEW_OUTPUTS)]
     outputs = [tabs, notice, *(d[k] for k in ("runs", "teacher", "student")), *session.values(), *c.values(), *lb_outputs]
     loaded = demo.load(on_load, session["owned"], outputs, **PRIVATE, show_progress="hidden")
     kinds = list(link_inputs)

@@ -11,6 +11,12 @@ Every model on the leaderboard is measured by this module, the same way:
   Tokenization is timed separately (``tokenize_p50_ms``). All models run
   interleaved, call by call, on the same inputs (A, B, A, B ...), so the
   speedup is the median of per-pair ratios and a drifting machine biases no one.
+* **Latency alone** (full protocol): each model once more at natural length,
+  alone in a fresh process set up as a server of that one model would be (ONNX
+  Runtime's worker threads spin between calls, which interleaving with PyTorch
+  forbids: see ``hub.onnx_runtime``). ``speedup_alone`` is the teacher's p50
+  alone (timed first and last, averaged) over the model's: the deployment
+  comparison, beside the interleaved one.
 * **Throughput**: examples/s of the forward pass at batch 32 on the eval texts.
 * **Memory**: in a fresh subprocess, peak RSS after loading the model and
   running a latency loop, minus the RSS of that process after its imports.
@@ -107,8 +113,10 @@ def _model_size(model) -> int:
     return model_size(model)
 
 
-def load_for_bench(ref: str, task: Task, num_labels: int = 2):
-    """(model, tokenizer, run card or None). ``arch:NAME`` gives random weights."""
+def load_for_bench(ref: str, task: Task, num_labels: int = 2, spin: bool = False):
+    """(model, tokenizer, run card or None). ``arch:NAME`` gives random weights.
+    ``spin``: an ONNX Runtime session's worker threads spin-wait between calls (the
+    setting of a process that serves ONNX models only; see ``hub.onnx_runtime``)."""
     from .models import build_architecture, load_model, load_tokenizer, resolve_model_ref
 
     if _is_arch(ref):
@@ -117,7 +125,7 @@ def load_for_bench(ref: str, task: Task, num_labels: int = 2):
     from .onnx_runtime import OnnxModel, is_onnx_dir
 
     if is_onnx_dir(ref):  # an exported folder (the memory probe of an ONNX variant)
-        model = OnnxModel.from_dir(ref, threads=torch.get_num_threads())
+        model = OnnxModel.from_dir(ref, threads=torch.get_num_threads(), spin=spin)
         card_path = Path(ref) / "run.json"
         return model, load_tokenizer(ref), json.loads(card_path.read_text()) if card_path.is_file() else None
     model, trained = load_model(ref, task)
@@ -314,11 +322,18 @@ def _from_json(inputs: list[dict]) -> list[dict]:
     return [{k: torch.tensor(v) for k, v in x.items()} for x in inputs]
 
 
-def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, inputs: list[dict], calls: int = 50) -> dict:
+def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, inputs: list[dict], calls: int = 50,
+                 timing: Protocol | None = None) -> dict:
     """Model-attributable memory, measured in a fresh subprocess on the given
-    batch-1 encodings (the kind's latency inputs)."""
+    batch-1 encodings (the kind's latency inputs). With ``timing`` the same
+    process then times the model **alone** on those inputs (``latency_alone_*``:
+    its warmup, min_calls and min_seconds), as a process that serves only this
+    model would run it: an ONNX model with spinning worker threads."""
     cmd = [sys.executable, "-m", "hub.benchmark", "probe", ref, task_name, str(threads), quantize or "fp32"]
-    proc = subprocess.run(cmd, input=json.dumps({"inputs": _to_json(inputs[:64]), "calls": calls}),
+    req = {"inputs": _to_json(inputs[:64]), "calls": calls}
+    if timing is not None:
+        req["timing"] = {"warmup": timing.warmup, "min_calls": timing.min_calls, "min_seconds": timing.min_seconds}
+    proc = subprocess.run(cmd, input=json.dumps(req),
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if proc.returncode != 0:
@@ -374,7 +389,7 @@ def _probe_main(argv: list[str]) -> None:
     gc.collect()
     base = _rss_mb("VmRSS")
     _reset_peak()
-    model, _, _ = load_for_bench(ref, task)
+    model, _, _ = load_for_bench(ref, task, spin=True)
     if quant == "int8":
         model, _ = quantize_int8(model)
         gc.collect()
@@ -383,8 +398,14 @@ def _probe_main(argv: list[str]) -> None:
         for x in inputs * max(1, req["calls"] // max(len(inputs), 1)):
             model(**x)
     peak = _rss_mb("VmHWM")
-    print(json.dumps({"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1),
-                      "peak_rss_mb": round(peak, 1)}))
+    out = {"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1), "peak_rss_mb": round(peak, 1)}
+    if req.get("timing"):
+        t = req["timing"]
+        ms = [s * 1000 for s in interleaved_latency([model], inputs, Protocol(warmup=t["warmup"], min_calls=t["min_calls"],
+                                                                             min_seconds=t["min_seconds"]))[0]]
+        out.update({"latency_alone_p50_ms": percentile(ms, 50), "latency_alone_p90_ms": percentile(ms, 90),
+                    "calls_alone": len(ms)})
+    print(json.dumps(out))
 
 
 def _reset_peak() -> None:
@@ -555,7 +576,9 @@ def run_benchmark(
             log(f"memory of {e.name} in a fresh process ...")
             ref = e.folder or e.ref
             row.update(memory_probe(ref, task.name, threads, "int8" if e.quantization == "int8" and e.runtime == "torch"
-                                    else None, natural))
+                                    else None, natural, timing=protocol))
+    if protocol.memory and teacher and live[0][0].is_teacher:
+        _speedup_alone(live, task, threads, natural, protocol, log)
     if hasattr(kind, "bench_extra"):  # the kind's own measurements (generation: TTFT, tokens/s), all models at once
         log("the task kind's measurements ...")
         teacher_index = 0 if teacher and live[0][0].is_teacher else None
@@ -569,6 +592,24 @@ def run_benchmark(
         row["bench_json"] = {"protocol": asdict(protocol), **({"eval_options": used} if used else {}),
                              **{k: v for k, v in row.items() if k != "run_card"}}
     return rows
+
+
+def _speedup_alone(live: list, task: Task, threads: int, natural: list[dict], protocol: Protocol, log) -> None:
+    """``speedup_alone``: the teacher's p50 alone over each model's, every model
+    timed alone in its own fresh process (``memory_probe``). The teacher is timed
+    once more after the others (A, B, C, ..., A) and its two medians are averaged,
+    so a machine that drifts during the probes biases no one much."""
+    t_entry, t_row = live[0]
+    if t_row.get("latency_alone_p50_ms") is None:
+        return
+    log(f"{t_entry.name} alone once more ...")
+    again = memory_probe(t_entry.folder or t_entry.ref, task.name, threads, None, natural, timing=protocol)
+    runs = [t_row["latency_alone_p50_ms"]] + ([again["latency_alone_p50_ms"]] if again.get("latency_alone_p50_ms") else [])
+    t_row["latency_alone_p50_ms_runs"] = runs
+    t_row["latency_alone_p50_ms"] = teacher_ms = statistics.fmean(runs)
+    for _, row in live:
+        if row.get("latency_alone_p50_ms"):
+            row["speedup_alone"] = teacher_ms / row["latency_alone_p50_ms"]
 
 
 def onnx_folder(ref: str, quantization: str) -> Path:
@@ -637,7 +678,7 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
         "retention": None, "agreement": None,
         "params": e.params, "threads": threads,
         "hardware": tag, "hardware_json": hw, "run_card": e.card, "_preds": None,
-        "speedup_p50": None, "speedup_p50_len128": None, "memory_mb": None,
+        "speedup_p50": None, "speedup_p50_len128": None, "speedup_alone": None, "memory_mb": None,
         **{m: None for m in task.metrics},
     }
     if e.model is None or data is None or _is_arch(e.ref):

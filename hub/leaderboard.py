@@ -112,6 +112,10 @@ COLUMNS: tuple[Column, ...] = (
     C("throughput_per_s", "REAL", "Examples/s", "Batched throughput, examples per second.", True, ".1f"),
     C("speedup_p50", "REAL", "Speedup", "Teacher p50 latency / this model's.", True, ".2f"),
     C("speedup_p50_len128", "REAL", "Speedup @fixed", "Speedup at the fixed length (seq_len_fixed).", True, ".2f"),
+    C("latency_alone_p50_ms", "REAL", "p50 ms alone", "Median natural-length latency with the model alone in a fresh "
+      "process, set up to serve it (ONNX Runtime threads spinning), ms.", False, ".2f"),
+    C("speedup_alone", "REAL", "Speedup alone", "Teacher's p50 alone / this model's p50 alone: the deployment "
+      "comparison (each served by itself).", True, ".2f"),
     C("memory_mb", "REAL", "Memory MB", "Peak RSS after loading and a latency loop, minus RSS after imports (fresh process), MB.", False, ".1f"),
     C("params", "INTEGER", "Params", "Number of parameters.", False, ",.0f"),
     C("size_mb", "REAL", "Size MB", "Size of the saved weights, MB.", False, ".1f"),
@@ -141,7 +145,7 @@ QUALITY_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(m for t in TASKS.values()
 # Shown for every task (then the task's own metric columns are added after "status")
 COMMON_COLUMNS: tuple[str, ...] = ("name", "task", "role", "status", "runtime", "quantization", "retention",
                                    "agreement", "latency_p50_ms", "latency_p50_ms_len128", "speedup_p50",
-                                   "throughput_per_s", "memory_mb", "params", "size_mb", "protocol", "hardware")
+                                   "latency_alone_p50_ms", "speedup_alone", "throughput_per_s", "memory_mb", "params", "size_mb", "protocol", "hardware")
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "task")
 STATUSES: tuple[str, ...] = ("finished", "stopped", "failed")
 ROLES: tuple[str, ...] = ("teacher", "student", "arch", "model")
@@ -167,7 +171,7 @@ def table_columns(task: Task | None = None) -> list[tuple[str, str, Any]]:
     """(column, label, formatter) for the CLI's Markdown table: the default
     columns, numbers formatted by the schema, ratios as percentages."""
     percent = {"retention", "agreement", "retention_fp32", "peak_fraction"}
-    speed = {"speedup_p50", "speedup_p50_len128", "speedup_tokens_per_s"}
+    speed = {"speedup_p50", "speedup_p50_len128", "speedup_alone", "speedup_tokens_per_s"}
 
     def formatter(name: str):
         fmt = COLUMNS_BY_NAME[name].fmt

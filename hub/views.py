@@ -178,6 +178,33 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=key)
 
 
+# one benchmarked variant: a newer row of the same key replaces an older one in the default view
+VARIANT_KEY = ("model", "task", "runtime", "quantization", "protocol", "hardware")
+
+
+def latest_rows(rows: Iterable[dict]) -> list[dict]:
+    """The newest row of each benchmarked variant (``VARIANT_KEY``): re-running a
+    benchmark of a model on the same hardware replaces its row in the view (the
+    store keeps every row). Order is kept.
+
+    >>> rows = [{"row_id": 1, "model": "m", "created_at": "2026-01-01T00:00:00"},
+    ...         {"row_id": 2, "model": "m", "created_at": "2026-01-02T00:00:00"},
+    ...         {"row_id": 3, "model": "m", "created_at": "2026-01-01T00:00:00", "runtime": "onnx"}]
+    >>> [r["row_id"] for r in latest_rows(rows)]
+    [2, 3]
+    """
+    rows = list(rows)
+    newest: dict[tuple, dict] = {}
+    for r in rows:
+        key = tuple(r.get(k) for k in VARIANT_KEY)
+        best = newest.get(key)
+        if best is None or (r.get("created_at") or "", r.get("row_id") or 0) > (best.get("created_at") or "",
+                                                                                 best.get("row_id") or 0):
+            newest[key] = r
+    keep = {id(r) for r in newest.values()}
+    return [r for r in rows if id(r) in keep]
+
+
 def distinct(rows: Iterable[dict], column: str) -> list[str]:
     """Sorted distinct non-empty values of a column (filter choices)."""
     return sorted({str(r[column]) for r in rows if r.get(column) not in (None, "")})

@@ -375,6 +375,30 @@ def test_leaderboard_view_follows_the_task(server, monkeypatch):
     assert [r[1] for r in ranked["table"].value["data"]] == ["tiny/teacher", "tiny/student"]
 
 
+def test_leaderboard_shows_the_newest_run_of_each_variant(tmp_path, monkeypatch):
+    """A re-run benchmark replaces its model's row in the view (table, plot, API) unless
+    "Earlier runs too" is on; the store keeps every row, and the link carries the choice."""
+    from hub.leaderboard import LeaderboardStore
+    from ui import leaderboard, links
+
+    monkeypatch.setenv("HUB_HOME", str(tmp_path))
+    base = {"model": "/m/student", "name": "student", "task": "sst2", "role": "student", "quantization": "fp32",
+            "runtime": "torch", "protocol": "full", "hardware": "cpu | 2", "latency_p50_ms": 2.0, "status": "finished"}
+    store = LeaderboardStore()
+    store.add({**base, "accuracy": 0.80, "created_at": "2026-01-01T00:00:00+00:00"})
+    store.add({**base, "accuracy": 0.82, "created_at": "2026-01-02T00:00:00+00:00"})
+    store.add({**base, "accuracy": 0.81, "runtime": "onnx", "created_at": "2026-01-01T00:00:00+00:00"})
+    latest = leaderboard.api_leaderboard("sst2")["rows"]
+    assert sorted((r["runtime"], r["accuracy"]) for r in latest) == [("onnx", 0.81), ("torch", 0.82)]
+    assert len(leaderboard.api_leaderboard("sst2", history=True)["rows"]) == 3 and len(store.rows()) == 3
+    out = leaderboard.view("sst2", "All", "All", "All", None, False)
+    assert len(out["table"].value["data"]) == 2 and len(out["plot"].value["data"]) == 2
+    assert len(leaderboard.view("sst2", "All", "All", "All", None, False, True)["table"].value["data"]) == 3
+    assert links.parse({"tab": "leaderboard", "all": "1"}, set(), {})["leaderboard"]["history"] is True
+    assert links.parse({"tab": "leaderboard"}, set(), {})["leaderboard"]["history"] is False
+    assert "'all', '1'" in links.leaderboard_link_js()
+
+
 # ---------------------------------------------------------------- handlers without a server
 
 
@@ -693,7 +717,8 @@ def test_links_fall_back_with_notes_and_keep_ranked_only():
     state = links.parse({"tab": "leaderboard", "task": "sst2", "hw": "cpu | 2", "protocol": "quick",
                          "ranked": "1", "runtime": "<b>"}, set(), known)
     assert state["tab"] == "leaderboard" and state["leaderboard"] == {
-        "task": "sst2", "hardware": "cpu | 2", "runtime": "All", "protocol": "quick", "ranked": True}
+        "task": "sst2", "hardware": "cpu | 2", "runtime": "All", "protocol": "quick", "ranked": True,
+        "history": False}
     assert state["notes"] == ["unknown runtime in the link"]
     state = links.parse({"a": "tiny/teacher", "b": "<img>", "text": "x" * 2001}, {"tiny/teacher"}, known)
     assert state["tab"] == "compare" and state["compare"]["a"] == "tiny/teacher" and state["compare"]["b"] is None

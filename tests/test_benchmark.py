@@ -73,6 +73,33 @@ def test_memory_subprocess(big_and_small, eval_data):
     # ~1.2M fp32 parameters = ~5 MB of weights: at least that much is attributable to the big model
     assert t["memory_mb"] > 3 and t["memory_mb"] > s["memory_mb"]
     assert t["peak_rss_mb"] > t["rss_baseline_mb"]
+    # timed alone in those processes too: the teacher first and last, averaged; a 6x128 model vs a 1x32 one
+    assert len(t["latency_alone_p50_ms_runs"]) == 2 and t["latency_alone_p50_ms"] == pytest.approx(
+        sum(t["latency_alone_p50_ms_runs"]) / 2)
+    assert s["calls_alone"] >= proto.min_calls and s["latency_alone_p50_ms"] <= s["latency_alone_p90_ms"]
+    assert t["speedup_alone"] == pytest.approx(1.0) and s["speedup_alone"] > 1
+    assert s["speedup_alone"] == pytest.approx(t["latency_alone_p50_ms"] / s["latency_alone_p50_ms"])
+
+
+def test_memory_probe_times_an_onnx_model_with_spinning_threads(big_and_small, hub_home, monkeypatch):
+    """The probe serves an exported model the way a process serving only it would (spinning ORT threads)."""
+    pytest.importorskip("onnxruntime")
+    from hub.export import export_onnx
+    from hub.onnx_runtime import OnnxModel
+
+    _, small = big_and_small
+    folder = hub_home / "small-onnx"
+    export_onnx(str(small), str(folder), head=SST2.head)
+    seen = []
+    real = OnnxModel.from_dir.__func__
+    monkeypatch.setattr(OnnxModel, "from_dir", classmethod(lambda cls, *a, **k: seen.append(k.get("spin")) or real(cls, *a, **k)))
+    model, _, _ = B.load_for_bench(str(folder), SST2, spin=True)
+    assert seen == [True] and model(input_ids=[[2, 5, 3]]).logits.shape == (1, 2)
+    from transformers import AutoTokenizer
+
+    x = dict(AutoTokenizer.from_pretrained(str(small))("a fine film", return_tensors="pt"))
+    out = B.memory_probe(str(folder), "sst2", 1, None, [x], timing=B.Protocol(warmup=1, min_calls=5, min_seconds=0.01))
+    assert out["memory_mb"] is not None and out["calls_alone"] >= 5 and out["latency_alone_p50_ms"] > 0, out
 
 
 def test_int8_variant(big_and_small, eval_data):

@@ -53,9 +53,12 @@ def _chosen(value, known: list[str], what: str, strict: bool) -> str | None:
     return None
 
 
-def filtered_rows(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only=False, strict=False) -> list[dict]:
+def filtered_rows(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only=False, strict=False,
+                  history=False) -> list[dict]:
     """Rows matching the filters, in the leaderboard's order (``hub.views.sort_rows``).
-    ``strict``: an unknown filter value is an error (the API), else it means All."""
+    ``strict``: an unknown filter value is an error (the API), else it means All.
+    ``history``: every run; else the newest row of each benchmarked variant
+    (``hub.views.latest_rows``)."""
     store = LeaderboardStore()
     everything = store.rows()
     known = filter_values(everything)
@@ -63,13 +66,14 @@ def filtered_rows(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only
          for name, v in zip(FILTERS, (task, hardware, runtime, protocol))}
     rows = [r for r in everything if all(f[n] is None or str(r.get(n)) == f[n] for n in FILTERS)
             and (not ranked_only or r.get("ranked"))]
-    return views.sort_rows(rows)
+    return views.sort_rows(rows if history else views.latest_rows(rows))
 
 
 # ---------------------------------------------------------------- API
 
 
-def api_leaderboard(task: str = ALL, hardware: str = ALL, runtime: str = ALL, protocol: str = ALL) -> dict:
+def api_leaderboard(task: str = ALL, hardware: str = ALL, runtime: str = ALL, protocol: str = ALL,
+                    history: bool = False) -> dict:
     """Leaderboard rows (display columns, numbers unformatted), filtered, ranked by each
     task's headline metric in its direction.
 
@@ -78,8 +82,10 @@ def api_leaderboard(task: str = ALL, hardware: str = ALL, runtime: str = ALL, pr
         hardware: a hardware tag as shown in the rows, or "All".
         runtime: "torch", "onnx", or "All".
         protocol: "full", "quick", or "All".
+        history: every benchmark run; by default only the newest row of each model
+            variant (model, runtime, quantization, protocol, hardware).
     """
-    rows = filtered_rows(task, hardware, runtime, protocol, strict=True)
+    rows = filtered_rows(task, hardware, runtime, protocol, strict=True, history=bool(history))
     cols = ["row_id", *DISPLAY_COLUMNS]
     return {"columns": cols, "rows": [views.redact_paths({k: r.get(k) for k in cols}) for r in rows]}
 
@@ -179,9 +185,9 @@ def export_dir() -> Path:
     return _EXPORT[0]
 
 
-def view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, columns=None, ranked_only=False) -> dict:
+def view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, columns=None, ranked_only=False, history=False) -> dict:
     """Everything the tab shows for its filters, by name."""
-    rows = filtered_rows(task, hardware, runtime, protocol, ranked_only)
+    rows = filtered_rows(task, hardware, runtime, protocol, ranked_only, history=history)
     known = filter_values()
     values = dict(zip(FILTERS, (task, hardware, runtime, protocol)))
     cols = shown_columns(task if task in TASKS else None, columns)
@@ -207,10 +213,10 @@ def view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, columns=None, ranked
     return out
 
 
-def task_view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only=False) -> dict:
+def task_view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only=False, history=False) -> dict:
     """A new task filter: that task's default columns, then the view."""
     cols = task_columns(task)
-    return {"columns": cols, **view(task, hardware, runtime, protocol, cols, ranked_only)}
+    return {"columns": cols, **view(task, hardware, runtime, protocol, cols, ranked_only, history)}
 
 
 def run_card(row_id) -> dict | None:
@@ -236,6 +242,8 @@ def build() -> dict:
         c["runtime"] = gr.Dropdown([ALL], value=ALL, label="Runtime", scale=1, elem_id="leaderboard-runtime")
         c["protocol"] = gr.Dropdown([ALL], value=ALL, label="Protocol", scale=1, elem_id="leaderboard-protocol")
         c["ranked"] = gr.Checkbox(False, label="Ranked runs only", scale=1, elem_id="leaderboard-ranked")
+        c["history"] = gr.Checkbox(False, label="Earlier runs too", scale=1, elem_id="leaderboard-history",
+                                   info="a re-run benchmark replaces its model's row unless this is on")
     with gr.Accordion("Columns", open=False):
         c["columns"] = gr.CheckboxGroup([(column_label(n), n) for n in DISPLAY_COLUMNS],
                                         value=task_columns(DEFAULT_TASK, []), label="Shown columns",
@@ -272,16 +280,17 @@ def filter_inputs(c: dict) -> list:
 
 def refresh_event(c: dict):
     """(fn, inputs, outputs) of a refresh with the tab's current filters and columns."""
-    return (lambda t, h, r, p, cols, ranked: keyed(c, view(t, h, r, p, cols, ranked)),
-            [*filter_inputs(c), c["columns"], c["ranked"]], [c[n] for n in VIEW_OUTPUTS])
+    return (lambda t, h, r, p, cols, ranked, history: keyed(c, view(t, h, r, p, cols, ranked, history)),
+            [*filter_inputs(c), c["columns"], c["ranked"], c["history"]], [c[n] for n in VIEW_OUTPUTS])
 
 
 def wire(c: dict) -> None:
     fn, inputs, outputs = refresh_event(c)
-    gr.on([c[n].input for n in ("hardware", "runtime", "protocol", "columns", "ranked")] + [c["refresh"].click],
+    gr.on([c[n].input for n in ("hardware", "runtime", "protocol", "columns", "ranked", "history")]
+          + [c["refresh"].click],
           fn, inputs, outputs, **PRIVATE)
-    c["task"].input(lambda t, h, r, p, ranked: keyed(c, task_view(t, h, r, p, ranked)),
-                    [*filter_inputs(c), c["ranked"]], [c["columns"], *outputs], **PRIVATE)
+    c["task"].input(lambda t, h, r, p, ranked, history: keyed(c, task_view(t, h, r, p, ranked, history)),
+                    [*filter_inputs(c), c["ranked"], c["history"]], [c["columns"], *outputs], **PRIVATE)
 
     def select(evt: gr.SelectData):
         try:
@@ -289,4 +298,5 @@ def wire(c: dict) -> None:
         except (TypeError, IndexError):
             return gr.skip()
     c["table"].select(select, None, c["card"], **PRIVATE)
-    c["copy"].click(None, [*filter_inputs(c), c["ranked"]], c["link"], js=leaderboard_link_js(), **PRIVATE)
+    c["copy"].click(None, [*filter_inputs(c), c["ranked"], c["history"]], c["link"], js=leaderboard_link_js(),
+                    **PRIVATE)

@@ -1,5 +1,5 @@
 """Shareable links: the Compare state (``?tab=compare&task=sst2&a=...&b=...&text=...``)
-and the Leaderboard filters (``?tab=leaderboard&task=sst2&hw=...&runtime=...&protocol=...&ranked=1``)
+and the Leaderboard filters (``?tab=leaderboard&task=sst2&hw=...&runtime=...&protocol=...&ranked=1&all=1``)
 live in the URL. "Copy link" builds one in the browser (JS below); on load,
 :func:`parse` checks every value and :func:`restore` applies them. A bad or
 oversized value falls back to its default with a notice that never repeats it.
@@ -19,7 +19,7 @@ FILTERS = {"hw": "hardware", "runtime": "runtime", "protocol": "protocol"}  # li
 
 def parse(query: dict, models: set[str], known: dict[str, list[str]]) -> dict:
     """The page state a link asks for: ``{"tab", "compare": {task, a, b, text},
-    "leaderboard": {task, hardware, runtime, protocol, ranked}, "notes"}``.
+    "leaderboard": {task, hardware, runtime, protocol, ranked, history}, "notes"}``.
 
     ``models``: model names of the link's Compare task; ``known``: the values each
     leaderboard filter accepts (``task``, ``hardware``, ``runtime``, ``protocol``)."""
@@ -32,7 +32,8 @@ def parse(query: dict, models: set[str], known: dict[str, list[str]]) -> dict:
     if tab is None and any(k in q for k in ("a", "b", "text")):
         tab = "compare"
     compare = {"task": DEFAULT_TASK, "a": None, "b": None, "text": ""}
-    board = {"task": ALL, "hardware": ALL, "runtime": ALL, "protocol": ALL, "ranked": q.get("ranked") == "1"}
+    board = {"task": ALL, "hardware": ALL, "runtime": ALL, "protocol": ALL, "ranked": q.get("ranked") == "1",
+             "history": q.get("all") == "1"}
     task = q.get("task")
     if tab == "leaderboard":
         if task and task != ALL:
@@ -87,13 +88,14 @@ def compare_link_js() -> str:
 
 
 def leaderboard_link_js() -> str:
-    """Browser-side: the Leaderboard link of (task, hardware, runtime, protocol, ranked only)."""
-    return """(task, hw, runtime, protocol, ranked) => {
+    """Browser-side: the Leaderboard link of (task, hardware, runtime, protocol, ranked only, earlier runs too)."""
+    return """(task, hw, runtime, protocol, ranked, history) => {
   const u = new URL(window.location.pathname, window.location.origin);
   u.searchParams.set('tab', 'leaderboard');
   const put = (k, v) => { if (v && v !== '%s') u.searchParams.set(k, v); };
   put('task', task); put('hw', hw); put('runtime', runtime); put('protocol', protocol);
   if (ranked) u.searchParams.set('ranked', '1');
+  if (history) u.searchParams.set('all', '1');
   const s = u.toString();
   try { navigator.clipboard.writeText(s).catch(() => {}); } catch (e) {}
   return s;
