@@ -331,8 +331,9 @@ def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, i
     model would run it: an ONNX model with spinning worker threads."""
     cmd = [sys.executable, "-m", "hub.benchmark", "probe", ref, task_name, str(threads), quantize or "fp32"]
     req = {"inputs": _to_json(inputs[:64]), "calls": calls}
-    if timing is not None:
-        req["timing"] = {"warmup": timing.warmup, "min_calls": timing.min_calls, "min_seconds": timing.min_seconds}
+    if timing is not None:  # timed on the inputs of the interleaved run (up to 512), in their order
+        req["timing"] = {"warmup": timing.warmup, "min_calls": timing.min_calls, "min_seconds": timing.min_seconds,
+                         "inputs": _to_json(inputs[:512])}
     proc = subprocess.run(cmd, input=json.dumps(req),
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -401,8 +402,9 @@ def _probe_main(argv: list[str]) -> None:
     out = {"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1), "peak_rss_mb": round(peak, 1)}
     if req.get("timing"):
         t = req["timing"]
-        ms = [s * 1000 for s in interleaved_latency([model], inputs, Protocol(warmup=t["warmup"], min_calls=t["min_calls"],
-                                                                             min_seconds=t["min_seconds"]))[0]]
+        timed = _from_json(t["inputs"]) if t.get("inputs") else inputs
+        ms = [s * 1000 for s in interleaved_latency([model], timed, Protocol(warmup=t["warmup"], min_calls=t["min_calls"],
+                                                                            min_seconds=t["min_seconds"]))[0]]
         out.update({"latency_alone_p50_ms": percentile(ms, 50), "latency_alone_p90_ms": percentile(ms, 90),
                     "calls_alone": len(ms)})
     print(json.dumps(out))
@@ -610,6 +612,8 @@ def _speedup_alone(live: list, task: Task, threads: int, natural: list[dict], pr
     for _, row in live:
         if row.get("latency_alone_p50_ms"):
             row["speedup_alone"] = teacher_ms / row["latency_alone_p50_ms"]
+            if row.get("flop_bound_ms"):  # fp32 rows: how close to the bound when served alone
+                row["alone_over_bound"] = row["latency_alone_p50_ms"] / row["flop_bound_ms"]
 
 
 def onnx_folder(ref: str, quantization: str) -> Path:

@@ -126,6 +126,8 @@ COLUMNS: tuple[Column, ...] = (
       "machine's measured fp32 matmul peak, ms (the fastest the forward pass could be).", False, ".2f", display=False),
     C("latency_over_bound", "REAL", "Latency / bound", "fp32 rows: p50 natural-length latency / FLOP bound "
       "(1 = matmul-peak speed; goal <= 1.5).", False, ".2f", display=False),
+    C("alone_over_bound", "REAL", "Alone / bound", "fp32 rows: p50 latency alone (its own process, served as "
+      "deployed) / FLOP bound (goal <= 1.5).", False, ".2f", display=False),
     C("threads", "INTEGER", "Threads", "Number of threads used for timing."),
     C("hardware", "TEXT", "Hardware", "Short hardware tag: CPU | cores | threads | versions | device."),
     C("hardware_json", "TEXT", "Hardware (JSON)", "Full hardware description.", json=True, display=False),

@@ -79,6 +79,7 @@ def test_memory_subprocess(big_and_small, eval_data):
     assert s["calls_alone"] >= proto.min_calls and s["latency_alone_p50_ms"] <= s["latency_alone_p90_ms"]
     assert t["speedup_alone"] == pytest.approx(1.0) and s["speedup_alone"] > 1
     assert s["speedup_alone"] == pytest.approx(t["latency_alone_p50_ms"] / s["latency_alone_p50_ms"])
+    assert s["alone_over_bound"] == pytest.approx(s["latency_alone_p50_ms"] / s["flop_bound_ms"])
 
 
 def test_memory_probe_times_an_onnx_model_with_spinning_threads(big_and_small, hub_home, monkeypatch):

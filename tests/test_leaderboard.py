@@ -63,7 +63,7 @@ def test_schema_is_defined_once_and_views_derive_from_it():
         "tokenize_p50_ms", "throughput_per_s", "speedup_p50", "speedup_p50_len128", "latency_alone_p50_ms",
         "speedup_alone", "memory_mb",
         "params", "size_mb", "flops_per_example", "gflops_per_s", "peak_fraction", "flop_bound_ms",
-        "latency_over_bound", "threads",
+        "latency_over_bound", "alone_over_bound", "threads",
         "hardware", "hardware_json", "run_card", "bench_json",
     )
     assert set(lb.DISPLAY_COLUMNS) <= set(COLUMN_NAMES)
