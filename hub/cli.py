@@ -292,14 +292,19 @@ def cmd_bench(args) -> int:
                          eval_options=options)
     if not args.no_save:
         LeaderboardStore().add_rows(rows)
-    if args.json:
-        for r in rows:
-            print(json.dumps({k: v for k, v in r.items() if k not in ("run_card", "hardware_json", "bench_json")},
-                             default=str))
-    else:
-        print(format_table(rows, task))
-        print(f"\nhardware: {rows[0]['hardware']}" if rows else "")
+    _print_results([{k: v for k, v in r.items() if k not in ("run_card", "hardware_json", "bench_json")} for r in rows],
+                   args.json, lambda: format_table(rows, task))
     return 0
+
+
+def _print_results(results: list[dict], as_json: bool, table) -> None:
+    """One JSON line per result, or ``table()`` and the hardware the results were measured on."""
+    if as_json:
+        for r in results:
+            print(json.dumps(r, default=str))
+    else:
+        print(table())
+        print(f"\nhardware: {results[0]['hardware']}" if results else "")
 
 
 def cmd_profile(args) -> int:
@@ -317,12 +322,7 @@ def cmd_profile(args) -> int:
         data = _load_data(args, task, reference=model if real else None, need_train=False)
     profiles = profile_models(task, args.model, data, calls=args.calls, warmup=args.warmup, threads=args.threads,
                               log=lambda m: print(m, file=sys.stderr, flush=True))
-    if args.json:
-        for p in profiles:
-            print(json.dumps(p))
-    else:
-        print(format_profiles(profiles))
-        print(f"\nhardware: {profiles[0]['hardware']}" if profiles else "")
+    _print_results(profiles, args.json, lambda: format_profiles(profiles))
     return 0
 
 
