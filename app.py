@@ -117,7 +117,7 @@ def build_demo() -> gr.Blocks:
         session = {"watch": gr.State(None), "seen": gr.State(None),
                    "owned": gr.BrowserState({}, storage_key="distill-hub-owner"),
                    "timer": gr.Timer(run_status.POLL_S, active=False)}
-        with gr.Tabs() as tabs:
+        with gr.Tabs(selected=links.DEFAULT_TAB) as tabs:
             with gr.Tab("Distill", id="distill") as distill_tab:
                 d = distill.build()
             with gr.Tab("Compare", id="compare"):

@@ -396,6 +396,7 @@ def test_leaderboard_shows_the_newest_run_of_each_variant(tmp_path, monkeypatch)
     assert len(leaderboard.view("sst2", "All", "All", "All", None, False, True)["table"].value["data"]) == 3
     assert links.parse({"tab": "leaderboard", "all": "1"}, set(), {})["leaderboard"]["history"] is True
     assert links.parse({"tab": "leaderboard"}, set(), {})["leaderboard"]["history"] is False
+    assert links.parse({}, set(), {})["tab"] == "compare"  # the page opens on side-by-side querying
     assert "'all', '1'" in links.leaderboard_link_js()
 
 

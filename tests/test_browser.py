@@ -149,8 +149,14 @@ def test_leaderboard_tab(page, app_url, shots):
     page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
 
 
-def test_distill_tab_shows_the_estimate_and_its_basis(page, app_url, shots):
+def test_the_page_opens_on_compare(page, app_url):
     page.goto(app_url)
+    page.locator("#compare-task").wait_for()
+    assert page.get_by_role("tab", name="Compare").get_attribute("aria-selected") == "true"
+
+
+def test_distill_tab_shows_the_estimate_and_its_basis(page, app_url, shots):
+    page.goto(f"{app_url}/?tab=distill")
     estimate = page.locator("#distill-estimate")
     estimate.get_by_text("Estimated time").wait_for()
     assert "basis:" in estimate.inner_text()

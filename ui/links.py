@@ -14,6 +14,8 @@ from hub.tasks import TASKS
 from . import ALL, DEFAULT_TASK, MAX_TEXT_CHARS, implemented_tasks
 
 TABS = ("distill", "compare", "leaderboard")
+# the tab a link without one opens: side-by-side querying (and, on an empty server, its Quick start)
+DEFAULT_TAB = "compare"
 FILTERS = {"hw": "hardware", "runtime": "runtime", "protocol": "protocol"}  # link key -> leaderboard filter
 
 
@@ -65,7 +67,7 @@ def parse(query: dict, models: set[str], known: dict[str, list[str]]) -> dict:
             notes.append(f"the text in the link is longer than {MAX_TEXT_CHARS:,} characters")
             text = ""
         compare["text"] = text
-    return {"tab": tab or "distill", "compare": compare, "leaderboard": board, "notes": notes}
+    return {"tab": tab or DEFAULT_TAB, "compare": compare, "leaderboard": board, "notes": notes}
 
 
 def notice(notes: list[str]) -> str:
