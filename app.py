@@ -80,7 +80,7 @@ def _wire_load(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown, d: dict, c: 
         header = {"task": cmp["task"], **compare.task_updates(cmp["task"], cmp["a"], cmp["b"]),
                   **compare.job_updates(distill.owned_status(owned), False)}
         kind = TASKS[cmp["task"]].kind
-        if kind in link_inputs:
+        if kind in link_inputs and cmp["text"]:  # a link's text; never blank what a visitor typed before the load
             header[link_inputs[kind]] = cmp["text"]
         out.update(keyed(c, {k: v for k, v in header.items() if k in c}))
         lb_view = leaderboard.task_view(board["task"], board["hardware"], board["runtime"], board["protocol"],

@@ -149,10 +149,21 @@ def test_leaderboard_tab(page, app_url, shots):
     page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
 
 
-def test_the_page_opens_on_compare(page, app_url):
+def test_the_page_opens_on_compare_and_keeps_what_was_typed_before_the_load(page, app_url, monkeypatch):
+    """Compare shows before the page's load event has answered: text typed meanwhile survives it."""
+    import time
+
+    from ui import links
+
+    restore = links.restore
+    monkeypatch.setattr(links, "restore", lambda request: time.sleep(3) or restore(request))
     page.goto(app_url)
-    page.locator("#compare-task").wait_for()
     assert page.get_by_role("tab", name="Compare").get_attribute("aria-selected") == "true"
+    text = textbox(page, "compare-text")
+    text.wait_for(state="visible")
+    text.fill("typed before the load")
+    page.wait_for_timeout(5000)  # the load (3 s late) has answered by now
+    assert text.input_value() == "typed before the load"
 
 
 def test_distill_tab_shows_the_estimate_and_its_basis(page, app_url, shots):
