@@ -215,7 +215,8 @@ def pareto_points(rows: list[dict], task: Task) -> list[dict]:
     metric and a p50 latency. Dominance is decided only among rows of the same
     protocol (a quick benchmark is not compared with a full one), in the headline's
     direction. Each point: {model, latency, quality, kind, protocol}; kind is
-    ``teacher``, ``Pareto-optimal`` or ``other``."""
+    ``teacher`` (the fp32 PyTorch teacher, the reference), ``Pareto-optimal`` or
+    ``other`` (a quantized or ONNX teacher competes like a student)."""
     head, up = task.headline, task.higher_is_better
     pts = [r for r in rows if r.get("task") == task.name and r.get("ranked") and r.get(head) is not None
            and r.get(LATENCY)]
@@ -233,7 +234,9 @@ def pareto_points(rows: list[dict], task: Task) -> list[dict]:
         protocol = r.get("protocol") or "full"
         same = [o for o in pts if (o.get("protocol") or "full") == protocol and o is not r]
         dominated = any(better_or_equal(o, r) and strictly_better(o, r) for o in same)
-        kind = "teacher" if r.get("role") == "teacher" else ("other" if dominated else "Pareto-optimal")
+        reference = r.get("role") == "teacher" and (r.get("quantization") or "fp32") == "fp32" \
+            and (r.get("runtime") or "torch") == "torch"  # the 100% reference; its int8/ONNX forms are candidates
+        kind = "teacher" if reference else ("other" if dominated else "Pareto-optimal")
         out.append({"model": r.get("name") or "", "latency": float(r[LATENCY]), "quality": float(r[head]),
                     "kind": kind, "protocol": protocol, "retention": r.get("retention")})
     return out

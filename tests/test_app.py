@@ -695,6 +695,10 @@ def test_pareto_follows_the_headline_direction_and_compares_one_protocol():
     kinds = {p["model"]: p["kind"] for p in views.pareto_points(rows, TASKS["sst2"])}
     # "worse" is dominated by "fast"; the quick row is not compared with the full ones
     assert kinds == {"t": "teacher", "fast": "Pareto-optimal", "worse": "other", "quick-one": "Pareto-optimal"}
+    t_int8 = {**row("t (int8)", 0.89, 4, role="teacher"), "quantization": "int8"}
+    t_onnx = {**row("t (onnx)", 0.9, 12, role="teacher"), "runtime": "onnx"}
+    kinds = {p["model"]: p["kind"] for p in views.pareto_points(rows + [t_int8, t_onnx], TASKS["sst2"])}
+    assert kinds["t"] == "teacher" and kinds["t (int8)"] == "Pareto-optimal" and kinds["t (onnx)"] == "other"
     gen = [row(n, q, ms, metric="perplexity", task="generation") for n, q, ms in (("a", 20.0, 1), ("b", 25.0, 2))]
     kinds = {p["model"]: p["kind"] for p in views.pareto_points(gen, TASKS["generation"])}
     assert kinds == {"a": "Pareto-optimal", "b": "other"}  # lower perplexity is better
