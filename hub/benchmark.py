@@ -330,10 +330,10 @@ def memory_probe(ref: str, task_name: str, threads: int, quantize: str | None, i
     its warmup, min_calls and min_seconds), as a process that serves only this
     model would run it: an ONNX model with spinning worker threads."""
     cmd = [sys.executable, "-m", "hub.benchmark", "probe", ref, task_name, str(threads), quantize or "fp32"]
-    req = {"inputs": _to_json(inputs[:64]), "calls": calls}
-    if timing is not None:  # timed on the inputs of the interleaved run (up to 512), in their order
-        req["timing"] = {"warmup": timing.warmup, "min_calls": timing.min_calls, "min_seconds": timing.min_seconds,
-                         "inputs": _to_json(inputs[:512])}
+    # the memory loop runs the first 64; the timing the interleaved run's inputs (up to 512), in their order
+    req = {"inputs": _to_json(inputs[:512 if timing is not None else 64]), "calls": calls}
+    if timing is not None:
+        req["timing"] = {"warmup": timing.warmup, "min_calls": timing.min_calls, "min_seconds": timing.min_seconds}
     proc = subprocess.run(cmd, input=json.dumps(req),
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -395,15 +395,15 @@ def _probe_main(argv: list[str]) -> None:
         model, _ = quantize_int8(model)
         gc.collect()
         _reset_peak()
+    loop = inputs[:64]
     with torch.inference_mode():
-        for x in inputs * max(1, req["calls"] // max(len(inputs), 1)):
+        for x in loop * max(1, req["calls"] // max(len(loop), 1)):
             model(**x)
     peak = _rss_mb("VmHWM")
     out = {"memory_mb": round(peak - base, 1), "rss_baseline_mb": round(base, 1), "peak_rss_mb": round(peak, 1)}
     if req.get("timing"):
         t = req["timing"]
-        timed = _from_json(t["inputs"]) if t.get("inputs") else inputs
-        ms = [s * 1000 for s in interleaved_latency([model], timed, Protocol(warmup=t["warmup"], min_calls=t["min_calls"],
+        ms = [s * 1000 for s in interleaved_latency([model], inputs, Protocol(warmup=t["warmup"], min_calls=t["min_calls"],
                                                                             min_seconds=t["min_seconds"]))[0]]
         out.update({"latency_alone_p50_ms": percentile(ms, 50), "latency_alone_p90_ms": percentile(ms, 90),
                     "calls_alone": len(ms)})

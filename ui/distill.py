@@ -297,11 +297,10 @@ def estimate_markdown(form: dict) -> str:
     for name, ph in e["phases"].items():
         took = views.format_seconds(ph["seconds"])
         if name in ("finetune", "distill"):
-            r, unit = e["rates"][name], e.get("unit", "examples")
-            if unit != "examples":  # packed text: count and rate in tokens
-                tokens = int(unit.split()[2])
+            r, tokens = e["rates"][name], e.get("block_tokens")
+            if tokens:  # packed text: count and rate in tokens
                 n = (e["finetune_examples"] if name == "finetune" else e["distill_examples"]) * tokens
-                what = f"{'fine-tune' if name == 'finetune' else 'distill'} {n:,.0f} tokens ({unit})"
+                what = f"{'fine-tune' if name == 'finetune' else 'distill'} {n:,.0f} tokens ({e['unit']})"
                 parts.append(f"{what} at {r['examples_per_s'] * tokens:.0f} tokens/s ≈ {took}")
                 continue
             what = (f"fine-tune {e['finetune_examples']:,.0f} examples" if name == "finetune" else
@@ -352,17 +351,14 @@ API = {"estimate": api_estimate, "job_status": run_status.api_job_status}
 
 
 TASK_DEFAULT_FIELDS = ("train_samples", "eval_samples", "max_length", "stages")
+# the schema's defaults of the settings a task may change (hub.config.TASK_JOB_DEFAULTS)
+SCHEMA_JOB_DEFAULTS = {k: spec(JobSettings, k)["default"] for k in ("teacher", *TASK_DEFAULT_FIELDS)}
 
 
 def task_defaults(task: str) -> list:
     """The settings a task sets when picked: its own defaults (``hub.config.TASK_JOB_DEFAULTS``), else the schema's."""
     d = {**SCHEMA_JOB_DEFAULTS, **TASK_JOB_DEFAULTS.get(task, {})}
     return [list(d[k]) if k == "stages" else d[k] for k in TASK_DEFAULT_FIELDS]
-
-
-# the schema's defaults of the settings a task may change (hub.config.TASK_JOB_DEFAULTS)
-SCHEMA_JOB_DEFAULTS = {k: spec(JobSettings, k)["default"] for k in ("teacher", "train_samples", "eval_samples",
-                                                                     "max_length", "stages")}
 
 
 def _slider(name: str, step: float) -> gr.Slider:

@@ -336,6 +336,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         "distill_examples": kd_examples,
         "train_rows": rows,
         "unit": f"blocks of {p['max_length']} tokens" if task.kind in BLOCK_KINDS else "examples",
+        "block_tokens": p["max_length"] if task.kind in BLOCK_KINDS else None,  # tokens per example of the unit
         "data": data_note,
         "rates": rates,
         "basis": MEASURED if all(ph["basis"] == MEASURED for ph in phases.values()) else DEFAULT_GUESS,
