@@ -173,6 +173,8 @@ class JobSettings:
     hidden: int | None = setting(None, 16, 1024, "custom student: hidden size")
     heads: int | None = setting(None, 1, 16, "custom student: attention heads")
     ffn: int | None = setting(None, 16, 4096, "custom student: feed-forward size")
+    prune_ffn: int | None = setting(None, 16, 4096, "keep this many feed-forward neurons a layer (structured "
+                                    "pruning of a teacher-layers or general student; empty: keep all)")
     data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
     text_column: str | None = setting(None, help="text column of the data")
     label_column: str | None = setting(None, help="label column of the data")

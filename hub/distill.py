@@ -530,7 +530,8 @@ def distill(
     card.update(
         teacher=teacher_ref, teacher_params=model_size(teacher), params=model_size(student_model),
         student={"spec": student.label, "layers": n_S, "hidden": student_model.config.hidden_size,
-                 "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config)},
+                 "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config),
+                 **({"prune_ffn": student.prune_ffn} if student.prune_ffn else {})},
         layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
         divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
         logit_cache_topk=dcfg.logit_cache_topk,

@@ -276,6 +276,8 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
         if label.startswith("custom-"):
             args += ["--student-layers", str(spec["layers"]), "--student-hidden", str(spec["hidden"]),
                      "--student-heads", str(spec["heads"]), "--student-ffn", str(spec["ffn"])]
+        if spec.get("prune_ffn"):
+            args += ["--prune-ffn", str(spec["prune_ffn"])]
         if card.get("stages"):
             args += ["--stages", ",".join(card["stages"])]
         for key, flag in (("temperature", "--temperature"), ("alpha", "--alpha")):
@@ -406,6 +408,8 @@ def _intro(card: dict, name: str) -> list[str]:
         spec = card.get("student") or {}
         parts = (("layers", "layers"), ("hidden", "hidden size"), ("heads", "attention heads"), ("ffn", "FFN size"))
         shape = ", ".join(f"{spec[k]} {word}" for k, word in parts if spec.get(k))
+        if spec.get("prune_ffn"):
+            shape += "; feed-forward layers pruned to their most important neurons before distillation"
         lead = (f"A TinyBERT-style student (`{spec.get('spec', 'custom')}`: {shape}) distilled from the teacher "
                 f"{teacher_md} with Distill Hub's TinyBERT task distillation.")
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -148,6 +148,7 @@ class StudentSpec:
     ffn: int | None = None
     ref: str | None = None  # checkpoint path or Hub id
     label: str = ""
+    prune_ffn: int | None = None  # keep this many feed-forward neurons a layer (teacher-layers and checkpoints)
 
 
 def parse_student(
@@ -156,8 +157,27 @@ def parse_student(
     hidden: int | None = None,
     heads: int | None = None,
     ffn: int | None = None,
+    prune_ffn: int | None = None,
 ) -> StudentSpec:
-    """``tinybert-4l-312`` | ``teacher-layers:K`` | ``custom`` (+ shape args) | a folder or Hub id."""
+    """``tinybert-4l-312`` | ``teacher-layers:K`` | ``custom`` (+ shape args) | a folder or Hub id.
+
+    ``prune_ffn``: after building a student that has weights (``teacher-layers:K`` or
+    a checkpoint), keep only this many neurons of each feed-forward layer
+    (:func:`prune_ffn`). A preset or custom shape starts from random weights: it
+    gets a narrower FFN from ``ffn`` instead.
+    """
+    built = _parse_student(spec, layers, hidden, heads, ffn)
+    if prune_ffn is None:
+        return built
+    if isinstance(prune_ffn, bool) or not isinstance(prune_ffn, int) or prune_ffn < 1:
+        raise ValueError(f"--prune-ffn needs a positive number of feed-forward neurons, got {prune_ffn!r}")
+    if built.kind == "shape":
+        raise ValueError(f"--prune-ffn prunes a student that starts from trained weights (teacher-layers:K or a "
+                         f"checkpoint); {built.label} starts from random weights: give it --student-ffn instead")
+    return replace(built, prune_ffn=prune_ffn)
+
+
+def _parse_student(spec, layers, hidden, heads, ffn) -> StudentSpec:
     spec = (spec or "custom").strip()
     if spec in STUDENT_PRESETS:
         l, h, a, f = STUDENT_PRESETS[spec]
@@ -203,6 +223,8 @@ def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | No
         n_S = student.config.num_hidden_layers
         if n_S > n_T:
             raise ValueError(f"student has more layers ({n_S}) than the teacher ({n_T})")
+        if spec.prune_ffn:
+            prune_ffn(student, spec.prune_ffn)
         return student, uniform_layer_map(n_S, n_T)
 
     cfg = t_cfg.__class__.from_dict(t_cfg.to_dict())
@@ -214,6 +236,8 @@ def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | No
         student = auto.from_config(cfg, attn_implementation="eager")
         layer_map = uniform_layer_map(spec.layers, n_T)
         _copy_teacher_layers(teacher, student, layer_map)
+        if spec.prune_ffn:
+            prune_ffn(student, spec.prune_ffn)
         return student, layer_map
 
     if spec.layers > n_T:
@@ -246,6 +270,63 @@ def ffn_size(config) -> int | None:
     if getattr(config, "model_type", "") == "gpt2":
         return 4 * config.hidden_size
     return None
+
+
+# (FFN input projection, FFN output projection) inside one transformer layer, by architecture family
+FFN_LINEARS = (("intermediate.dense", "output.dense"),  # BERT, RoBERTa, ELECTRA, MiniLM
+               ("ffn.lin1", "ffn.lin2"))                 # DistilBERT
+
+
+def prune_ffn(model: torch.nn.Module, keep: int) -> int:
+    """Structured pruning of every feed-forward layer to its ``keep`` most important
+    neurons, in place; returns the FFN width before pruning.
+
+    Neuron j of a layer reads the hidden state through row j of the input
+    projection W_in and writes back through column j of the output projection
+    W_out; its importance is ||W_in[j]|| * ||W_out[:, j]|| (the largest change it
+    can make to the output per unit of input, up to the activation), computed
+    without data so the same weights always prune the same way. The kept neurons
+    keep their order, weights and biases; the output bias is unchanged; the config's
+    FFN width is set to ``keep`` so the saved student reloads. Pruning is meant to be
+    followed by distillation, which recovers most of what it loses.
+    """
+    n_layers = model.config.num_hidden_layers
+    layers = model.get_submodule(layer_list(model, n_layers))
+    found = [pair for pair in FFN_LINEARS if _has_submodule(layers[0], pair[0]) and _has_submodule(layers[0], pair[1])]
+    if not found:
+        raise ValueError(f"--prune-ffn supports BERT-family and DistilBERT students, not {type(model).__name__}")
+    fin_name, fout_name = found[0]
+    width = ffn_size(model.config)
+    if keep >= width:
+        raise ValueError(f"--prune-ffn {keep} keeps all of the student's {width} feed-forward neurons: give fewer")
+    for layer in layers:
+        fin, fout = layer.get_submodule(fin_name), layer.get_submodule(fout_name)
+        score = fin.weight.detach().norm(dim=1) * fout.weight.detach().norm(dim=0)
+        idx = score.topk(keep).indices.sort().values
+        new_in = torch.nn.Linear(fin.in_features, keep, bias=fin.bias is not None,
+                                 dtype=fin.weight.dtype, device=fin.weight.device)
+        new_out = torch.nn.Linear(keep, fout.out_features, bias=fout.bias is not None,
+                                  dtype=fout.weight.dtype, device=fout.weight.device)
+        with torch.no_grad():
+            new_in.weight.copy_(fin.weight[idx])
+            new_out.weight.copy_(fout.weight[:, idx])
+            if fin.bias is not None:
+                new_in.bias.copy_(fin.bias[idx])
+            if fout.bias is not None:
+                new_out.bias.copy_(fout.bias)
+        layer.set_submodule(fin_name, new_in)
+        layer.set_submodule(fout_name, new_out)
+    for attr in ("intermediate_size", "hidden_dim"):
+        if isinstance(getattr(model.config, attr, None), int):
+            setattr(model.config, attr, keep)
+    return width
+
+
+def _has_submodule(module: torch.nn.Module, name: str) -> bool:
+    try:
+        return isinstance(module.get_submodule(name), torch.nn.Linear)
+    except AttributeError:
+        return False
 
 
 def layer_list(model: torch.nn.Module, n_layers: int) -> str:

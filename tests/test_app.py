@@ -454,6 +454,19 @@ def start_form(tmp_path, **overrides):
     return {**form, **overrides}
 
 
+def test_job_params_prune_only_students_with_trained_weights(tmp_path):
+    from ui import distill
+
+    assert distill.prunable("teacher-layers:2") and distill.prunable("general-tb4/student")
+    assert not any(distill.prunable(s) for s in ("custom", "tinybert-4l-312", "", None))
+    params = distill.job_params(start_form(tmp_path, prune_ffn=768), None)
+    assert params["prune_ffn"] == 768 and params["name"] == "classification-teacher-layers2-ffn768"
+    # the field is hidden for a preset: a value left in it does not reach the job
+    params = distill.job_params(start_form(tmp_path, student="tinybert-4l-312", prune_ffn=768), None)
+    assert "prune_ffn" not in params and params["name"] == "classification-tinybert-4l-312"
+    assert "prune_ffn" not in distill.job_params(start_form(tmp_path, prune_ffn=None), None)
+
+
 def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue):
     from hub import views
     from ui import distill

@@ -259,6 +259,27 @@ def test_cli_end_to_end(tmp_path, tiny_data_dir, capsys):
         main(["distill", "--teacher", "t", "--tempreature", "2"])  # misspelled options fail loudly
 
 
+def test_cli_distills_a_pruned_student_and_its_card_reproduces_it(tmp_path, trained_pair, tiny_data_dir, capsys):
+    from hub.cli import main
+    from hub.model_card import reproduce_command
+
+    teacher, _ = trained_pair
+    common = ["--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64", "--max-steps", "2"]
+    assert main(["distill", "--teacher", str(teacher), "--student", "teacher-layers:2", "--prune-ffn", "16",
+                 "--output-dir", str(tmp_path / "s"), *common]) == 0
+    card = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert card["student"]["ffn"] == 16 and card["student"]["prune_ffn"] == 16
+    assert card["student"]["spec"] == "teacher-layers:2"
+    assert "--student teacher-layers:2 --prune-ffn 16" in reproduce_command(card)
+    student = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "s"))
+    assert student.config.intermediate_size == 16 and student.bert.encoder.layer[0].intermediate.dense.out_features == 16
+    capsys.readouterr()
+    # a random-init preset cannot be pruned: a clear error, exit code 2, nothing written
+    assert main(["distill", "--teacher", str(teacher), "--student", "tinybert-4l-312", "--prune-ffn", "16",
+                 "--output-dir", str(tmp_path / "x"), *common]) == 2
+    assert "give it --student-ffn" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_eval_label_unseen_in_training_fails_before_training(tmp_path):
     write_tsv(tmp_path / "train.tsv", [("good movie", 0), ("bad movie", 1)])
     write_tsv(tmp_path / "eval.tsv", [("fine movie", 2)])

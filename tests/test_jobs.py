@@ -388,6 +388,7 @@ def test_validate_params_schema_and_cross_checks(tiny_data_dir, tiny_teacher_dir
     assert jobs.validate_params({"data": data, "benchmark": "false"})["benchmark"] is False
     assert jobs.validate_params({"data": data, "stages": "prediction"})["stages"] == ["prediction"]
     assert jobs.validate_params({"data": data, "teacher": str(tiny_teacher_dir)})["teacher"] == str(tiny_teacher_dir)
+    assert jobs.validate_params({"data": data, "student": "teacher-layers:2", "prune_ffn": "32"})["prune_ffn"] == 32
     assert jobs.validate_params({"task": "classification", "data": {"train_file": str(tiny_data_dir / "sst2/train.tsv"),
                                                                     "eval_file": str(tiny_data_dir / "sst2/validation.tsv")}})
     for bad, message in [
@@ -407,6 +408,9 @@ def test_validate_params_schema_and_cross_checks(tiny_data_dir, tiny_teacher_dir
         ({"data": {"dataset": "../glue"}}, "Hub data set id"),
         ({"data": {"train_file": "/nonexistent.csv", "eval_file": "/nonexistent.csv"}}, "does not exist"),
         ({"name": "///"}, "run name"),
+        ({"student": "tinybert-4l-312", "prune_ffn": 600}, "prune_ffn prunes a student that starts from trained"),
+        ({"student": "custom", "layers": 2, "hidden": 32, "heads": 4, "prune_ffn": 64}, "set its ffn instead"),
+        ({"student": "teacher-layers:2", "prune_ffn": 8}, "prune_ffn must be between 16 and 4096"),
     ]:
         with pytest.raises(ValueError, match=message):
             jobs.validate_params({"data": data, **bad})
@@ -603,7 +607,10 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
 
     cancel = threading.Event()
 
+    specs = []
+
     def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        specs.append(spec)
         Path(output_dir).mkdir(parents=True)
         cancel.set()  # the stop arrives as training ends
         card = {"kind": "student", "task": "sst2", "status": card_status, "eval": {"student": {"accuracy": 0.5}}}
@@ -612,13 +619,15 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
 
     monkeypatch.setattr(hub.distill, "distill", fake_distill)
     params = jobs.validate_params({"teacher": str(tiny_teacher_dir), "data": {"data_dir": str(tiny_data_dir)},
-                                   "student": "teacher-layers:2", "train_samples": 32, "eval_samples": 16})
+                                   "student": "teacher-layers:2", "prune_ffn": 32, "train_samples": 32,
+                                   "eval_samples": 16})
     folder = tmp_path / "job"
     folder.mkdir()
     ctx = JobContext(folder, {"id": "x", "name": "decide", "params": params}, cancel)
     result = pipeline.run_job(ctx)
     ctx.close()
     assert result["status"] == job_status and result["student"]["status"] == card_status
+    assert [(s.kind, s.layers, s.prune_ffn) for s in specs] == [("teacher-layers", 2, 32)]  # the job's pruning
     assert result["data"]["kind"] == "local"
     rows = LeaderboardStore().rows()
     if job_status == "finished":
@@ -908,3 +917,11 @@ def test_estimate_scores_a_ready_base_teacher_and_reads_the_form(hub_home, tmp_p
     assert estimate_markdown(form) != estimate_markdown({**form, "eval_samples": 872})
     assert estimate_markdown(form) != estimate_markdown({**form, "max_length": 64})
     assert "distill 16,384 tokens (blocks of 128 tokens) at 88 tokens/s" in estimate_markdown(form)  # packed text
+
+
+def test_estimate_shape_of_a_pruned_student(tiny_teacher_dir):
+    from hub.jobs.estimate import student_shape
+
+    p = {"student": "teacher-layers:2", "teacher": str(tiny_teacher_dir), "prune_ffn": None}
+    assert student_shape(p) == (2, 32, 4, 64)
+    assert student_shape({**p, "prune_ffn": 16}) == (2, 32, 4, 16)  # rates are looked up for the pruned shape

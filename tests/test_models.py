@@ -417,3 +417,84 @@ def test_hub_reachability_check_leaves_the_global_socket_timeout_alone(monkeypat
     monkeypatch.setattr(socket, "create_connection", fake_connect)
     assert models._hub_reachable(timeout=0.5) is False
     assert seen == [(None, 0.5)] and socket.getdefaulttimeout() is None
+
+
+# ---------------------------------------------------------------- structured FFN pruning
+
+
+def _silence_half_the_ffn(model, inner: str, outer: str) -> list[torch.Tensor]:
+    """Zero the output column of every odd FFN neuron (they then add nothing to the
+    output and score 0); returns each layer's surviving (even) neuron indices."""
+    from hub.models import layer_list
+
+    kept = []
+    for layer in model.get_submodule(layer_list(model, model.config.num_hidden_layers)):
+        width = layer.get_submodule(inner).out_features
+        with torch.no_grad():
+            layer.get_submodule(outer).weight[:, 1::2] = 0
+        kept.append(torch.arange(0, width, 2))
+    return kept
+
+
+def test_prune_ffn_drops_neurons_that_add_nothing_and_keeps_the_function(tmp_path, teacher):
+    from hub.models import prune_ffn
+
+    model = build_student(parse_student("teacher-layers:4"), teacher, TASK)[0]
+    kept = _silence_half_the_ffn(model, "intermediate.dense", "output.dense")
+    before = run(model).logits
+    inner_w = [layer.intermediate.dense.weight.clone() for layer in model.bert.encoder.layer]
+    assert prune_ffn(model, 32) == 64
+    assert model.config.intermediate_size == 32
+    for layer, idx, w in zip(model.bert.encoder.layer, kept, inner_w):
+        assert layer.intermediate.dense.weight.shape == (32, 32) and layer.output.dense.weight.shape == (32, 32)
+        assert torch.equal(layer.intermediate.dense.weight, w[idx])  # the kept neurons, in their order
+    assert torch.allclose(run(model).logits, before, atol=1e-6)
+    model.save_pretrained(str(tmp_path / "pruned"))  # the saved student reloads with its new width
+    again, _ = load_model(str(tmp_path / "pruned"), TASK, eager_attention=True)
+    assert again.config.intermediate_size == 32
+    assert torch.allclose(run(again).logits, before, atol=1e-6)
+
+
+def test_prune_ffn_keeps_the_largest_neurons_of_distilbert():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from hub.models import prune_ffn
+
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=len(VOCAB), dim=32, n_layers=2, n_heads=4, hidden_dim=48, max_position_embeddings=64)).eval()
+    with torch.no_grad():
+        for layer in model.distilbert.transformer.layer:
+            layer.ffn.lin1.weight[:8] *= 100  # neurons 0-7 are by far the largest
+    assert prune_ffn(model, 8) == 48 and model.config.hidden_dim == 8
+    for layer in model.distilbert.transformer.layer:
+        assert layer.ffn.lin1.weight.shape == (8, 32) and layer.ffn.lin2.weight.shape == (32, 8)
+        assert layer.ffn.lin1.weight.abs().mean() > 0.5  # the scaled ones (about 1.6; the others about 0.016)
+
+
+def test_prune_ffn_errors(teacher):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hub.models import prune_ffn
+
+    with pytest.raises(ValueError, match="keeps all of the student's 64"):
+        prune_ffn(build_student(parse_student("teacher-layers:1"), teacher, TASK)[0], 64)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=40, n_embd=16, n_layer=1, n_head=2, n_positions=32))
+    with pytest.raises(ValueError, match="BERT-family and DistilBERT"):
+        prune_ffn(gpt2, 8)
+    with pytest.raises(ValueError, match="starts from random weights: give it --student-ffn"):
+        parse_student("tinybert-4l-312", prune_ffn=600)
+    for bad in (0, -3, True):
+        with pytest.raises(ValueError, match="positive number"):
+            parse_student("teacher-layers:2", prune_ffn=bad)
+
+
+def test_prune_ffn_applies_to_teacher_layers_and_checkpoint_students(teacher, tiny_teacher_dir):
+    spec = parse_student("teacher-layers:2", prune_ffn=16)
+    assert (spec.kind, spec.layers, spec.prune_ffn, spec.label) == ("teacher-layers", 2, 16, "teacher-layers:2")
+    student, layer_map = build_student(spec, teacher, TASK)
+    assert layer_map == [2, 4] and student.config.intermediate_size == 16
+    assert teacher.config.intermediate_size == 64  # the teacher is untouched
+    assert student.bert.encoder.layer[1].output.dense.weight.shape == (32, 16)
+    student, _ = build_student(parse_student(str(tiny_teacher_dir), prune_ffn=24), teacher, TASK)
+    assert student.config.intermediate_size == 24 and student.config.num_hidden_layers == 4

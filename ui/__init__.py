@@ -32,7 +32,8 @@ log = logging.getLogger("hub.app")
 # the page's fields: name -> label (components and messages use the same words)
 LABELS = {
     "task": "Task", "teacher": "Teacher", "student": "Student", "layers": "layers", "hidden": "hidden size",
-    "heads": "attention heads", "ffn": "feed-forward size", "source": "Data", "local_name": "Local data set",
+    "heads": "attention heads", "ffn": "feed-forward size", "prune_ffn": "prune feed-forward to",
+    "source": "Data", "local_name": "Local data set",
     "hub_id": "Hub data set id", "hub_config": "config", "upload_train": "Training file",
     "upload_eval": "Evaluation file", "text_column": "text column", "label_column": "label column",
     "finetune_samples": "fine-tune samples", "train_samples": "distillation samples",

@@ -36,7 +36,7 @@ ROLE_WORDS = {"train": "training", "eval": "evaluation"}
 # both stages, one epoch each) at 64 tokens, the length of SST-2 sentences
 QUICK_START = {"max_length": 64, "name": "quickstart"}
 
-FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "source", "local_name", "hub_id",
+FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "prune_ffn", "source", "local_name", "hub_id",
         "hub_config", "upload_train", "upload_eval", "text_column", "label_column", "finetune_samples",
         "train_samples", "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate",
         "batch_size", "max_length", "temperature", "alpha", "stages", "name")
@@ -136,6 +136,13 @@ def data_source(form: dict) -> dict:
     raise refuse("Choose a data source.")
 
 
+def prunable(student: str | None) -> bool:
+    """Whether a student starts from trained weights (teacher-layers:K, a general
+    student), so that its feed-forward layers can be pruned; presets and custom
+    shapes start from random weights."""
+    return bool(student) and student != "custom" and student not in STUDENT_PRESETS
+
+
 def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
@@ -144,9 +151,12 @@ def job_params(form: dict, data: dict | None) -> dict:
     params = {k: form.get(k) for k in keys}
     if form.get("student") == "custom":
         params.update({k: form.get(k) for k in CUSTOM_SHAPE})
+    elif prunable(form.get("student")) and form.get("prune_ffn"):
+        params["prune_ffn"] = form["prune_ffn"]
     params["stages"] = form.get("stages") or ()
     params["data"] = data
-    params["name"] = form.get("name") or f"{form.get('task')}-{str(form.get('student') or '').replace(':', '')}"
+    pruned = f"-ffn{int(params['prune_ffn'])}" if params.get("prune_ffn") else ""
+    params["name"] = form.get("name") or f"{form.get('task')}-{str(form.get('student') or '').replace(':', '')}{pruned}"
     return params
 
 
@@ -281,6 +291,8 @@ def estimate_markdown(form: dict) -> str:
     params.update(teacher=teacher, stages=form.get("stages") or (), **{k: v for k, v in CUSTOM_SHAPE.items()})
     if form.get("student") == "custom":
         params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
+    elif prunable(form.get("student")) and form.get("prune_ffn"):
+        params["prune_ffn"] = form["prune_ffn"]
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
         params["data"] = local_datasets(task)[form["local_name"]]
@@ -390,6 +402,8 @@ def build() -> dict:
             with gr.Row(visible=False) as c["custom_row"]:
                 for key, value in CUSTOM_SHAPE.items():
                     c[key] = _number(key, value, precision=0)
+            with gr.Row(visible=prunable(DEFAULT_STUDENT)) as c["prune_row"]:
+                c["prune_ffn"] = _number("prune_ffn", precision=0)
             c["source"] = gr.Radio([LOCAL, HUB, UPLOAD], value=LOCAL if local else HUB, label=LABELS["source"])
             with gr.Group(visible=bool(local)) as c["local_box"]:
                 c["local_name"] = gr.Dropdown(list(local), value=next(iter(local), None), label=LABELS["local_name"],
@@ -457,7 +471,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     # (the estimate never sees a data set of the former task)
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
                            "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
-                           "eval_samples", "max_length")]
+                           "prune_ffn", "eval_samples", "max_length")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)
@@ -485,8 +499,10 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
         task_defaults, c["task"], [c[k] for k in TASK_DEFAULT_FIELDS], **PRIVATE, show_progress="hidden").then(
         show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden")
     c["student"].change(lambda s: {c["custom_row"]: gr.Row(visible=s == "custom"),
+                                   c["prune_row"]: gr.Row(visible=prunable(s)),
                                    c["learning_rate"]: default_learning_rate(s or DEFAULT_STUDENT)},
-                        c["student"], [c["custom_row"], c["learning_rate"]], **PRIVATE, show_progress="hidden")
+                        c["student"], [c["custom_row"], c["prune_row"], c["learning_rate"]], **PRIVATE,
+                        show_progress="hidden")
     c["source"].change(lambda s: {c["local_box"]: gr.Group(visible=s == LOCAL), c["hub_box"]: gr.Row(visible=s == HUB),
                                   c["upload_box"]: gr.Group(visible=s == UPLOAD)},
                        c["source"], [c["local_box"], c["hub_box"], c["upload_box"]], **PRIVATE, show_progress="hidden")

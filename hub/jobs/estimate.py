@@ -133,7 +133,7 @@ def student_shape(p: dict) -> tuple[int, int, int, int] | None:
         return None
     try:
         return (k or int(cfg["num_hidden_layers"]), int(cfg["hidden_size"]), int(cfg["num_attention_heads"]),
-                int(cfg["intermediate_size"]))
+                int(p.get("prune_ffn") or cfg["intermediate_size"]))
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -116,6 +116,9 @@ def _check_student(p: dict, task: str) -> str:
     from .registry import general_students
 
     student = p["student"] or ""
+    if p.get("prune_ffn") and (student == "custom" or student in STUDENT_PRESET_NAMES):
+        raise ParamsError("prune_ffn prunes a student that starts from trained weights (teacher-layers:K or a general "
+                          "student); a preset or custom student starts from random weights: set its ffn instead")
     if student == "custom":
         missing = [k for k in ("layers", "hidden", "heads") if p[k] is None]
         if missing:

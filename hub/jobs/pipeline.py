@@ -56,7 +56,7 @@ def run_job(ctx) -> dict:
     p = validate_params(ctx.params)
     task, out = get_task(p["task"]), models_dir() / ctx.name
     kind = get_kind(task)
-    spec = parse_student(p["student"], p["layers"], p["hidden"], p["heads"], p["ffn"])
+    spec = parse_student(p["student"], p["layers"], p["hidden"], p["heads"], p["ffn"], p["prune_ffn"])
     source_kw, used = resolve_data(p)
     source = DataSource(**source_kw)
     ctx.event("data", **used)
