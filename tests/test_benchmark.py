@@ -287,3 +287,16 @@ def test_rows_record_an_alias_by_its_local_folder():
     assert stored_ref("minilm-l6") == folder and Path(folder, "config.json").is_file()
     assert stored_ref("runs/student") == "runs/student" and stored_ref("arch:bert-base") == "arch:bert-base"
     assert stored_ref("someone/some-model") == "someone/some-model"  # Hub ids are kept (no network call)
+
+
+def test_the_bound_uses_the_best_of_the_runs_peak_samples(big_and_small, eval_data, monkeypatch):
+    """A shared VM's matmul rate moves within a run (92 then 177 GFLOP/s here): the peak is sampled three
+    times and the best sample sets the bound, so a slow moment cannot put a model under its bound."""
+    big, small = big_and_small
+    samples = iter([40.0, 90.0, 60.0])
+    monkeypatch.setattr(B, "matmul_peak_gflops", lambda: next(samples))
+    rows = B.run_benchmark(SST2, [str(small)], teacher=str(big), data=eval_data, protocol=QUICK)
+    for r in rows:
+        assert r["peak_gflops"] == 90.0 and r["peak_gflops_runs"] == [40.0, 90.0, 60.0]
+        assert r["flop_bound_ms"] == pytest.approx(r["flops_natural"] / 90e9 * 1000)
+        assert r["peak_fraction"] == pytest.approx(r["gflops_per_s"] / 90.0)
