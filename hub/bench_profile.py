@@ -19,6 +19,14 @@ recorded op's *self* time (time in the op, not in its children) into:
   per-op cost lands here too, see ``profiled_ms`` against ``latency_ms``);
 * ``tokenize``: the tokenizer on that example's raw text, timed separately.
 
+An exported ONNX folder (``python -m hub export``) is profiled with ONNX Runtime's
+own profiler instead (:func:`profile_onnx`), on a second session of the same graph
+with the same settings; its operators are sorted into the same categories by the
+PyTorch module each came from (the exporter records it on every node) or, for
+nodes that ONNX Runtime or the quantizer created, by their type (see
+:func:`onnx_op_category`); ``overhead`` is then the call's wall time outside the
+kernels (session run, input conversion, thread hand-offs).
+
 Times are ms per call; percentages are of their sum (they add to 100).
 """
 
@@ -27,10 +35,16 @@ from __future__ import annotations
 import statistics
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
-from .benchmark import flop_bound, flops_per_example, matmul_peak_gflops, tokenize_latency
+from .benchmark import (
+    flop_bound,
+    flops_per_example,
+    matmul_peak_gflops,
+    tokenize_latency,
+)
 
 CATEGORIES = ("tokenize", "matmul", "attention", "other_ops", "overhead")
 MATMUL_OPS = frozenset({"aten::linear", "aten::addmm", "aten::_addmm_activation", "aten::mm", "aten::bmm",
@@ -133,6 +147,120 @@ def profile_forward(model, inputs: dict, calls: int = 20, warmup: int = 5) -> di
     return {**ms, "profiled_ms": wall_ms, "latency_ms": statistics.median(plain) * 1000}
 
 
+# ONNX operator types that are weight x activation products (the int8 forms included; a dynamically
+# quantized MatMul's activation quantization counts with it)
+ONNX_MATMUL_OPS = frozenset({"MatMul", "Gemm", "FusedGemm", "MatMulInteger", "MatMulIntegerToFloat",
+                             "DynamicQuantizeMatMul", "DynamicQuantizeLinear", "QGemm"})
+ONNX_ATTENTION_OPS = frozenset({"Attention", "MultiHeadAttention", "QAttention", "Softmax"})
+
+
+def onnx_op_category(op_type: str, node_name: str, namespace: str | None) -> str:
+    """The category of one ONNX Runtime kernel call.
+
+    ``namespace`` is the exporter's record of the PyTorch modules a node came from
+    (``"...attention.self.query: torch.nn.modules.linear.Linear/linear: aten.linear"``);
+    the innermost module decides: a ``Linear`` is a ``matmul``, a module whose class
+    ends in ``Attention`` (the scores, softmax and context of ``BertSelfAttention``)
+    is ``attention``. Nodes without one were made by ONNX Runtime's fusions or the
+    quantizer: ``MatMulScaleFusion`` (the scaled Q·Kᵀ) and fused attention ops are
+    attention, matmul types are matmul, the rest (SkipLayerNormalization, BiasGelu ...)
+    other ops.
+
+    >>> ns = "m: Bert/model.bert.encoder.layer.0.attention.self: x.BertSelfAttention/matmul_1: aten.matmul.default"
+    >>> onnx_op_category("MatMul", "node_matmul_1", ns)
+    'attention'
+    >>> onnx_op_category("MatMul", "node_linear", ns.replace("BertSelfAttention/matmul_1", "BertSelfAttention/"
+    ...                  "model.bert.encoder.layer.0.attention.self.query: torch.nn.modules.linear.Linear/linear"))
+    'matmul'
+    >>> onnx_op_category("FusedMatMul", "node_matmul/MatMulScaleFusion/", None)
+    'attention'
+    >>> onnx_op_category("MatMulIntegerToFloat", "node_linear_quant", None), onnx_op_category("BiasGelu", "BiasGelu", None)
+    ('matmul', 'other_ops')
+    """
+    if namespace:
+        modules = [part.rsplit(": ", 1)[-1] for part in namespace.split("/")[:-1] if ": " in part]
+        innermost = modules[-1] if modules else ""
+        if op_type in ONNX_MATMUL_OPS and innermost.endswith(".Linear"):
+            return "matmul"
+        if innermost.endswith("Attention"):
+            return "attention"
+        return "matmul" if op_type in ONNX_MATMUL_OPS else "other_ops"
+    if "MatMulScaleFusion" in node_name or op_type in ONNX_ATTENTION_OPS:
+        return "attention"
+    return "matmul" if op_type in ONNX_MATMUL_OPS or op_type == "FusedMatMul" else "other_ops"
+
+
+def profile_onnx(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
+    """:func:`profile_forward` for a :class:`hub.onnx_runtime.OnnxModel`: ms per
+    category from ONNX Runtime's profiler over ``calls`` runs (after ``warmup``) of
+    a second session of the same graph with the same options; ``latency_ms`` is the
+    median of unprofiled calls of the model itself."""
+    import json
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    from .onnx_runtime import ONNX_FILE
+
+    graph_path = str(model.folder / ONNX_FILE)
+    namespaces = {n.name: next((p.value for p in n.metadata_props if p.key == "namespace"), None)
+                  for n in onnx.load(graph_path, load_external_data=False).graph.node}
+    for _ in range(warmup):
+        model(**inputs)
+    plain = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(**inputs)
+        plain.append(time.perf_counter() - t0)
+    served = model.session.get_session_options()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = served.intra_op_num_threads, served.inter_op_num_threads
+    options.execution_mode, options.graph_optimization_level = served.execution_mode, served.graph_optimization_level
+    options.log_severity_level = 3
+    spin = served.get_session_config_entry("session.intra_op.allow_spinning") if hasattr(
+        served, "get_session_config_entry") else None
+    if spin is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    feed = model.feed(**inputs)
+    with tempfile.TemporaryDirectory(prefix="ort-profile-") as tmp:
+        options.enable_profiling, options.profile_file_prefix = True, str(Path(tmp) / "profile")
+        session = ort.InferenceSession(graph_path, sess_options=options, providers=["CPUExecutionProvider"])
+        for _ in range(warmup):
+            session.run(None, feed)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            session.run(None, feed)
+        wall_ms = (time.perf_counter() - t0) * 1000 / calls
+        events = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"), key=lambda e: e["ts"])
+    start = runs[-calls]["ts"] if len(runs) >= calls else 0  # the measured calls only, not the warm-up
+    ms = {"matmul": 0.0, "attention": 0.0, "other_ops": 0.0}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") == "Node" and name.endswith("_kernel_time") and e["ts"] >= start:
+            node = name[: -len("_kernel_time")]
+            ms[onnx_op_category(e["args"].get("op_name", ""), node, namespaces.get(node))] += e["dur"] / 1000 / calls
+    ms["overhead"] = max(wall_ms - sum(ms.values()), 0.0)
+    return {**ms, "profiled_ms": wall_ms, "latency_ms": statistics.median(plain) * 1000}
+
+
+def _flops_of(model, task, x: dict) -> float:
+    """FLOPs of one forward pass on ``x``; an ONNX model's are counted on a
+    randomly initialised PyTorch model of its config (FLOPs depend on shapes only)."""
+    if getattr(model, "session", None) is None:
+        return flops_per_example(model, x)
+    from .models import _auto_class
+
+    twin = _auto_class(task).from_config(model.config, attn_implementation="eager").eval()
+    return flops_per_example(twin, x)
+
+
+def _is_int8(model) -> bool:
+    """An exported graph whose card records a quantization (``export --quantize int8``)."""
+    return bool((getattr(model, "card", None) or {}).get("quantization"))
+
+
 def breakdown(ms: dict) -> dict:
     """``{category: {"ms", "pct"}}`` over :data:`CATEGORIES`, percentages of their sum.
 
@@ -172,17 +300,21 @@ def profile_models(task, refs: list[str], data=None, calls: int = 20, warmup: in
         i = median_input(inputs)
         x = inputs[i]
         log(f"profiling {ref} on a {x['input_ids'].shape[-1]}-token input ...")
-        ms = profile_forward(model, x, calls=calls, warmup=warmup)
+        runtime = "onnx" if getattr(model, "session", None) is not None else "torch"
+        profiler = profile_onnx if runtime == "onnx" else profile_forward
+        ms = profiler(model, x, calls=calls, warmup=warmup)
         # the same example's raw text when the kind's lists align (classification), else all texts
         sample = [texts[i]] if len(texts) == len(inputs) else texts
         ms["tokenize"] = statistics.median(tokenize_latency(tok, sample, calls=max(calls, 20),
                                                             max_length=max_length)) * 1000
-        flops = flops_per_example(model, x)
+        flops = _flops_of(model, task, x)
         out.append({
-            "model": ref, "task": task.name, "tokens": int(x["input_ids"].shape[-1]), "calls": calls,
+            "model": ref, "task": task.name, "runtime": runtime, "tokens": int(x["input_ids"].shape[-1]), "calls": calls,
             "latency_ms": ms["latency_ms"], "profiled_ms": ms["profiled_ms"],
             "breakdown": breakdown(ms), "flops": flops, "peak_gflops": peak,
-            **flop_bound(flops, peak, ms["latency_ms"]),
+            # the fp32 matmul peak bounds fp32 arithmetic only (as in the benchmark's rows)
+            **(flop_bound(flops, peak, ms["latency_ms"]) if not _is_int8(model) else
+               {"flop_bound_ms": None, "latency_over_bound": None}),
             "threads": hw["threads"], "hardware": hardware_tag(hw),
         })
     return out
@@ -193,8 +325,9 @@ def format_profiles(profiles: list[dict]) -> str:
     head = ["Model", "Tokens", "Latency ms", "FLOP bound ms", "Latency / bound"] + list(CATEGORIES)
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for p in profiles:
-        cells = [p["model"], str(p["tokens"]), f"{p['latency_ms']:.2f}", f"{p['flop_bound_ms']:.3f}",
-                 f"{p['latency_over_bound']:.1f}"]
+        bound = p.get("flop_bound_ms")
+        cells = [p["model"], str(p["tokens"]), f"{p['latency_ms']:.2f}", "–" if bound is None else f"{bound:.3f}",
+                 "–" if bound is None else f"{p['latency_over_bound']:.1f}"]
         cells += [f"{p['breakdown'][c]['ms']:.3f} ({p['breakdown'][c]['pct']:.0f}%)" for c in CATEGORIES]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

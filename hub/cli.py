@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="where one batch-1 call's time goes: tokenisation, matmuls, attention, "
                        "other ops, framework overhead; with the FLOP bound", allow_abbrev=False)
     p.add_argument("--task", required=True)
-    p.add_argument("--model", action="append", required=True, help="folder, Hub id or arch:NAME (repeatable)")
+    p.add_argument("--model", action="append", required=True,
+                   help="folder, Hub id, arch:NAME or an exported ONNX folder (ONNX Runtime's profiler; repeatable)")
     p.add_argument("--calls", type=int, default=20, help="profiled forward passes per model (after the warm-up)")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")

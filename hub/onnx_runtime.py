@@ -125,6 +125,11 @@ class OnnxModel:
 
     def __call__(self, **encoding) -> OnnxOutput:
         """``encoding``: {name: (B, T) integer tensor or array} -> {output name: float32 tensor}."""
+        results = self.session.run(list(self.output_names), self.feed(**encoding))
+        return OnnxOutput((n, torch.from_numpy(np.asarray(r))) for n, r in zip(self.output_names, results))
+
+    def feed(self, **encoding) -> dict:
+        """The session's int64 input arrays for ``encoding`` (defaults for inputs it lacks)."""
         unknown = sorted(set(encoding) - set(self.input_names))
         if unknown:
             raise TypeError(f"the ONNX graph in {self.folder} takes {', '.join(self.input_names)}; "
@@ -140,8 +145,7 @@ class OnnxModel:
                 feed[name] = np.full(ids.shape, DEFAULTS[name], dtype=np.int64)
             else:
                 raise TypeError(f"missing input {name}")
-        results = self.session.run(list(self.output_names), feed)
-        return OnnxOutput((n, torch.from_numpy(np.asarray(r))) for n, r in zip(self.output_names, results))
+        return feed
 
     forward = __call__
 

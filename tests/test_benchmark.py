@@ -270,6 +270,29 @@ def test_profile_breakdown_sums_to_100(big_and_small, eval_data, tiny_data_dir, 
     assert "| arch:tinybert-4l-312 |" in capsys.readouterr().out
 
 
+def test_profile_of_exported_graphs_uses_onnx_runtimes_profiler(big_and_small, eval_data, hub_home):
+    """An ONNX folder is profiled by ONNX Runtime's own profiler, into the same categories; its int8 form has no
+    fp32 FLOP bound (as in the benchmark's rows)."""
+    pytest.importorskip("onnxruntime")
+    from hub.bench_profile import CATEGORIES, format_profiles, profile_models
+    from hub.export import export_onnx
+
+    big, _ = big_and_small
+    export_onnx(str(big), str(hub_home / "fp32"), head=SST2.head)
+    export_onnx(str(big), str(hub_home / "int8"), quantize="int8", head=SST2.head)
+    fp32, int8, eager = profile_models(SST2, [str(hub_home / "fp32"), str(hub_home / "int8"), str(big)], eval_data,
+                                       calls=5, warmup=1)
+    assert (fp32["runtime"], int8["runtime"], eager["runtime"]) == ("onnx", "onnx", "torch")
+    for p in (fp32, int8):
+        parts = p["breakdown"]
+        assert set(parts) == set(CATEGORIES) and sum(v["pct"] for v in parts.values()) == pytest.approx(100.0)
+        assert parts["matmul"]["ms"] > 0 and parts["attention"]["ms"] > 0 and parts["other_ops"]["ms"] > 0
+        assert p["tokens"] == eager["tokens"] and p["flops"] == pytest.approx(eager["flops"])  # same input, same shapes
+    assert fp32["latency_over_bound"] == pytest.approx(fp32["latency_ms"] / fp32["flop_bound_ms"])
+    assert int8["flop_bound_ms"] is None and int8["latency_over_bound"] is None
+    assert "| – | – |" in format_profiles([int8])
+
+
 def test_benchmark_doctests():
     import doctest
 
