@@ -117,6 +117,18 @@ def _ancestry(event) -> list[str]:
     return names
 
 
+def _plain_latency_ms(model, inputs: dict, calls: int, warmup: int) -> float:
+    """Median ms of ``calls`` unprofiled calls on ``inputs`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        model(**inputs)
+    plain = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(**inputs)
+        plain.append(time.perf_counter() - t0)
+    return statistics.median(plain) * 1000
+
+
 @torch.inference_mode()
 def profile_forward(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
     """ms per call of each op category and the overhead, from ``calls`` profiled
@@ -126,13 +138,7 @@ def profile_forward(model, inputs: dict, calls: int = 20, warmup: int = 5) -> di
     from torch.profiler import ProfilerActivity, profile
 
     model.eval()
-    for _ in range(warmup):
-        model(**inputs)
-    plain = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        model(**inputs)
-        plain.append(time.perf_counter() - t0)
+    plain_ms = _plain_latency_ms(model, inputs, calls, warmup)
     with attention_ranges(model), profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
         for _ in range(calls):
@@ -144,7 +150,7 @@ def profile_forward(model, inputs: dict, calls: int = 20, warmup: int = 5) -> di
         if cat is not None:
             ms[cat] += ev.self_cpu_time_total / 1000 / calls  # us over all calls -> ms per call
     ms["overhead"] = max(wall_ms - sum(ms.values()), 0.0)
-    return {**ms, "profiled_ms": wall_ms, "latency_ms": statistics.median(plain) * 1000}
+    return {**ms, "profiled_ms": wall_ms, "latency_ms": plain_ms}
 
 
 # ONNX operator types that are weight x activation products (the int8 forms included; a dynamically
@@ -206,13 +212,7 @@ def profile_onnx(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
     graph_path = str(model.folder / ONNX_FILE)
     namespaces = {n.name: next((p.value for p in n.metadata_props if p.key == "namespace"), None)
                   for n in onnx.load(graph_path, load_external_data=False).graph.node}
-    for _ in range(warmup):
-        model(**inputs)
-    plain = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        model(**inputs)
-        plain.append(time.perf_counter() - t0)
+    plain_ms = _plain_latency_ms(model, inputs, calls, warmup)
     served = model.session.get_session_options()
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = served.intra_op_num_threads, served.inter_op_num_threads
@@ -242,7 +242,7 @@ def profile_onnx(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
             node = name[: -len("_kernel_time")]
             ms[onnx_op_category(e["args"].get("op_name", ""), node, namespaces.get(node))] += e["dur"] / 1000 / calls
     ms["overhead"] = max(wall_ms - sum(ms.values()), 0.0)
-    return {**ms, "profiled_ms": wall_ms, "latency_ms": statistics.median(plain) * 1000}
+    return {**ms, "profiled_ms": wall_ms, "latency_ms": plain_ms}
 
 
 def _flops_of(model, task, x: dict) -> float:
