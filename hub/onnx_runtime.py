@@ -60,6 +60,24 @@ def graph_bytes(path) -> int:
     return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
 
 
+def session_options(threads: int, spin: bool = False):
+    """The CPU settings of every hub ONNX Runtime session: ``threads`` intra-op
+    threads, sequential execution, all graph optimisations, errors-only logging;
+    worker threads spin between calls only with ``spin`` (a process serving only
+    this model) and sleep otherwise (a process that also runs PyTorch)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def is_onnx_dir(path) -> bool:
     """True for a folder holding ``model.onnx`` and ``config.json`` (what ``export_onnx`` writes)."""
     p = Path(str(path)).expanduser()
@@ -87,8 +105,9 @@ class OnnxModel:
     device = torch.device("cpu")
     training = False
 
-    def __init__(self, session, config, folder: Path, card: dict | None = None):
+    def __init__(self, session, config, folder: Path, card: dict | None = None, threads: int = 1, spin: bool = False):
         self.session, self.config, self.folder = session, config, folder
+        self.threads, self.spin = threads, spin  # the session's settings (``session_options``)
         self.card = card or {}
         self.input_names = tuple(i.name for i in session.get_inputs())
         self.output_names = tuple(o.name for o in session.get_outputs())
@@ -110,18 +129,11 @@ class OnnxModel:
         threads = cpu_cores() if threads is None else int(threads)
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = ort.InferenceSession(str(folder / ONNX_FILE), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(folder / ONNX_FILE), sess_options=session_options(threads, spin),
+                                       providers=["CPUExecutionProvider"])
         card_path = folder / EXPORT_CARD
         card = json.loads(card_path.read_text()) if card_path.is_file() else None
-        return cls(session, AutoConfig.from_pretrained(str(folder)), folder, card)
+        return cls(session, AutoConfig.from_pretrained(str(folder)), folder, card, threads=threads, spin=spin)
 
     def __call__(self, **encoding) -> OnnxOutput:
         """``encoding``: {name: (B, T) integer tensor or array} -> {output name: float32 tensor}."""
