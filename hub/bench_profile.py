@@ -207,21 +207,13 @@ def profile_onnx(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
     import onnx
     import onnxruntime as ort
 
-    from .onnx_runtime import ONNX_FILE
+    from .onnx_runtime import ONNX_FILE, session_options
 
     graph_path = str(model.folder / ONNX_FILE)
     namespaces = {n.name: next((p.value for p in n.metadata_props if p.key == "namespace"), None)
                   for n in onnx.load(graph_path, load_external_data=False).graph.node}
     plain_ms = _plain_latency_ms(model, inputs, calls, warmup)
-    served = model.session.get_session_options()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = served.intra_op_num_threads, served.inter_op_num_threads
-    options.execution_mode, options.graph_optimization_level = served.execution_mode, served.graph_optimization_level
-    options.log_severity_level = 3
-    spin = served.get_session_config_entry("session.intra_op.allow_spinning") if hasattr(
-        served, "get_session_config_entry") else None
-    if spin is not None:
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options = session_options(model.threads, model.spin)  # the served session's settings, plus the profiler
     feed = model.feed(**inputs)
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as tmp:
         options.enable_profiling, options.profile_file_prefix = True, str(Path(tmp) / "profile")
@@ -245,20 +237,12 @@ def profile_onnx(model, inputs: dict, calls: int = 20, warmup: int = 5) -> dict:
     return {**ms, "profiled_ms": wall_ms, "latency_ms": plain_ms}
 
 
-def _flops_of(model, task, x: dict) -> float:
-    """FLOPs of one forward pass on ``x``; an ONNX model's are counted on a
-    randomly initialised PyTorch model of its config (FLOPs depend on shapes only)."""
-    if getattr(model, "session", None) is None:
-        return flops_per_example(model, x)
+def _shape_twin(model, task):
+    """A randomly initialised PyTorch model of an ONNX model's config: its FLOPs
+    are the graph's (they depend on shapes only)."""
     from .models import _auto_class
 
-    twin = _auto_class(task).from_config(model.config, attn_implementation="eager").eval()
-    return flops_per_example(twin, x)
-
-
-def _is_int8(model) -> bool:
-    """An exported graph whose card records a quantization (``export --quantize int8``)."""
-    return bool((getattr(model, "card", None) or {}).get("quantization"))
+    return _auto_class(task).from_config(model.config, attn_implementation="eager").eval()
 
 
 def breakdown(ms: dict) -> dict:
@@ -284,6 +268,7 @@ def profile_models(task, refs: list[str], data=None, calls: int = 20, warmup: in
     from .benchmark import _trained_length, load_for_bench
     from .hardware import hardware_info, hardware_tag
     from .kinds import get_kind
+    from .onnx_runtime import OnnxModel
 
     log = log or (lambda msg: None)
     kind = get_kind(task)
@@ -300,20 +285,20 @@ def profile_models(task, refs: list[str], data=None, calls: int = 20, warmup: in
         i = median_input(inputs)
         x = inputs[i]
         log(f"profiling {ref} on a {x['input_ids'].shape[-1]}-token input ...")
-        runtime = "onnx" if getattr(model, "session", None) is not None else "torch"
-        profiler = profile_onnx if runtime == "onnx" else profile_forward
-        ms = profiler(model, x, calls=calls, warmup=warmup)
+        onnx = isinstance(model, OnnxModel)
+        ms = (profile_onnx if onnx else profile_forward)(model, x, calls=calls, warmup=warmup)
         # the same example's raw text when the kind's lists align (classification), else all texts
         sample = [texts[i]] if len(texts) == len(inputs) else texts
         ms["tokenize"] = statistics.median(tokenize_latency(tok, sample, calls=max(calls, 20),
                                                             max_length=max_length)) * 1000
-        flops = _flops_of(model, task, x)
+        flops = flops_per_example(_shape_twin(model, task) if onnx else model, x)
+        int8 = onnx and bool(model.card.get("quantization"))  # export --quantize int8
         out.append({
-            "model": ref, "task": task.name, "runtime": runtime, "tokens": int(x["input_ids"].shape[-1]), "calls": calls,
+            "model": ref, "task": task.name, "runtime": "onnx" if onnx else "torch", "tokens": int(x["input_ids"].shape[-1]), "calls": calls,
             "latency_ms": ms["latency_ms"], "profiled_ms": ms["profiled_ms"],
             "breakdown": breakdown(ms), "flops": flops, "peak_gflops": peak,
             # the fp32 matmul peak bounds fp32 arithmetic only (as in the benchmark's rows)
-            **(flop_bound(flops, peak, ms["latency_ms"]) if not _is_int8(model) else
+            **(flop_bound(flops, peak, ms["latency_ms"]) if not int8 else
                {"flop_bound_ms": None, "latency_over_bound": None}),
             "threads": hw["threads"], "hardware": hardware_tag(hw),
         })
