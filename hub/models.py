@@ -208,8 +208,17 @@ def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | No
     (g(m) = m*N/K) and the pooler/head of the teacher: DistilBERT's initialisation.
     Returns (student, layer_map) where layer_map lists the teacher layer (1-based)
     each student layer learns from. ``head_kwargs`` (the kind's, e.g. the number
-    of labels) shapes a checkpoint student's head like the teacher's.
+    of labels) shapes a checkpoint student's head like the teacher's. With
+    ``spec.prune_ffn`` the built student's feed-forward layers are then pruned
+    (:func:`prune_ffn`; ``parse_student`` allows it only for students with weights).
     """
+    student, layer_map = _build_student(spec, teacher, task, head_kwargs)
+    if spec.prune_ffn:
+        prune_ffn(student, spec.prune_ffn)
+    return student, layer_map
+
+
+def _build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | None):
     t_cfg = teacher.config
     n_T = t_cfg.num_hidden_layers
     auto = _auto_class(task)
@@ -223,8 +232,6 @@ def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | No
         n_S = student.config.num_hidden_layers
         if n_S > n_T:
             raise ValueError(f"student has more layers ({n_S}) than the teacher ({n_T})")
-        if spec.prune_ffn:
-            prune_ffn(student, spec.prune_ffn)
         return student, uniform_layer_map(n_S, n_T)
 
     cfg = t_cfg.__class__.from_dict(t_cfg.to_dict())
@@ -236,8 +243,6 @@ def build_student(spec: StudentSpec, teacher, task: Task, head_kwargs: dict | No
         student = auto.from_config(cfg, attn_implementation="eager")
         layer_map = uniform_layer_map(spec.layers, n_T)
         _copy_teacher_layers(teacher, student, layer_map)
-        if spec.prune_ffn:
-            prune_ffn(student, spec.prune_ffn)
         return student, layer_map
 
     if spec.layers > n_T:
