@@ -475,7 +475,7 @@ def run_benchmark(
                                                           teacher=teacher_index)):
             row.update(extra)
     peaks.append(matmul_peak_gflops())
-    _against_peak([r for _, r in live], peaks)
+    _against_peak(rows, peaks)  # rows of unavailable models too: the run's peak
     for row in rows:
         row.pop("_preds", None)
         used = row.pop("_eval_options", None)
