@@ -143,6 +143,12 @@ def prunable(student: str | None) -> bool:
     return bool(student) and student != "custom" and student not in STUDENT_PRESETS
 
 
+def _pruning(form: dict) -> dict:
+    """``{"prune_ffn": N}`` when the form's student can be pruned and N is given (the
+    field is hidden, and a value left in it ignored, for the other students)."""
+    return {"prune_ffn": form["prune_ffn"]} if prunable(form.get("student")) and form.get("prune_ffn") else {}
+
+
 def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
@@ -151,8 +157,8 @@ def job_params(form: dict, data: dict | None) -> dict:
     params = {k: form.get(k) for k in keys}
     if form.get("student") == "custom":
         params.update({k: form.get(k) for k in CUSTOM_SHAPE})
-    elif prunable(form.get("student")) and form.get("prune_ffn"):
-        params["prune_ffn"] = form["prune_ffn"]
+    else:
+        params.update(_pruning(form))
     params["stages"] = form.get("stages") or ()
     params["data"] = data
     pruned = f"-ffn{int(params['prune_ffn'])}" if params.get("prune_ffn") else ""
@@ -291,8 +297,8 @@ def estimate_markdown(form: dict) -> str:
     params.update(teacher=teacher, stages=form.get("stages") or (), **{k: v for k, v in CUSTOM_SHAPE.items()})
     if form.get("student") == "custom":
         params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
-    elif prunable(form.get("student")) and form.get("prune_ffn"):
-        params["prune_ffn"] = form["prune_ffn"]
+    else:
+        params.update(_pruning(form))
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
         params["data"] = local_datasets(task)[form["local_name"]]
