@@ -19,7 +19,7 @@ import gradio as gr
 
 from hub import jobs, views
 from hub.config import (STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher,
-                        default_learning_rate, spec, teaches_as_it_is)
+                        default_learning_rate, spec, student_is_random_init, teaches_as_it_is)
 from hub.paths import hub_home
 from hub.tasks import TASKS
 
@@ -140,7 +140,7 @@ def prunable(student: str | None) -> bool:
     """Whether a student starts from trained weights (teacher-layers:K, a general
     student), so that its feed-forward layers can be pruned; presets and custom
     shapes start from random weights."""
-    return bool(student) and student != "custom" and student not in STUDENT_PRESETS
+    return bool(student) and not student_is_random_init(student)
 
 
 def _pruning(form: dict) -> dict:

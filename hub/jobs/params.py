@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..config import (KIND_STAGES, STAGES, STUDENT_PRESETS, JobSettings, from_dict, is_hub_id, parse_teacher_layers,
-                      spec)
+                      spec, student_is_random_init)
 
 STAGE_NAMES = STAGES
 STUDENT_PRESET_NAMES = tuple(STUDENT_PRESETS)
@@ -116,7 +116,7 @@ def _check_student(p: dict, task: str) -> str:
     from .registry import general_students
 
     student = p["student"] or ""
-    if p.get("prune_ffn") and (student == "custom" or student in STUDENT_PRESET_NAMES):
+    if p.get("prune_ffn") and student_is_random_init(student):
         raise ParamsError("prune_ffn prunes a student that starts from trained weights (teacher-layers:K or a general "
                           "student); a preset or custom student starts from random weights: set its ffn instead")
     if student == "custom":
