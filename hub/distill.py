@@ -38,7 +38,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from . import losses
 from .config import STAGES, DistillConfig, TrainConfig
 from .config import default_learning_rate as _default_lr
-from .hardware import hardware_info
+from .hardware import hardware_info, training_device
 from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size)
@@ -385,7 +385,7 @@ def _base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict
         "data": data.source,
         "train": asdict(cfg),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "hardware": hardware_info(),
+        "hardware": hardware_info(training_device()),
     }
     if getattr(data, "label_names", None) is not None:
         card["labels"] = data.label_names

@@ -22,6 +22,19 @@ def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def training_device() -> str:
+    """The device the Hugging Face Trainer trains on by default: CUDA, else Apple's
+    MPS, else the CPU. A run card records it, so a GPU run does not read as a CPU one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
 def hardware_info(device: str = "cpu") -> dict:
     import torch
     import transformers

@@ -409,3 +409,19 @@ def test_teacher_logit_cache_batches_by_length(tiny_teacher_dir, data):
     with torch.no_grad():
         direct = teacher(**tok(data.train_texts[:40], padding=True, return_tensors="pt")).logits
     assert torch.allclose(cache.get(list(range(40)), 0, "cpu")[0], direct, atol=1e-5)
+
+
+def test_run_card_records_the_training_device(monkeypatch):
+    """A run trained on a GPU must not read as a CPU run (the H200 cards of session 2 said "cpu")."""
+    import torch
+
+    from hub.distill import _base_card
+
+    class Data:
+        source = {"kind": "files"}
+
+    assert _base_card("student", SST2, Data(), TrainConfig())["hardware"]["device"] == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
+    hw = _base_card("student", SST2, Data(), TrainConfig())["hardware"]
+    assert hw["device"] == "cuda" and hw["gpu"] == "NVIDIA H200"
