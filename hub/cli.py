@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
+"""``python -m hub COMMAND``: finetune, distill, augment, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -94,6 +94,35 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     _train_args(p)
     _eval_args(p, recorded=True)
+
+    p = sub.add_parser("augment", help="TinyBERT data augmentation: more training examples from word replacements "
+                       "a masked LM proposes (text classification)", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mlm", help="propose words with this masked LM (folder or Hub id with a trained head; "
+                   "offline: the output of `finetune --task mlm`)")
+    g.add_argument("--embeddings", metavar="MODEL", help="propose the nearest words in this model's input "
+                   "embeddings (any model, e.g. the teacher or minilm-l6)")
+    p.add_argument("--output-file", required=True, help=".tsv, .csv or .jsonl: the originals, then their copies")
+    p.add_argument("--overwrite", action="store_true")
+    g = p.add_argument_group("data (one source)")
+    g.add_argument("--data-dir")
+    g.add_argument("--train-file")
+    g.add_argument("--dataset", help="Hub data set id (online)")
+    g.add_argument("--dataset-config")
+    g.add_argument("--text-column")
+    g.add_argument("--label-column")
+    g.add_argument("--max-train-samples", type=int)
+    from .augment import AugmentConfig
+
+    d = AugmentConfig()
+    g = p.add_argument_group("augmentation (TinyBERT's defaults)")
+    g.add_argument("--per-example", type=int, default=d.per_example, help="copies drawn per example (N)")
+    g.add_argument("--replace-prob", type=float, default=d.replace_prob, help="chance a word is replaced (p)")
+    g.add_argument("--candidates", type=int, default=d.candidates, help="masked-LM proposals per word (K)")
+    g.add_argument("--max-length", type=int, default=d.max_length, help="tokens the masked LM reads per word")
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--seed", type=int, default=d.seed)
 
     p = sub.add_parser("evaluate", help="accuracy/F1 of a model on the eval set (JSON)", allow_abbrev=False)
     p.add_argument("--task", required=True)
@@ -245,6 +274,25 @@ def cmd_distill(args) -> int:
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options)
     return _report(card, args)
+
+
+def cmd_augment(args) -> int:
+    from .augment import AugmentConfig, augment_file
+    from .data import DataSource
+    from .tasks import get_task
+
+    sources = [s for s in (args.data_dir, args.train_file, args.dataset) if s]
+    if len(sources) != 1:
+        raise ValueError("give exactly one data source: --data-dir, --train-file or --dataset")
+    cfg = AugmentConfig(args.per_example, args.replace_prob, args.candidates, args.max_length, args.batch_size,
+                        args.seed)
+    proposer = ("mlm", args.mlm) if args.mlm else ("embeddings", args.embeddings)
+    summary = augment_file(get_task(args.task), DataSource.from_args(args), proposer, args.output_file, cfg,
+                           args.max_train_samples, args.overwrite, progress=lambda line: print(line, flush=True))
+    print(json.dumps({k: summary[k] for k in ("output_file", "originals", "augmented", "positions", "time_s")}))
+    print(f"distill on it with the teacher's soft labels only: python -m hub distill --task {args.task} "
+          f"--train-file {args.output_file} --eval-file EVAL --alpha 0 ...")
+    return 0
 
 
 def cmd_evaluate(args) -> int:
@@ -402,7 +450,7 @@ def cmd_delete(args) -> int:
 
 
 COMMANDS = {
-    "finetune": cmd_finetune, "distill": cmd_distill, "evaluate": cmd_evaluate,
+    "finetune": cmd_finetune, "distill": cmd_distill, "augment": cmd_augment, "evaluate": cmd_evaluate,
     "bench": cmd_bench, "profile": cmd_profile, "bench-distill": cmd_bench_distill, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 

@@ -9,6 +9,7 @@ that names the file, the column or the rows at fault.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,6 +216,9 @@ def load_classification(
         eval_df = read_table(eval_file)
         names = (Path(train_file).name if train_file else "train", Path(eval_file).name)
         source = {"kind": "files", "data_dir": data_dir, "train_file": train_file, "eval_file": eval_file}
+        augmented = Path(str(train_file) + ".augment.json") if train_file else None  # hub.augment.sidecar
+        if augmented is not None and augmented.is_file():  # the run card says how its training file was made
+            source["augmentation"] = json.loads(augmented.read_text())
 
     if max_train_samples is not None and train_df is not None:
         train_df = train_df.iloc[: max(int(max_train_samples), 0)]
