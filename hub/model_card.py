@@ -330,6 +330,23 @@ def _hardware_line(hw: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _augmentation_line(aug: dict, task: str) -> str:
+    """How an augmented training file was made (``hub.augment`` wrote ``aug`` beside it)."""
+    cfg = aug.get("config") or {}
+    src = aug.get("source") or {}
+    origin = (["--dataset", src["dataset"]] if src.get("dataset")
+              else ["--train-file", Path(src.get("train_file") or "TRAIN_FILE").name])
+    args = ["python", "-m", "hub", "augment", "--task", task, f"--{aug.get('proposer', 'mlm')}", str(aug.get("model")),
+            *origin, "--max-train-samples", str(aug.get("originals"))]
+    for key in ("per_example", "replace_prob", "candidates", "seed"):
+        if key in cfg:
+            args += ["--" + key.replace("_", "-"), f"{cfg[key]:g}" if isinstance(cfg[key], float) else str(cfg[key])]
+    args += ["--output-file", Path(aug.get("output_file") or "AUGMENTED.tsv").name]
+    return (f"- the training file is TinyBERT-style augmented data: {aug.get('originals', 0):,} original examples and "
+            f"{aug.get('augmented', 0):,} copies with words replaced ({aug.get('proposer')} proposals), made by "
+            f"`{shlex.join(args)}`")
+
+
 def _data_section(card: dict) -> list[str]:
     data = card.get("data") or {}
     ds = eval_dataset(card)
@@ -349,6 +366,8 @@ def _data_section(card: dict) -> list[str]:
         what = f"{known[1]} {known[3]} split" if known else "local file"
         n = data.get(size)
         lines.append(f"- {role}: {what}, {where}" + (f", {n:,} examples" if isinstance(n, int) else ""))
+    if data.get("augmentation"):
+        lines.append(_augmentation_line(data["augmentation"], card.get("task", "TASK")))
     cols = [f"`{data[c]}`" for c in ("text_column", "label_column") if data.get(c)]
     if cols:
         lines.append(f"- columns: text {cols[0]}" + (f", label {cols[1]}" if len(cols) > 1 else ""))

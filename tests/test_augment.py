@@ -130,6 +130,9 @@ def test_cli_writes_originals_then_copies_and_a_run_card_records_it(tmp_path, ml
                  "--alpha", "0", "--epochs", "1", "--output-dir", str(student)]) == 0
     card = json.loads((student / "run.json").read_text())
     assert card["alpha"] == 0 and card["data"]["augmentation"]["augmented"] == printed["augmented"]
+    model_card = (student / "README.md").read_text()
+    assert "TinyBERT-style augmented data: 30 original examples" in model_card
+    assert "python -m hub augment --task sst2 --mlm" in model_card and "--per-example 4" in model_card
 
 
 def test_refusals(tmp_path, mlm_dir, tiny_data_dir, capsys):
