@@ -269,32 +269,19 @@ def sidecar(path: str | Path) -> Path:
     return Path(str(path) + ".augment.json")
 
 
-def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg: AugmentConfig = AugmentConfig(),
-                 max_train_samples: int | None = None, overwrite: bool = False,
-                 progress: Callable[[str], None] | None = None) -> dict:
-    """Write the task's training examples followed by their augmented copies to
-    ``output_file`` (TSV, CSV or JSON lines, by extension), with a ``source_row``
-    column (1-based row of the original) and ``augmented`` (0 or 1); returns the
-    summary also written beside it (:func:`sidecar`)."""
-    from .data import DataError, _columns
+def check_task(task) -> None:
+    """Augmentation rewrites one text per example and keeps its label: text classification."""
+    if task.kind != "classification":
+        raise ValueError(f"augmentation is built for text classification; task {task.name!r} is {task.kind}")
+
+
+def augment_examples(texts: list[str], labels: list, proposer: tuple[str, str], cfg: AugmentConfig,
+                     progress: Callable[[str], None] | None = None) -> tuple[list[tuple], dict]:
+    """The examples, then their copies: rows ``(text, label, source_row, augmented)``
+    (``source_row`` 1-based, ``augmented`` 0 or 1), and a summary of the run."""
     from .hardware import hardware_info
-    from .kinds import get_kind
 
-    cfg.check()
-    if get_kind(task).name != "classification":
-        raise ValueError(f"augmentation is built for text classification; task {task.name!r} is "
-                         f"{get_kind(task).name}")
-    out = Path(output_file)
-    if out.suffix.lower() not in (".tsv", ".csv", ".jsonl"):
-        raise ValueError(f"{out.name}: write augmented data as .tsv, .csv or .jsonl")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    text_column = source.text_column or task.text_column
-    label_column = source.label_column or task.label_column
-    df, described = _training_frame(task, source, max_train_samples)
-    texts, labels = _columns(df, described.get("train_file", "train"), text_column, label_column)
     propose = load_proposer(*proposer)
-
     t0 = time.perf_counter()
     last = [0.0]
 
@@ -308,6 +295,39 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
     rows = [(text, label, i + 1, 0) for i, (text, label) in enumerate(zip(texts, labels))]
     for i, (text, label) in enumerate(zip(texts, labels)):
         rows += [(new, label, i + 1, 1) for new in augment_text(text, cands[i], cfg, rng)]
+    return rows, {
+        "proposer": proposer[0],
+        "model": proposer[1],
+        "config": asdict(cfg),
+        "originals": len(texts),
+        "augmented": len(rows) - len(texts),
+        "positions": sum(len(c) for c in cands),
+        "time_s": round(time.perf_counter() - t0, 2),
+        "hardware": hardware_info(),
+    }
+
+
+def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg: AugmentConfig = AugmentConfig(),
+                 max_train_samples: int | None = None, overwrite: bool = False,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """Write the task's training examples followed by their augmented copies to
+    ``output_file`` (TSV, CSV or JSON lines, by extension), with a ``source_row``
+    column (1-based row of the original) and ``augmented`` (0 or 1); returns the
+    summary also written beside it (:func:`sidecar`)."""
+    from .data import DataError, _columns
+
+    cfg.check()
+    check_task(task)
+    out = Path(output_file)
+    if out.suffix.lower() not in (".tsv", ".csv", ".jsonl"):
+        raise ValueError(f"{out.name}: write augmented data as .tsv, .csv or .jsonl")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    text_column = source.text_column or task.text_column
+    label_column = source.label_column or task.label_column
+    df, described = _training_frame(task, source, max_train_samples)
+    texts, labels = _columns(df, described.get("train_file", "train"), text_column, label_column)
+    rows, summary = augment_examples(texts, labels, proposer, cfg, progress)
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=[text_column, label_column, "source_row", "augmented"])
@@ -320,17 +340,6 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
         frame.to_csv(out, index=False)
     else:
         frame.to_json(out, orient="records", lines=True, force_ascii=False)
-    summary = {
-        "proposer": proposer[0],
-        "model": proposer[1],
-        "config": asdict(cfg),
-        "source": described,
-        "originals": len(texts),
-        "augmented": len(rows) - len(texts),
-        "positions": sum(len(c) for c in cands),
-        "time_s": round(time.perf_counter() - t0, 2),
-        "hardware": hardware_info(),
-        "output_file": str(out),
-    }
+    summary.update(source=described, output_file=str(out))
     sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

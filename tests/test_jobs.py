@@ -411,6 +411,8 @@ def test_validate_params_schema_and_cross_checks(tiny_data_dir, tiny_teacher_dir
         ({"student": "tinybert-4l-312", "prune_ffn": 600}, "prune_ffn prunes a student that starts from trained"),
         ({"student": "custom", "layers": 2, "hidden": 32, "heads": 4, "prune_ffn": 64}, "set its ffn instead"),
         ({"student": "teacher-layers:2", "prune_ffn": 8}, "prune_ffn must be between 16 and 4096"),
+        ({"augment": 21}, "augment must be between 0 and 20"),
+        ({"task": "squad", "data": None, "augment": 4}, "augment rewrites the text of classification examples"),
     ]:
         with pytest.raises(ValueError, match=message):
             jobs.validate_params({"data": data, **bad})
@@ -925,3 +927,50 @@ def test_estimate_shape_of_a_pruned_student(tiny_teacher_dir):
     p = {"student": "teacher-layers:2", "teacher": str(tiny_teacher_dir), "prune_ffn": None}
     assert student_shape(p) == (2, 32, 4, 64)
     assert student_shape({**p, "prune_ffn": 16}) == (2, 32, 4, 16)  # rates are looked up for the pruned shape
+
+
+def test_an_augmented_job_distills_the_copies_with_soft_labels_only(monkeypatch, hub_home, tiny_data_dir,
+                                                                     tiny_teacher_dir, tmp_path):
+    """``augment: N``: the training examples and up to N copies each (words proposed by the
+    teacher's input embeddings) are distilled with alpha 0; the run's data records it."""
+    import threading
+
+    import hub.distill
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
+    from hub.runs import write_card
+
+    seen = {}
+
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        seen.update(texts=list(data.train_texts), labels=list(data.train_labels), source=data.source, alpha=dcfg.alpha)
+        Path(output_dir).mkdir(parents=True)
+        card = {"kind": "student", "task": "sst2", "status": "finished", "eval": {"student": {"accuracy": 0.5}}}
+        write_card(output_dir, card)
+        return card
+
+    monkeypatch.setattr(hub.distill, "distill", fake_distill)
+    params = jobs.validate_params({"teacher": str(tiny_teacher_dir), "data": {"data_dir": str(tiny_data_dir)},
+                                   "student": "teacher-layers:2", "train_samples": 32, "eval_samples": 16,
+                                   "augment": 3, "alpha": 0.7, "benchmark": False})
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "aug", "params": params}, threading.Event())
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    assert result["status"] == "finished" and seen["alpha"] == 0.0
+    aug = seen["source"]["augmentation"]
+    assert aug["originals"] == 32 and aug["proposer"] == "embeddings" and aug["model"] == str(tiny_teacher_dir)
+    assert len(seen["texts"]) == 32 + aug["augmented"] == seen["source"]["train_size"] and aug["augmented"] > 32
+    originals = dict(zip(seen["texts"][:32], seen["labels"][:32]))
+    assert len(originals) <= 32 and all(t not in originals for t in seen["texts"][32:])
+    assert ctx.phases["augment"]["examples"] == 32
+    assert "augmenting 32 training examples" in (folder / "log.txt").read_text()
+
+
+def test_estimate_of_an_augmented_job(hub_home, tiny_data_dir):
+    base = {"task": "sst2", "teacher": "minilm-l6", "data": {"data_dir": str(tiny_data_dir)}, "train_samples": 100}
+    plain = jobs.estimate(base, teacher_trained=True)
+    more = jobs.estimate({**base, "augment": 4}, teacher_trained=True)
+    assert "augment" not in plain["phases"] and more["phases"]["augment"]["seconds"] > 0
+    assert more["distill_examples"] == pytest.approx(plain["distill_examples"] * (1 + 4 * 0.73), rel=0.02)

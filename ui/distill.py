@@ -39,7 +39,7 @@ QUICK_START = {"max_length": 64, "name": "quickstart"}
 FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "prune_ffn", "source", "local_name", "hub_id",
         "hub_config", "upload_train", "upload_eval", "text_column", "label_column", "finetune_samples",
         "train_samples", "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate",
-        "batch_size", "max_length", "temperature", "alpha", "stages", "name")
+        "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "name")
 
 
 def page_error(message: str, files: dict[str, str] | None = None) -> gr.Error:
@@ -149,6 +149,17 @@ def _pruning(form: dict) -> dict:
     return {"prune_ffn": form["prune_ffn"]} if prunable(form.get("student")) and form.get("prune_ffn") else {}
 
 
+def augmentable(task: str | None) -> bool:
+    """Whether a task's examples can be augmented (``hub.augment``: text classification)."""
+    return task in TASKS and TASKS[task].kind == "classification"
+
+
+def _augmenting(form: dict) -> dict:
+    """``{"augment": N}`` when the form's task can be augmented and N > 0 (the field is
+    hidden, and a value left in it ignored, for the other tasks)."""
+    return {"augment": int(form["augment"])} if augmentable(form.get("task")) and form.get("augment") else {}
+
+
 def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
@@ -160,6 +171,7 @@ def job_params(form: dict, data: dict | None) -> dict:
     else:
         params.update(_pruning(form))
     params["stages"] = form.get("stages") or ()
+    params.update(_augmenting(form))
     params["data"] = data
     pruned = f"-ffn{int(params['prune_ffn'])}" if params.get("prune_ffn") else ""
     params["name"] = form.get("name") or f"{form.get('task')}-{str(form.get('student') or '').replace(':', '')}{pruned}"
@@ -274,7 +286,8 @@ def quick_start_estimate() -> str:
 # ---------------------------------------------------------------- the estimate
 
 
-ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "teacher-logits": "cache the teacher's logits",
+ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "augment": "augment the training data",
+                   "teacher-logits": "cache the teacher's logits",
                    "evaluate": "evaluate the student", "benchmark": "benchmark both"}
 
 
@@ -299,6 +312,7 @@ def estimate_markdown(form: dict) -> str:
         params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
     else:
         params.update(_pruning(form))
+    params.update(_augmenting(form))
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
         params["data"] = local_datasets(task)[form["local_name"]]
@@ -450,6 +464,8 @@ def build() -> dict:
                     s = spec(JobSettings, "stages")
                     c["stages"] = gr.CheckboxGroup(list(s["choices"]), value=list(s["default"]), label=LABELS["stages"],
                                                    info=s["help"])
+                with gr.Row(visible=augmentable(DEFAULT_TASK)) as c["augment_row"]:
+                    c["augment"] = _number("augment", precision=0)
             c["name"] = gr.Textbox(label=f"{LABELS['name']} (optional)", max_length=60,
                                    placeholder=f"{DEFAULT_TASK}-{DEFAULT_STUDENT.replace(':', '')}")
             c["estimate"] = gr.Markdown(elem_id="distill-estimate")
@@ -477,7 +493,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     # (the estimate never sees a data set of the former task)
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
                            "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
-                           "prune_ffn", "eval_samples", "max_length")]
+                           "prune_ffn", "eval_samples", "max_length", "augment", "alpha")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)
@@ -495,10 +511,11 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["label_column"]: gr.Textbox(placeholder=t.label_column or "", visible=bool(t.label_column)),
                 c["name"]: gr.Textbox(placeholder=f"{task}-{DEFAULT_STUDENT.replace(':', '')}"),
                 c["hub_id"]: gr.Textbox(placeholder=(t.hub_dataset or ("user/name",))[0]),
-                c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or "")}
+                c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or ""),
+                c["augment_row"]: gr.Row(visible=augmentable(task))}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config")],
+                                    "hub_id", "hub_config", "augment_row")],
                     **PRIVATE,
                     show_progress="hidden").then(
         # after the data list holds the new task's sets: the settings' own change events send the whole form

@@ -25,7 +25,7 @@ PHASES = {
     "loading": "loading the distillation's models and data",
     "teacher-logits": "caching the teacher's outputs", "caching the teacher's logits": "caching the teacher's outputs",
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
-    "benchmark": "benchmarking for the leaderboard", "done": "done",
+    "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data", "done": "done",
 }
 TRAINING = ("finetune", "intermediate", "prediction")
 

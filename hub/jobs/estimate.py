@@ -44,7 +44,11 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "teacher-logits": (193.0, 0.0),  # 4,000 in 20.7 s (length-sorted batches)
     "evaluate": (174.0, 0.0),  # 872 in 5 s
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
+    "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
 }
+# data augmentation keeps the distinct copies only: 58,362 of the 80,000 drawn for the first 20,000 SST-2
+# training sentences (4 a sentence), the training set's growth per copy asked for
+AUGMENT_YIELD = 0.73
 # Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
 # the job's block length. Default guesses from this machine: generation, an app job smollm2-135m -> teacher-layers:4,
 # 32 blocks of 128 tokens in 46 s of training (88 tokens/s, quiet, 2026-11-28; the first step included); mlm,
@@ -256,8 +260,9 @@ def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: 
     """One non-training phase's seconds: an earlier job's (caching scaled by its
     examples), else the default guess."""
     seen = earlier.get(phase)
-    if seen and (phase != "teacher-logits" or seen["examples"]):
-        seconds = seen["seconds"] * (examples / seen["examples"] if phase == "teacher-logits" else 1.0)
+    scaled = phase in ("teacher-logits", "augment")  # their time grows with the training set
+    if seen and (not scaled or seen["examples"]):
+        seconds = seen["seconds"] * (examples / seen["examples"] if scaled else 1.0)
         return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}
     rate, fixed = KIND_PHASES.get(kind, {}).get(phase, DEFAULT_PHASES[phase])
     return {"seconds": round(fixed + examples / rate, 1), "basis": DEFAULT_GUESS,
@@ -308,7 +313,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
-    kd_examples = examples(n_kd, p["epochs"]) * len(p["stages"])
+    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD))  # the distillation set after augmentation
+    kd_examples = examples(n_aug, p["epochs"]) * len(p["stages"])
     phases: dict[str, dict] = {}
     if finetune:
         phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),
@@ -316,8 +322,10 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     # a listed teacher's card holds its scores; a ready base teacher needs no fine-tuning but has none yet
     if task.head and (finetune or teacher_trained is not True or ready_base):
         phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
-    if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
-        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_kd, earlier, task.kind)
+    if p["augment"]:
+        phases["augment"] = _phase_seconds("augment", n_kd, earlier, task.kind)
+    if "prediction" in p["stages"] and (p["alpha"] < 1.0 or p["augment"]) and task.kind in LOGIT_CACHING_KINDS:
+        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_aug, earlier, task.kind)
     phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
                          **_basis(rates["distill"])}
     # general distillation scores the pair before and after training: 2 x (teacher + student) passes, about

@@ -80,6 +80,8 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     out["teacher"] = resolve_teacher(out["teacher"], task.name, allow_paths=True)
     out["stages"] = job_stages(out["stages"], task.kind)
     out["student"] = _check_student(out, task.name)
+    if out["augment"] and task.kind != "classification":
+        raise ParamsError(f"augment rewrites the text of classification examples; task {task.name} is {task.kind}")
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
         out["name"] = safe_name(out["name"])

@@ -81,6 +81,7 @@ def run_job(ctx) -> dict:
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=teacher_model)
         del teacher_model
+        _augment(ctx, p, kd_data, teacher_ref)
         n_kd = _train_size(kd_data, p["train_samples"])
         result["teacher"] = summary(teacher_ref) if Path(teacher_ref).is_dir() else None
         ctx.set_plan([(s, plan_steps(n_kd, p["epochs"], p["batch_size"], p["max_steps"])) for s in p["stages"]])
@@ -114,6 +115,11 @@ def run_job(ctx) -> dict:
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=reference)
         del reference
+        if p["augment"]:
+            _augment(ctx, p, kd_data, teacher_ref)
+            ctx.set_plan([("finetune", plan_steps(n_ft, p["finetune_epochs"], p["batch_size"], p["max_steps"]))]
+                         + [(s, plan_steps(_train_size(kd_data, n_kd), p["epochs"], p["batch_size"], p["max_steps"]))
+                            for s in p["stages"]])
 
     ctx.log(f"data: {_train_size(kd_data, 0):,} training / {_eval_size(kd_data):,} evaluation examples for distillation")
     if ctx.cancel.is_set():
@@ -121,7 +127,8 @@ def run_job(ctx) -> dict:
     student_dir = out / "student"
     ctx.output("student", student_dir)
     ctx.log(f"distilling into {spec.label} ({', '.join(p['stages'])}) ...")
-    dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=p["alpha"])
+    # augmented copies keep their original's label, which a replaced word can make wrong: soft labels only
+    dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=0.0 if p["augment"] else p["alpha"])
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
                 progress=ctx.progress, cancel=ctx.cancel)
@@ -142,6 +149,24 @@ def run_job(ctx) -> dict:
         result["rows"] = benchmark_in_child(ctx, task.name, teacher_ref, [str(student_dir)], source_kw,
                                             p["eval_samples"], result)
     return result
+
+
+def _augment(ctx, p: dict, data, teacher_ref: str) -> None:
+    """TinyBERT data augmentation of a classification job's training examples, in place:
+    the originals, then up to ``p["augment"]`` copies each with words replaced by the
+    teacher's nearest input-embedding words (``hub.augment``); the run card records it."""
+    if not p["augment"]:
+        return
+    from ..augment import AugmentConfig, augment_examples
+
+    ctx.phase("augment", 0, len(data.train_texts))
+    ctx.log(f"augmenting {len(data.train_texts):,} training examples: up to {p['augment']} copies each, words "
+            "proposed by the teacher's input embeddings; the prediction stage learns from soft labels only (alpha 0)")
+    rows, summary = augment_examples(data.train_texts, data.train_labels, ("embeddings", teacher_ref),
+                                     AugmentConfig(per_example=p["augment"], seed=p["seed"]), progress=ctx.log)
+    data.train_texts, data.train_labels = [r[0] for r in rows], [r[1] for r in rows]
+    data.source = {**data.source, "train_size": len(rows), "augmentation": {**summary, "source": data.source}}
+    ctx.log(f"augmented: {summary['originals']:,} examples + {summary['augmented']:,} copies in {summary['time_s']:.0f} s")
 
 
 def _train_size(data, default: int) -> int:
