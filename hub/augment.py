@@ -68,14 +68,16 @@ def positions(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in WORD.finditer(text) if m.group().lower() not in STOP_WORDS]
 
 
-def _masked_ids(tokenizer, text: str, span: tuple[int, int], max_length: int) -> list[int] | None:
+def _masked_ids(tokenizer, text: str, span: tuple[int, int], max_length: int,
+                specials: tuple[list[int], list[int]] | None = None) -> list[int] | None:
     """Token ids of ``text`` with the word at ``span`` replaced by one mask token, cut to a
-    window of ``max_length`` tokens around the mask (None when the mask did not survive)."""
+    window of ``max_length`` tokens around the mask (None when the mask did not survive).
+    ``specials``: :func:`_specials` of the tokenizer, computed once by the caller."""
     masked = text[: span[0]] + tokenizer.mask_token + text[span[1]:]
     ids = tokenizer(masked, add_special_tokens=False)["input_ids"]
     if tokenizer.mask_token_id not in ids:
         return None
-    head, tail = _specials(tokenizer)
+    head, tail = specials or _specials(tokenizer)
     at = ids.index(tokenizer.mask_token_id)
     room = max_length - len(head) - len(tail)
     lo = max(0, min(at - room // 2, len(ids) - room))
@@ -127,9 +129,10 @@ def candidate_words(model, tokenizer, texts: list[str], cfg: AugmentConfig,
     words_of = _whole_words(tokenizer)
     allowed = torch.tensor([w is not None for w in words_of])
     jobs = []  # (text index, span, token ids)
+    specials = _specials(tokenizer)
     for t, text in enumerate(texts):
         for span in positions(text):
-            ids = _masked_ids(tokenizer, text, span, cfg.max_length)
+            ids = _masked_ids(tokenizer, text, span, cfg.max_length, specials)
             if ids is not None:
                 jobs.append((t, span, ids))
     jobs.sort(key=lambda j: len(j[2]))  # similar lengths share a batch: little padding
