@@ -295,7 +295,8 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
     task = TASKS.get(card.get("task", ""))
     if data.get("kind") == "hub":
         args += ["--dataset", data["dataset"]] + (["--dataset-config", data["config"]] if data.get("config") else [])
-    elif data.get("data_dir") or (task and task.local_files and _file_key(data.get("eval_file")) == task.local_files.get("eval")):
+    elif data.get("data_dir") or (task and task.local_files and _file_key(data.get("eval_file")) == task.local_files.get("eval")
+                                  and _file_key(data.get("train_file")) in (None, task.local_files.get("train"))):
         args += ["--data-dir", _data_dir_arg(data.get("data_dir"), data.get("eval_file"))]
     else:
         args += ["--train-file", Path(data.get("train_file") or "TRAIN_FILE").name,

@@ -223,3 +223,23 @@ def test_card_of_a_real_distilled_folder_loads_with_pipeline(trained_pair):
     assert args.student == card["student"]["spec"] and args.layer_map == ",".join(map(str, card["layer_map"]))
     clf = pipeline("text-classification", model=str(student))
     assert clf("the movie was good")[0]["label"] in ("negative", "positive")
+
+
+def test_reproduce_an_augmented_run_with_its_own_training_file():
+    """A training file of its own beside the task's eval file is not the task's layout:
+    the command names both files (it had said --data-dir, which trains on the original)."""
+    card = student_card()
+    card["data"] = {**card["data"], "data_dir": None, "train_file": "/srv/runs/aug/sst2-20k.tsv",
+                    "eval_file": "/srv/shared/data/sst2/validation.tsv",
+                    "augmentation": {"proposer": "embeddings", "model": "runs/teacher", "originals": 20000,
+                                     "augmented": 58362, "config": {"per_example": 4, "replace_prob": 0.4,
+                                                                    "candidates": 15, "seed": 42},
+                                     "source": {"kind": "files", "train_file": "/srv/shared/data/sst2/train.tsv"},
+                                     "output_file": "/srv/runs/aug/sst2-20k.tsv"}}
+    argv = shlex.split(reproduce_command(card, output_dir="runs/again"))
+    assert "--data-dir" not in argv
+    assert argv[argv.index("--train-file") + 1] == "sst2-20k.tsv" and argv[argv.index("--eval-file") + 1] == "validation.tsv"
+    body = model_card(card)
+    assert "20,000 original examples and 58,362 copies" in body
+    assert ("`python -m hub augment --task sst2 --embeddings runs/teacher --train-file train.tsv --max-train-samples "
+            "20000 --per-example 4 --replace-prob 0.4 --candidates 15 --seed 42 --output-file sst2-20k.tsv`") in body
