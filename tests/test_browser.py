@@ -172,3 +172,23 @@ def test_distill_tab_shows_the_estimate_and_its_basis(page, app_url, shots):
     estimate.get_by_text("Estimated time").wait_for()
     assert "basis:" in estimate.inner_text()
     page.screenshot(path=str(shots / "distill.png"), full_page=True)
+
+
+def test_distill_settings_change_the_estimate_without_an_error(page, app_url, shots):
+    """Every field of the form goes to the server with each change: an empty optional
+    number (prune feed-forward to) must not be refused (the browser sends it as 0), and
+    data augmentation shows as its own phase and grows the distillation."""
+    page.goto(f"{app_url}/?tab=distill")
+    estimate = page.locator("#distill-estimate")
+    estimate.get_by_text("Estimated time").wait_for()
+    page.get_by_text("Settings", exact=True).click()
+    before = estimate.inner_text()
+    augment = page.get_by_role("spinbutton", name="data augmentation (copies per example)")
+    augment.fill("2")
+    augment.press("Enter")
+    estimate.get_by_text("augment the training data").wait_for()
+    assert toasts(page).count() == 0
+    passes = [int(part.split(" example-passes")[0].split()[-1].replace(",", ""))
+              for part in (before, estimate.inner_text())]
+    assert passes[1] == pytest.approx(passes[0] * (1 + 2 * 0.73), rel=0.01)
+    page.screenshot(path=str(shots / "distill-augment.png"), full_page=True)

@@ -405,6 +405,15 @@ def _number(name: str, value=None, precision: int | None = None) -> gr.Number:
                      precision=precision, info=s["help"] or None)
 
 
+def _optional_number(name: str) -> gr.Number:
+    """A whole-number setting that may be left out (``JobSettings`` default None): 0 stands
+    for "not set". The browser sends 0 for an empty number field, so the field's own
+    minimum is 0 (the schema's range is checked on the server for any other value)."""
+    s = spec(JobSettings, name)
+    return gr.Number(0, label=LABELS[name], minimum=0, maximum=s["hi"], precision=0,
+                     info=s["help"].replace("empty:", "0:") or None)
+
+
 def build() -> dict:
     """The tab's components by name (inside an open ``gr.Tab``)."""
     c: dict = {}
@@ -423,7 +432,7 @@ def build() -> dict:
                 for key, value in CUSTOM_SHAPE.items():
                     c[key] = _number(key, value, precision=0)
             with gr.Row(visible=prunable(DEFAULT_STUDENT)) as c["prune_row"]:
-                c["prune_ffn"] = _number("prune_ffn", precision=0)
+                c["prune_ffn"] = _optional_number("prune_ffn")
             c["source"] = gr.Radio([LOCAL, HUB, UPLOAD], value=LOCAL if local else HUB, label=LABELS["source"])
             with gr.Group(visible=bool(local)) as c["local_box"]:
                 c["local_name"] = gr.Dropdown(list(local), value=next(iter(local), None), label=LABELS["local_name"],
