@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import re
 import time
@@ -335,14 +336,16 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
 
     frame = pd.DataFrame(rows, columns=[text_column, label_column, "source_row", "augmented"])
     out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".partial")  # a run killed while writing leaves no half file under the name
     if out.suffix.lower() == ".tsv":
         if frame[text_column].str.contains("[\t\n\r]").any():
             raise DataError(f"{out.name}: a text holds a tab or line break, which TSV cannot keep; write .jsonl")
-        frame.to_csv(out, sep="\t", index=False, quoting=csv.QUOTE_NONE)
+        frame.to_csv(part, sep="\t", index=False, quoting=csv.QUOTE_NONE)
     elif out.suffix.lower() == ".csv":
-        frame.to_csv(out, index=False)
+        frame.to_csv(part, index=False)
     else:
-        frame.to_json(out, orient="records", lines=True, force_ascii=False)
+        frame.to_json(part, orient="records", lines=True, force_ascii=False)
     summary.update(source=described, output_file=str(out))
     sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(part, out)
     return summary

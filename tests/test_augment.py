@@ -96,7 +96,7 @@ def test_cli_writes_originals_then_copies_and_a_run_card_records_it(tmp_path, ml
     out = tmp_path / "aug.tsv"
     rc = main(["augment", "--task", "sst2", "--mlm", str(mlm_dir), "--data-dir", str(tiny_data_dir),
                "--max-train-samples", "30", "--per-example", "4", "--output-file", str(out)])
-    assert rc == 0
+    assert rc == 0 and not list(tmp_path.glob("*.partial"))
     printed = json.loads(capsys.readouterr().out.splitlines()[-2])
     assert printed["originals"] == 30 and printed["augmented"] > 30
 
