@@ -34,6 +34,8 @@ KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD ter
 # keeps the two equal)
 KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
 LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
+# kinds whose examples data augmentation can rewrite (hub/augment.py): one text per example and a label it keeps
+AUGMENT_KINDS: tuple[str, ...] = ("classification",)
 # kinds whose training examples are blocks of max_length tokens (packed text): their cost scales with tokens
 BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
 # a job's settings where a task's own default differs from the schema's: a causal-LM teacher of 135M parameters

@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 
 from hub import jobs, views
-from hub.config import (STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher,
+from hub.config import (AUGMENT_KINDS, STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher,
                         default_learning_rate, spec, student_is_random_init, teaches_as_it_is)
 from hub.paths import hub_home
 from hub.tasks import TASKS
@@ -151,7 +151,7 @@ def _pruning(form: dict) -> dict:
 
 def augmentable(task: str | None) -> bool:
     """Whether a task's examples can be augmented (``hub.augment``: text classification)."""
-    return task in TASKS and TASKS[task].kind == "classification"
+    return task in TASKS and TASKS[task].kind in AUGMENT_KINDS
 
 
 def _augmenting(form: dict) -> dict:

@@ -13,8 +13,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..config import (KIND_STAGES, STAGES, STUDENT_PRESETS, JobSettings, from_dict, is_hub_id, parse_teacher_layers,
-                      spec, student_is_random_init)
+from ..config import (AUGMENT_KINDS, KIND_STAGES, STAGES, STUDENT_PRESETS, JobSettings, from_dict, is_hub_id,
+                      parse_teacher_layers, spec, student_is_random_init)
 
 STAGE_NAMES = STAGES
 STUDENT_PRESET_NAMES = tuple(STUDENT_PRESETS)
@@ -80,7 +80,7 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     out["teacher"] = resolve_teacher(out["teacher"], task.name, allow_paths=True)
     out["stages"] = job_stages(out["stages"], task.kind)
     out["student"] = _check_student(out, task.name)
-    if out["augment"] and task.kind != "classification":
+    if out["augment"] and task.kind not in AUGMENT_KINDS:
         raise ParamsError(f"augment rewrites the text of classification examples; task {task.name} is {task.kind}")
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
