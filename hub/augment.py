@@ -249,16 +249,11 @@ def _training_frame(task, source, max_train_samples: int | None):
     """The task's training table (all its columns, labels as written) and a description of it."""
     from .data import DataError, _hub_frames, read_table
 
+    source.check()
     if source.dataset:
         df, _, described = _hub_frames(task, source.dataset, source.dataset_config, True)
     else:
-        path = source.train_file
-        if source.data_dir:
-            if not task.local_files or "train" not in task.local_files:
-                raise DataError(f"task {task.name!r} has no local layout; use --train-file")
-            path = str(Path(source.data_dir) / task.local_files["train"])
-        if not path:
-            raise DataError("give the training data: --data-dir, --train-file or --dataset")
+        path, _ = source.files(task, need_eval=False)
         df = read_table(path)
         described = {"kind": "files", "train_file": path}
     if max_train_samples is not None:
@@ -266,11 +261,6 @@ def _training_frame(task, source, max_train_samples: int | None):
     if len(df) == 0:
         raise DataError("no training examples left (check --max-train-samples)")
     return df, described
-
-
-def sidecar(path: str | Path) -> Path:
-    """Where an augmented file's description lies (read into the run card of a run trained on it)."""
-    return Path(str(path) + ".augment.json")
 
 
 def check_task(task) -> None:
@@ -319,8 +309,8 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
     """Write the task's training examples followed by their augmented copies to
     ``output_file`` (TSV, CSV or JSON lines, by extension), with a ``source_row``
     column (1-based row of the original) and ``augmented`` (0 or 1); returns the
-    summary also written beside it (:func:`sidecar`)."""
-    from .data import DataError, _columns
+    summary also written beside it (:func:`hub.data.augmentation_sidecar`)."""
+    from .data import DataError, _columns, augmentation_sidecar
 
     cfg.check()
     check_task(task)
@@ -348,6 +338,6 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
     else:
         frame.to_json(part, orient="records", lines=True, force_ascii=False)
     summary.update(source=described, output_file=str(out))
-    sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
+    augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(part, out)
     return summary

@@ -281,9 +281,6 @@ def cmd_augment(args) -> int:
     from .data import DataSource
     from .tasks import get_task
 
-    sources = [s for s in (args.data_dir, args.train_file, args.dataset) if s]
-    if len(sources) != 1:
-        raise ValueError("give exactly one data source: --data-dir, --train-file or --dataset")
     cfg = AugmentConfig(args.per_example, args.replace_prob, args.candidates, args.max_length, args.batch_size,
                         args.seed)
     proposer = ("mlm", args.mlm) if args.mlm else ("embeddings", args.embeddings)

@@ -45,7 +45,7 @@ class DataSource:
         if len(sources) != 1:
             raise DataError("give exactly one data source: --data-dir, --train-file/--eval-file, or --dataset")
 
-    def files(self, task: Task, need_train: bool = True) -> tuple[str | None, str]:
+    def files(self, task: Task, need_train: bool = True, need_eval: bool = True) -> tuple[str | None, str | None]:
         """Train and eval file paths of a local source (the task's layout under ``data_dir``)."""
         train_file, eval_file = self.train_file, self.eval_file
         if self.data_dir:
@@ -56,9 +56,15 @@ class DataSource:
             eval_file = str(root / task.local_files["eval"])
         if need_train and not train_file:
             raise DataError("--train-file is required")
-        if not eval_file:
+        if need_eval and not eval_file:
             raise DataError("--eval-file is required")
-        return (train_file if need_train else None), eval_file
+        return (train_file if need_train else None), (eval_file if need_eval else None)
+
+
+def augmentation_sidecar(train_file: str | Path) -> Path:
+    """Where ``python -m hub augment`` describes the training file it wrote (proposer,
+    settings, counts); a run trained on that file records it in its card."""
+    return Path(str(train_file) + ".augment.json")
 
 
 @dataclass
@@ -216,7 +222,7 @@ def load_classification(
         eval_df = read_table(eval_file)
         names = (Path(train_file).name if train_file else "train", Path(eval_file).name)
         source = {"kind": "files", "data_dir": data_dir, "train_file": train_file, "eval_file": eval_file}
-        augmented = Path(str(train_file) + ".augment.json") if train_file else None  # hub.augment.sidecar
+        augmented = augmentation_sidecar(train_file) if train_file else None
         if augmented is not None and augmented.is_file():  # the run card says how its training file was made
             source["augmentation"] = json.loads(augmented.read_text())
 
