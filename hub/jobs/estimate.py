@@ -324,7 +324,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
     if p["augment"]:
         phases["augment"] = _phase_seconds("augment", n_kd, earlier, task.kind)
-    if "prediction" in p["stages"] and (p["alpha"] < 1.0 or p["augment"]) and task.kind in LOGIT_CACHING_KINDS:
+    if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
         phases["teacher-logits"] = _phase_seconds("teacher-logits", n_aug, earlier, task.kind)
     phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
                          **_basis(rates["distill"])}

@@ -72,6 +72,10 @@ def run_job(ctx) -> dict:
         return TrainConfig(epochs=epochs, batch_size=p["batch_size"], learning_rate=lr, max_length=p["max_length"],
                            seed=p["seed"], save_steps=p["save_steps"], max_steps=p["max_steps"])
 
+    def set_plan(n_kd: int, n_ft: int | None = None) -> None:  # the phases with steps: fine-tuning, then the stages
+        ft = [] if n_ft is None else [("finetune", plan_steps(n_ft, p["finetune_epochs"], p["batch_size"], p["max_steps"]))]
+        ctx.set_plan(ft + [(s, plan_steps(n_kd, p["epochs"], p["batch_size"], p["max_steps"])) for s in p["stages"]])
+
     if ctx.cancel.is_set():
         return {**result, "status": STOPPED}  # stopped while starting: nothing was written
     ctx.log(f"loading teacher {short_name(p['teacher'])} ...")
@@ -81,18 +85,18 @@ def run_job(ctx) -> dict:
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=teacher_model)
         del teacher_model
-        _augment(ctx, p, kd_data, teacher_ref)
+        if p["augment"]:
+            _augment(ctx, p, kd_data, teacher_ref)
         n_kd = _train_size(kd_data, p["train_samples"])
         result["teacher"] = summary(teacher_ref) if Path(teacher_ref).is_dir() else None
-        ctx.set_plan([(s, plan_steps(n_kd, p["epochs"], p["batch_size"], p["max_steps"])) for s in p["stages"]])
+        set_plan(n_kd)
     else:
         del teacher_model
         ft_data = kind.load_data(task, source, max_train=p["finetune_samples"], max_eval=p["eval_samples"])
         n_ft = _train_size(ft_data, p["finetune_samples"])
         rows, _ = train_rows(p)
         n_kd = p["train_samples"] if rows is None else min(rows, p["train_samples"])
-        ctx.set_plan([("finetune", plan_steps(n_ft, p["finetune_epochs"], p["batch_size"], p["max_steps"]))]
-                     + [(s, plan_steps(n_kd, p["epochs"], p["batch_size"], p["max_steps"])) for s in p["stages"]])
+        set_plan(n_kd, n_ft)
         if ctx.cancel.is_set():
             return {**result, "status": STOPPED}
         teacher_dir = out / "teacher"
@@ -117,9 +121,7 @@ def run_job(ctx) -> dict:
         del reference
         if p["augment"]:
             _augment(ctx, p, kd_data, teacher_ref)
-            ctx.set_plan([("finetune", plan_steps(n_ft, p["finetune_epochs"], p["batch_size"], p["max_steps"]))]
-                         + [(s, plan_steps(_train_size(kd_data, n_kd), p["epochs"], p["batch_size"], p["max_steps"]))
-                            for s in p["stages"]])
+            set_plan(_train_size(kd_data, n_kd), n_ft)  # the copies grow the distillation
 
     ctx.log(f"data: {_train_size(kd_data, 0):,} training / {_eval_size(kd_data):,} evaluation examples for distillation")
     if ctx.cancel.is_set():
@@ -127,8 +129,7 @@ def run_job(ctx) -> dict:
     student_dir = out / "student"
     ctx.output("student", student_dir)
     ctx.log(f"distilling into {spec.label} ({', '.join(p['stages'])}) ...")
-    # augmented copies keep their original's label, which a replaced word can make wrong: soft labels only
-    dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=0.0 if p["augment"] else p["alpha"])
+    dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=p["alpha"])
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
                 progress=ctx.progress, cancel=ctx.cancel)
@@ -154,9 +155,8 @@ def run_job(ctx) -> dict:
 def _augment(ctx, p: dict, data, teacher_ref: str) -> None:
     """TinyBERT data augmentation of a classification job's training examples, in place:
     the originals, then up to ``p["augment"]`` copies each with words replaced by the
-    teacher's nearest input-embedding words (``hub.augment``); the run card records it."""
-    if not p["augment"]:
-        return
+    teacher's nearest input-embedding words (``hub.augment``); the run card records it.
+    ``validate_params`` has set the job's alpha to 0: the copies are learned from soft labels."""
     from ..augment import AugmentConfig, augment_examples
 
     ctx.phase("augment", 0, len(data.train_texts))
