@@ -196,19 +196,18 @@ def neighbour_words(embeddings: torch.Tensor, tokenizer, texts: list[str], cfg: 
     for t, text in enumerate(texts):
         for span in positions(text):
             word = text[span[0]: span[1]]
-            key = word
-            if key not in found:
+            if word not in found:
                 ids = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
                 if len(ids) != 1 or ids[0] >= unit.shape[0] or words_of[ids[0]] is None:
-                    found[key] = []  # several pieces: no vector of its own
+                    found[word] = []  # several pieces: no vector of its own
                 else:
                     scores = unit @ unit[ids[0]]  # (V,)
                     scores[~allowed] = float("-inf")
                     scores[ids[0]] = float("-inf")
-                    found[key] = [words_of[i] for i in scores.topk(cfg.candidates + 1).indices.tolist()
-                                  if words_of[i].lower() != key.lower()][: cfg.candidates]
-            if found[key]:
-                out[t][span] = [_cased(w, word) for w in found[key]]
+                    found[word] = [words_of[i] for i in scores.topk(cfg.candidates + 1).indices.tolist()
+                                   if words_of[i].lower() != word.lower()][: cfg.candidates]
+            if found[word]:
+                out[t][span] = [_cased(w, word) for w in found[word]]
         if progress and ((t + 1) % 1000 == 0 or t + 1 == len(texts)):
             progress(t + 1, len(texts))
     return out
