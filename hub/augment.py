@@ -13,6 +13,11 @@ whole word lets the masked LM propose for both.
 An augmented example keeps its original's label, but a replacement can change
 the meaning (one sentiment word for its opposite): TinyBERT learns augmented data
 from the teacher's soft labels only, i.e. ``distill --alpha 0``.
+
+Extractive QA augments the *question* the same way (wh-words are stop words and
+stay); the context and the answer spans are the original's, so a copy is a valid
+SQuAD question whose gold span may no longer answer it: the teacher's start/end
+distributions are what the student learns from it (``--alpha 0`` again).
 """
 
 from __future__ import annotations
@@ -262,18 +267,40 @@ def _training_frame(task, source, max_train_samples: int | None):
     return df, described
 
 
+def _training_questions(task, source, max_train_samples: int | None) -> tuple[list[dict], dict]:
+    """The task's training questions (flat SQuAD examples) and a description of them."""
+    from .data import DataError
+    from .kinds.qa import _hub_examples, read_examples
+
+    source.check()
+    if source.text_column or source.label_column:
+        raise DataError("question answering reads fixed SQuAD fields; --text-column/--label-column do not apply")
+    if source.dataset:
+        examples, _, described = _hub_examples(task, source.dataset, source.dataset_config, True)
+    else:
+        path, _ = source.files(task, need_eval=False)
+        examples, described = read_examples(path), {"kind": "files", "train_file": path}
+    if max_train_samples is not None:
+        examples = examples[: max(int(max_train_samples), 0)]
+    if not examples:
+        raise DataError("no training questions left (check --max-train-samples)")
+    return examples, described
+
+
 def check_task(task) -> None:
-    """Augmentation rewrites one text per example and keeps its label: text classification."""
+    """Augmentation rewrites one text per example and keeps its target: the sentence of a
+    text-classification example, the question of an extractive-QA one."""
     from .config import AUGMENT_KINDS
 
     if task.kind not in AUGMENT_KINDS:
-        raise ValueError(f"augmentation is built for text classification; task {task.name!r} is {task.kind}")
+        raise ValueError(f"augmentation is built for {' and '.join(AUGMENT_KINDS)} tasks; "
+                         f"task {task.name!r} is {task.kind}")
 
 
-def augment_examples(texts: list[str], labels: list, proposer: tuple[str, str], cfg: AugmentConfig,
-                     progress: Callable[[str], None] | None = None) -> tuple[list[tuple], dict]:
-    """The examples, then their copies: rows ``(text, label, source_row, augmented)``
-    (``source_row`` 1-based, ``augmented`` 0 or 1), and a summary of the run."""
+def propose_copies(texts: list[str], proposer: tuple[str, str], cfg: AugmentConfig,
+                   progress: Callable[[str], None] | None = None) -> tuple[list[list[str]], dict]:
+    """Up to ``cfg.per_example`` distinct copies of each text (words replaced by the
+    proposer's candidates) and a summary of the run."""
     from .hardware import hardware_info
 
     propose = load_proposer(*proposer)
@@ -287,55 +314,107 @@ def augment_examples(texts: list[str], labels: list, proposer: tuple[str, str], 
 
     cands = propose(texts, cfg, tick)
     rng = random.Random(cfg.seed)
-    rows = [(text, label, i + 1, 0) for i, (text, label) in enumerate(zip(texts, labels))]
-    for i, (text, label) in enumerate(zip(texts, labels)):
-        rows += [(new, label, i + 1, 1) for new in augment_text(text, cands[i], cfg, rng)]
-    return rows, {
+    copies = [augment_text(text, c, cfg, rng) for text, c in zip(texts, cands)]
+    return copies, {
         "proposer": proposer[0],
         "model": proposer[1],
         "config": asdict(cfg),
         "originals": len(texts),
-        "augmented": len(rows) - len(texts),
+        "augmented": sum(len(c) for c in copies),
         "positions": sum(len(c) for c in cands),
         "time_s": round(time.perf_counter() - t0, 2),
         "hardware": hardware_info(),
     }
 
 
+def augment_examples(texts: list[str], labels: list, proposer: tuple[str, str], cfg: AugmentConfig,
+                     progress: Callable[[str], None] | None = None) -> tuple[list[tuple], dict]:
+    """Classification: the examples, then their copies: rows ``(text, label, source_row,
+    augmented)`` (``source_row`` 1-based, ``augmented`` 0 or 1), and a summary of the run."""
+    copies, summary = propose_copies(texts, proposer, cfg, progress)
+    rows = [(text, label, i + 1, 0) for i, (text, label) in enumerate(zip(texts, labels))]
+    for i, (label, new) in enumerate(zip(labels, copies)):
+        rows += [(text, label, i + 1, 1) for text in new]
+    return rows, summary
+
+
+def augment_questions(examples: list[dict], proposer: tuple[str, str], cfg: AugmentConfig,
+                      progress: Callable[[str], None] | None = None) -> tuple[list[dict], dict]:
+    """Extractive QA: each question (flat SQuAD example) followed by its copies, in which
+    words *of the question* are replaced; context and answer spans are the original's
+    (a copy's id is ``<id>-aug<k>``, with ``source_id`` and ``augmented: True``). A
+    replaced word can change what is asked, so the copies are for soft labels (alpha 0)."""
+    copies, summary = propose_copies([ex["question"] for ex in examples], proposer, cfg, progress)
+    out = []
+    for ex, new in zip(examples, copies):
+        out.append(ex)
+        out += [{**ex, "id": f"{ex['id']}-aug{k}", "question": q, "source_id": ex["id"], "augmented": True}
+                for k, q in enumerate(new, 1)]
+    return out, summary
+
+
+def augment_data(task, data, proposer: tuple[str, str], cfg: AugmentConfig,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """Augment loaded training data in place (a ``ClassificationData`` or a ``QAData``):
+    the originals, then their copies; ``data.source`` records the run (train_size,
+    augmentation). Returns the summary."""
+    check_task(task)
+    if task.kind == "qa":
+        data.train, summary = augment_questions(data.train, proposer, cfg, progress)
+        size = len(data.train)
+    else:
+        rows, summary = augment_examples(data.train_texts, data.train_labels, proposer, cfg, progress)
+        data.train_texts, data.train_labels = [r[0] for r in rows], [r[1] for r in rows]
+        size = len(rows)
+    data.source = {**data.source, "train_size": size, "augmentation": {**summary, "source": data.source}}
+    return summary
+
+
 def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg: AugmentConfig = AugmentConfig(),
                  max_train_samples: int | None = None, overwrite: bool = False,
                  progress: Callable[[str], None] | None = None) -> dict:
     """Write the task's training examples followed by their augmented copies to
-    ``output_file`` (TSV, CSV or JSON lines, by extension), with a ``source_row``
-    column (1-based row of the original) and ``augmented`` (0 or 1); returns the
-    summary also written beside it (:func:`hub.data.augmentation_sidecar`)."""
+    ``output_file`` and return the summary also written beside it
+    (:func:`hub.data.augmentation_sidecar`). Classification: TSV, CSV or JSON lines (by
+    extension) with a ``source_row`` column (1-based row of the original) and
+    ``augmented`` (0 or 1). Extractive QA: a SQuAD 2.0 JSON file, each question followed
+    by its copies (``source_id``, ``augmented`` on each copy)."""
     from .data import DataError, _columns, augmentation_sidecar
 
     cfg.check()
     check_task(task)
     out = Path(output_file)
-    if out.suffix.lower() not in (".tsv", ".csv", ".jsonl"):
-        raise ValueError(f"{out.name}: write augmented data as .tsv, .csv or .jsonl")
+    suffixes = (".json",) if task.kind == "qa" else (".tsv", ".csv", ".jsonl")
+    if out.suffix.lower() not in suffixes:
+        allowed = ", ".join(suffixes[:-1]) + " or " * (len(suffixes) > 1) + suffixes[-1]
+        raise ValueError(f"{out.name}: write augmented {task.kind} data as {allowed}")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    text_column = source.text_column or task.text_column
-    label_column = source.label_column or task.label_column
-    df, described = _training_frame(task, source, max_train_samples)
-    texts, labels = _columns(df, described.get("train_file", "train"), text_column, label_column)
-    rows, summary = augment_examples(texts, labels, proposer, cfg, progress)
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=[text_column, label_column, "source_row", "augmented"])
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".partial")  # a run killed while writing leaves no half file under the name
-    if out.suffix.lower() == ".tsv":
-        if frame[text_column].str.contains("[\t\n\r]").any():
-            raise DataError(f"{out.name}: a text holds a tab or line break, which TSV cannot keep; write .jsonl")
-        frame.to_csv(part, sep="\t", index=False, quoting=csv.QUOTE_NONE)
-    elif out.suffix.lower() == ".csv":
-        frame.to_csv(part, index=False)
+    if task.kind == "qa":
+        from .squad import squad_document
+
+        examples, described = _training_questions(task, source, max_train_samples)
+        augmented, summary = augment_questions(examples, proposer, cfg, progress)
+        part.write_text(json.dumps(squad_document(augmented, extra=("source_id", "augmented")), ensure_ascii=False))
     else:
-        frame.to_json(part, orient="records", lines=True, force_ascii=False)
+        text_column = source.text_column or task.text_column
+        label_column = source.label_column or task.label_column
+        df, described = _training_frame(task, source, max_train_samples)
+        texts, labels = _columns(df, described.get("train_file", "train"), text_column, label_column)
+        rows, summary = augment_examples(texts, labels, proposer, cfg, progress)
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=[text_column, label_column, "source_row", "augmented"])
+        if out.suffix.lower() == ".tsv":
+            if frame[text_column].str.contains("[\t\n\r]").any():
+                raise DataError(f"{out.name}: a text holds a tab or line break, which TSV cannot keep; write .jsonl")
+            frame.to_csv(part, sep="\t", index=False, quoting=csv.QUOTE_NONE)
+        elif out.suffix.lower() == ".csv":
+            frame.to_csv(part, index=False)
+        else:
+            frame.to_json(part, orient="records", lines=True, force_ascii=False)
     summary.update(source=described, output_file=str(out))
     augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(part, out)

@@ -96,14 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_args(p, recorded=True)
 
     p = sub.add_parser("augment", help="TinyBERT data augmentation: more training examples from word replacements "
-                       "a masked LM proposes (text classification)", allow_abbrev=False)
+                       "(text classification: the sentence; extractive QA: the question)", allow_abbrev=False)
     p.add_argument("--task", required=True)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--mlm", help="propose words with this masked LM (folder or Hub id with a trained head; "
                    "offline: the output of `finetune --task mlm`)")
     g.add_argument("--embeddings", metavar="MODEL", help="propose the nearest words in this model's input "
                    "embeddings (any model, e.g. the teacher or minilm-l6)")
-    p.add_argument("--output-file", required=True, help=".tsv, .csv or .jsonl: the originals, then their copies")
+    p.add_argument("--output-file", required=True, help="classification: .tsv, .csv or .jsonl, the originals, then "
+                   "their copies; QA: .json (SQuAD 2.0), each question followed by its copies")
     p.add_argument("--overwrite", action="store_true")
     g = p.add_argument_group("data (one source)")
     g.add_argument("--data-dir")

@@ -34,8 +34,9 @@ KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD ter
 # keeps the two equal)
 KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
 LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
-# kinds whose examples data augmentation can rewrite (hub/augment.py): one text per example and a label it keeps
-AUGMENT_KINDS: tuple[str, ...] = ("classification",)
+# kinds whose examples data augmentation can rewrite (hub/augment.py): one text per example (the sentence; the
+# question of a QA example) and a target it keeps
+AUGMENT_KINDS: tuple[str, ...] = ("classification", "qa")
 # kinds whose training examples are blocks of max_length tokens (packed text): their cost scales with tokens
 BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
 # a job's settings where a task's own default differs from the schema's: a causal-LM teacher of 135M parameters
@@ -177,8 +178,8 @@ class JobSettings:
     ffn: int | None = setting(None, 16, 4096, "custom student: feed-forward size")
     prune_ffn: int | None = setting(None, 16, 4096, "keep this many feed-forward neurons a layer (structured "
                                     "pruning of a teacher-layers or general student; empty: keep all)")
-    augment: int = setting(0, 0, 20, "TinyBERT data augmentation (text classification): up to this many copies "
-                           "of each training example with words replaced by the teacher's nearest input-embedding "
+    augment: int = setting(0, 0, 20, "TinyBERT data augmentation (text classification, QA): up to this many "
+                           "copies of each training sentence or question with words replaced by the teacher's nearest input-embedding "
                            "words; 0: off. The prediction stage then learns from the teacher's soft labels only")
     data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
     text_column: str | None = setting(None, help="text column of the data")

@@ -67,6 +67,13 @@ def augmentation_sidecar(train_file: str | Path) -> Path:
     return Path(str(train_file) + ".augment.json")
 
 
+def augmentation_of(train_file: str | Path | None) -> dict | None:
+    """The description ``python -m hub augment`` wrote beside ``train_file``, if any
+    (the run card records it: how its training file was made)."""
+    sidecar = augmentation_sidecar(train_file) if train_file else None
+    return json.loads(sidecar.read_text()) if sidecar is not None and sidecar.is_file() else None
+
+
 @dataclass
 class ClassificationData:
     train_texts: list[str]
@@ -222,9 +229,8 @@ def load_classification(
         eval_df = read_table(eval_file)
         names = (Path(train_file).name if train_file else "train", Path(eval_file).name)
         source = {"kind": "files", "data_dir": data_dir, "train_file": train_file, "eval_file": eval_file}
-        augmented = augmentation_sidecar(train_file) if train_file else None
-        if augmented is not None and augmented.is_file():  # the run card says how its training file was made
-            source["augmentation"] = json.loads(augmented.read_text())
+        if augmented := augmentation_of(train_file):  # the run card says how its training file was made
+            source["augmentation"] = augmented
 
     if max_train_samples is not None and train_df is not None:
         train_df = train_df.iloc[: max(int(max_train_samples), 0)]

@@ -181,6 +181,28 @@ def _example(where, qid, title, context, question, texts, starts, is_impossible,
             "answers": {"text": list(texts), "answer_start": clean_starts}, "is_impossible": is_impossible}
 
 
+def squad_document(examples: Sequence[Mapping], extra: Sequence[str] = ()) -> dict:
+    """Flat examples back into a SQuAD 2.0 document (what :func:`parse_squad` reads):
+    one article per title and one paragraph per context, in first-seen order; the
+    keys named in ``extra`` are kept on each question when present.
+
+    >>> ex = {"id": "q1", "title": "T", "context": "Paris is in France.", "question": "Where is Paris?",
+    ...       "answers": {"text": ["France"], "answer_start": [12]}, "is_impossible": False}
+    >>> parse_squad(squad_document([ex]), "doc") == [ex]
+    True
+    """
+    articles: dict[str, dict[str, list]] = {}
+    for ex in examples:
+        answers = [{"text": t, "answer_start": s} for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])]
+        qa = {"id": ex["id"], "question": ex["question"], "answers": answers,
+              "is_impossible": bool(ex.get("is_impossible", False))}
+        qa.update({k: ex[k] for k in extra if k in ex})
+        articles.setdefault(ex.get("title") or "", {}).setdefault(ex["context"], []).append(qa)
+    return {"version": "v2.0", "data": [
+        {"title": title, "paragraphs": [{"context": context, "qas": qas} for context, qas in paragraphs.items()]}
+        for title, paragraphs in articles.items()]}
+
+
 def _require_text(value, where: str, field: str) -> None:
     if value is None:
         raise DataError(f"{where}: missing {field!r}")

@@ -467,15 +467,15 @@ def test_job_params_prune_only_students_with_trained_weights(tmp_path):
     assert "prune_ffn" not in distill.job_params(start_form(tmp_path, prune_ffn=None), None)
 
 
-def test_job_params_augment_only_classification(tmp_path):
+def test_job_params_augment_classification_and_qa(tmp_path):
     from ui import distill
 
-    assert distill.augmentable("sst2") and distill.augmentable("classification")
-    assert not any(distill.augmentable(t) for t in ("squad", "mlm", "general", "generation", None))
+    assert all(distill.augmentable(t) for t in ("sst2", "classification", "squad"))
+    assert not any(distill.augmentable(t) for t in ("mlm", "general", "generation", None))
     assert distill.job_params(start_form(tmp_path, augment=4), None)["augment"] == 4
     assert "augment" not in distill.job_params(start_form(tmp_path, augment=0), None)
-    # hidden for QA: a value left in the field does not reach the job
-    assert "augment" not in distill.job_params(start_form(tmp_path, task="squad", augment=4), None)
+    # hidden for masked-LM text: a value left in the field does not reach the job
+    assert "augment" not in distill.job_params(start_form(tmp_path, task="mlm", augment=4), None)
 
 
 def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue):

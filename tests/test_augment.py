@@ -144,7 +144,8 @@ def test_refusals(tmp_path, mlm_dir, tiny_data_dir, capsys):
         load_proposer("glove", str(bare))
     base = ["augment", "--mlm", str(mlm_dir), "--data-dir", str(tiny_data_dir)]
     for extra, message in [
-        (["--task", "squad", "--output-file", str(tmp_path / "a.tsv")], "text classification"),
+        (["--task", "mlm", "--output-file", str(tmp_path / "a.tsv")], "built for classification and qa tasks"),
+        (["--task", "squad", "--output-file", str(tmp_path / "a.tsv")], "write augmented qa data as .json"),
         (["--task", "sst2", "--output-file", str(tmp_path / "a.txt")], ".tsv, .csv or .jsonl"),
         (["--task", "sst2", "--output-file", str(tmp_path / "a.tsv"), "--replace-prob", "0"], "--replace-prob"),
         (["--task", "sst2", "--output-file", str(tmp_path / "a.tsv"), "--train-file", "x.tsv"], "one data source"),

@@ -422,3 +422,84 @@ def test_benchmark_of_a_qa_pair(trained_pair, data):
     assert {r["seq_len_fixed"] for r in rows} == {128}
     from hub.benchmark import fixed_length
     assert fixed_length(Protocol(), KIND, [512]) == 384
+
+
+# ---------------------------------------------------------------- data augmentation (hub/augment.py)
+
+def test_augmented_questions_keep_context_and_answers_and_a_distillation_records_them(tmp_path, trained_pair,
+                                                                                      data_dir, capsys):
+    """``augment --task squad``: each question, then copies of it with words of the
+    *question* replaced; a valid SQuAD file (every answer still at its answer_start)
+    that distillation reads and its run card describes."""
+    from hub.cli import main
+    from hub.squad import read_squad
+
+    teacher, _ = trained_pair
+    out = tmp_path / "aug.json"
+    assert main(["augment", "--task", "squad", "--embeddings", str(teacher), "--data-dir", str(data_dir),
+                 "--max-train-samples", "40", "--per-example", "3", "--output-file", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-2])
+    examples = read_squad(out)
+    qas = {qa["id"]: qa for article in json.loads(out.read_text())["data"]
+           for paragraph in article["paragraphs"] for qa in paragraph["qas"]}
+    originals = {ex["id"]: ex for ex in make_examples(240, seed=1, prefix="tr")[:40]}
+    assert [ex["id"] for ex in examples if ex["id"] in originals] == list(originals)
+    copies = [ex for ex in examples if ex["id"] not in originals]
+    assert len(copies) == printed["augmented"] > 40 and printed["originals"] == 40
+    for ex in copies:
+        source = originals[qas[ex["id"]]["source_id"]]
+        assert qas[ex["id"]]["augmented"] is True and ex["id"].startswith(source["id"] + "-aug")
+        assert (ex["context"], ex["answers"], ex["is_impossible"]) == \
+            (source["context"], source["answers"], source["is_impossible"])
+        # "color" is the question's only word that is not a stop word: it is the one replaced
+        words = ex["question"].split()
+        assert words[0] == "what" and words[2:] == ["is", "it?"] and words[1] != "color"
+    assert main(["augment", "--task", "squad", "--embeddings", str(teacher), "--data-dir", str(data_dir),
+                 "--output-file", str(tmp_path / "aug.tsv")]) == 2
+    assert "as .json" in capsys.readouterr().err
+
+    student = tmp_path / "student"
+    assert main(["distill", "--task", "squad", "--teacher", str(teacher), "--student", "teacher-layers:1",
+                 "--train-file", str(out), "--eval-file", str(data_dir / "squad" / "dev-subset-v2.0.json"),
+                 "--alpha", "0", "--epochs", "1", "--max-length", str(MAX_LENGTH), "--output-dir", str(student)]) == 0
+    card = json.loads((student / "run.json").read_text())
+    assert card["data"]["train_size"] == 40 + printed["augmented"]
+    assert card["data"]["augmentation"]["augmented"] == printed["augmented"]
+    assert "python -m hub augment --task squad --embeddings" in (student / "README.md").read_text()
+
+
+def test_an_augmented_qa_job_distills_the_question_copies(monkeypatch, hub_home, trained_pair, data_dir, tmp_path):
+    import threading
+
+    import hub.distill
+    from hub import jobs
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
+    from hub.runs import write_card
+
+    seen = {}
+
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        seen.update(train=list(data.train), source=data.source, alpha=dcfg.alpha)
+        Path(output_dir).mkdir(parents=True)
+        card = {"kind": "student", "task": "squad", "status": "finished", "eval": {"student": {"f1": 50.0}}}
+        write_card(output_dir, card)
+        return card
+
+    monkeypatch.setattr(hub.distill, "distill", fake_distill)
+    teacher, _ = trained_pair
+    params = jobs.validate_params({"task": "squad", "teacher": str(teacher), "data": {"data_dir": str(data_dir)},
+                                   "student": "teacher-layers:1", "train_samples": 30, "eval_samples": 16,
+                                   "augment": 2, "alpha": 0.5, "benchmark": False})
+    assert params["alpha"] == 0.0
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "qa-aug", "params": params}, threading.Event())
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    assert result["status"] == "finished" and seen["alpha"] == 0.0
+    aug = seen["source"]["augmentation"]
+    assert aug["originals"] == 30 and len(seen["train"]) == 30 + aug["augmented"] == seen["source"]["train_size"]
+    copies = [ex for ex in seen["train"] if ex.get("augmented")]
+    assert len(copies) == aug["augmented"] > 0 and all(ex["question"] != QUESTION for ex in copies)
+    assert ctx.phases["augment"]["examples"] == 30

@@ -150,7 +150,7 @@ def _pruning(form: dict) -> dict:
 
 
 def augmentable(task: str | None) -> bool:
-    """Whether a task's examples can be augmented (``hub.augment``: text classification)."""
+    """Whether a task's examples can be augmented (``hub.augment``: text classification, extractive QA)."""
     return task in TASKS and TASKS[task].kind in AUGMENT_KINDS
 
 

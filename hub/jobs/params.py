@@ -81,7 +81,8 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     out["stages"] = job_stages(out["stages"], task.kind)
     out["student"] = _check_student(out, task.name)
     if out["augment"] and task.kind not in AUGMENT_KINDS:
-        raise ParamsError(f"augment rewrites the text of classification examples; task {task.name} is {task.kind}")
+        raise ParamsError(f"augment rewrites the text of {' and '.join(AUGMENT_KINDS)} examples; "
+                          f"task {task.name} is {task.kind}")
     if out["augment"]:  # copies keep their original's label, which a replaced word can make wrong: soft labels only
         out["alpha"] = 0.0
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)

@@ -86,7 +86,7 @@ def run_job(ctx) -> dict:
                                  reference=teacher_model)
         del teacher_model
         if p["augment"]:
-            _augment(ctx, p, kd_data, teacher_ref)
+            _augment(ctx, task, p, kd_data, teacher_ref)
         n_kd = _train_size(kd_data, p["train_samples"])
         result["teacher"] = summary(teacher_ref) if Path(teacher_ref).is_dir() else None
         set_plan(n_kd)
@@ -120,7 +120,7 @@ def run_job(ctx) -> dict:
                                  reference=reference)
         del reference
         if p["augment"]:
-            _augment(ctx, p, kd_data, teacher_ref)
+            _augment(ctx, task, p, kd_data, teacher_ref)
             set_plan(_train_size(kd_data, n_kd), n_ft)  # the copies grow the distillation
 
     ctx.log(f"data: {_train_size(kd_data, 0):,} training / {_eval_size(kd_data):,} evaluation examples for distillation")
@@ -152,20 +152,20 @@ def run_job(ctx) -> dict:
     return result
 
 
-def _augment(ctx, p: dict, data, teacher_ref: str) -> None:
-    """TinyBERT data augmentation of a classification job's training examples, in place:
-    the originals, then up to ``p["augment"]`` copies each with words replaced by the
-    teacher's nearest input-embedding words (``hub.augment``); the run card records it.
-    ``validate_params`` has set the job's alpha to 0: the copies are learned from soft labels."""
-    from ..augment import AugmentConfig, augment_examples
+def _augment(ctx, task, p: dict, data, teacher_ref: str) -> None:
+    """TinyBERT data augmentation of a job's training examples, in place: the originals,
+    then up to ``p["augment"]`` copies each of the sentence (classification) or question
+    (QA) with words replaced by the teacher's nearest input-embedding words
+    (``hub.augment``); the run card records it. ``validate_params`` has set the job's
+    alpha to 0: the copies are learned from soft labels."""
+    from ..augment import AugmentConfig, augment_data
 
-    ctx.phase("augment", 0, len(data.train_texts))
-    ctx.log(f"augmenting {len(data.train_texts):,} training examples: up to {p['augment']} copies each, words "
-            "proposed by the teacher's input embeddings; the prediction stage learns from soft labels only (alpha 0)")
-    rows, summary = augment_examples(data.train_texts, data.train_labels, ("embeddings", teacher_ref),
-                                     AugmentConfig(per_example=p["augment"], seed=p["seed"]), progress=ctx.log)
-    data.train_texts, data.train_labels = [r[0] for r in rows], [r[1] for r in rows]
-    data.source = {**data.source, "train_size": len(rows), "augmentation": {**summary, "source": data.source}}
+    n = _train_size(data, 0)
+    ctx.phase("augment", 0, n)
+    ctx.log(f"augmenting {n:,} training examples: up to {p['augment']} copies each, words proposed by the "
+            "teacher's input embeddings; the prediction stage learns from soft labels only (alpha 0)")
+    summary = augment_data(task, data, ("embeddings", teacher_ref), AugmentConfig(per_example=p["augment"],
+                           seed=p["seed"]), progress=ctx.log)
     ctx.log(f"augmented: {summary['originals']:,} examples + {summary['augmented']:,} copies in {summary['time_s']:.0f} s")
 
 

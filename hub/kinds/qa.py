@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from .. import squad
-from ..data import DataError, hub_splits, read_table
+from ..data import DataError, augmentation_of, hub_splits, read_table
 from ..metrics import load_metric
 
 NEG = -1.0e4  # logit of a position that must not take probability (finite: KL stays 0 * finite there)
@@ -272,6 +272,8 @@ class QAKind:
             train = read_examples(train_file) if need_train else []
             evals = read_examples(eval_file)
             meta = {"kind": "files", "data_dir": source.data_dir, "train_file": train_file, "eval_file": eval_file}
+            if need_train and (augmented := augmentation_of(train_file)):  # how its training file was made
+                meta["augmentation"] = augmented
         if max_train is not None and need_train:
             train = train[: max(int(max_train), 0)]
         if max_eval is not None:
