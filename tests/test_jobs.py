@@ -412,7 +412,7 @@ def test_validate_params_schema_and_cross_checks(tiny_data_dir, tiny_teacher_dir
         ({"student": "custom", "layers": 2, "hidden": 32, "heads": 4, "prune_ffn": 64}, "set its ffn instead"),
         ({"student": "teacher-layers:2", "prune_ffn": 8}, "prune_ffn must be between 16 and 4096"),
         ({"augment": 21}, "augment must be between 0 and 20"),
-        ({"task": "squad", "data": None, "augment": 4}, "augment rewrites the text of classification examples"),
+        ({"task": "mlm", "data": None, "augment": 4}, "augment rewrites the text of classification and qa examples"),
     ]:
         with pytest.raises(ValueError, match=message):
             jobs.validate_params({"data": data, **bad})
@@ -448,6 +448,21 @@ def _fake_model(folder: Path, card: dict) -> Path:
             "hardware": {"cpu": cpu_model(), "cores": cpu_cores()}, **card}
     (folder / "run.json").write_text(json.dumps(card))
     return folder
+
+
+def test_measured_rates_come_from_runs_of_the_same_task_kind(hub_home):
+    from hub.jobs.estimate import measured_rates
+    from hub.paths import models_dir
+
+    teacher = _fake_model(models_dir() / "old" / "teacher", {"kind": "teacher", "base_model": "minilm-l6",
+                                                            "train_examples_per_s": 50.0})
+    _fake_model(models_dir() / "old" / "student", {
+        "kind": "student", "teacher": str(teacher), "train_examples_per_s": 200.0,
+        "student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536}})
+    args = ("minilm-l6", "teacher-layers:3", (3, 384, 12, 1536))
+    assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 200.0
+    qa = measured_rates(*args, kind="qa")  # SST-2 sentences say nothing of QA windows
+    assert qa["distill"]["basis"] == qa["finetune"]["basis"] == "default guess"
 
 
 def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_dir, tmp_path):
@@ -974,3 +989,7 @@ def test_estimate_of_an_augmented_job(hub_home, tiny_data_dir):
     more = jobs.estimate({**base, "augment": 4}, teacher_trained=True)
     assert "augment" not in plain["phases"] and more["phases"]["augment"]["seconds"] > 0
     assert more["distill_examples"] == pytest.approx(plain["distill_examples"] * (1 + 4 * 0.73), rel=0.02)
+    from hub.config import AUGMENT_KINDS
+    from hub.jobs.estimate import AUGMENT_YIELD
+
+    assert set(AUGMENT_YIELD) == set(AUGMENT_KINDS)  # each kind that can be augmented has its measured growth

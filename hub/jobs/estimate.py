@@ -46,9 +46,10 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
     "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
 }
-# data augmentation keeps the distinct copies only: 58,362 of the 80,000 drawn for the first 20,000 SST-2
-# training sentences (4 a sentence), the training set's growth per copy asked for
-AUGMENT_YIELD = 0.73
+# data augmentation keeps the distinct copies only, so the training set grows by this much per copy asked for:
+# 58,362 of the 80,000 drawn for the first 20,000 SST-2 training sentences (4 a sentence); 3,786 of the 4,360
+# drawn for the 1,090 XQuAD training questions (the teacher's embeddings, 2026-11-28)
+AUGMENT_YIELD = {"classification": 0.73, "qa": 0.87}
 # Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
 # the job's block length. Default guesses from this machine: generation, an app job smollm2-135m -> teacher-layers:4,
 # 32 blocks of 128 tokens in 46 s of training (88 tokens/s, quiet, 2026-11-28; the first step included); mlm,
@@ -61,7 +62,10 @@ DEFAULT_TOKEN_RATES = {  # kind -> phase -> training tokens/s
 # per-kind default guesses for the phases without steps (examples/s, fixed seconds) where a kind differs from
 # sentences: generation scores 16 blocks of 128 with the 135M teacher in 57 s and times decoding (greedy, both
 # models) in 111 s (the 32-block app job above)
-KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0, 0.0), "benchmark": (0.3, 58.0)}}
+KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0, 0.0), "benchmark": (0.3, 58.0)},
+               # embedding proposals for the 1,090 XQuAD training questions: 10.7 s with loading (names: many
+               # distinct words, each one nearest-neighbour search over the vocabulary)
+               "qa": {"augment": (140.0, 3.0)}}
 OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
 MEASURED, DEFAULT_GUESS = "measured", "default guess"
 MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
@@ -157,8 +161,10 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
     ``{"examples_per_s", "basis", "source"}``. Only finished runs on this machine
     count (newest first): fine-tuning of the same base model; distillation from
     the same teacher origin into the same student spec, else into a student of
-    the same ``shape``; else the default."""
+    the same ``shape``; else the default. With ``kind``, only runs of a task of that
+    kind count (a QA window of 384 tokens trains far slower than an SST-2 sentence)."""
     from ..hardware import cpu_cores, cpu_model
+    from ..tasks import TASKS
 
     here = (cpu_model(), cpu_cores())
     origin = teacher_origin(teacher)
@@ -173,6 +179,8 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
         card, rate = e.card, e.card.get("train_examples_per_s")
         hw = card.get("hardware") or {}
         if not rate or e.status != "finished" or (hw.get("cpu"), hw.get("cores")) != here:
+            continue
+        if kind is not None and card.get("task") in TASKS and TASKS[card["task"]].kind != kind:
             continue
         if blocks:  # its blocks/s at its own block length, as blocks/s at this job's
             try:
@@ -313,7 +321,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
-    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD))  # the distillation set after augmentation
+    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0)))  # the distillation set after augmentation
     kd_examples = examples(n_aug, p["epochs"]) * len(p["stages"])
     phases: dict[str, dict] = {}
     if finetune:
