@@ -270,11 +270,9 @@ def _training_frame(task, source, max_train_samples: int | None):
 def _training_questions(task, source, max_train_samples: int | None) -> tuple[list[dict], dict]:
     """The task's training questions (flat SQuAD examples) and a description of them."""
     from .data import DataError
-    from .kinds.qa import _hub_examples, read_examples
+    from .kinds.qa import _hub_examples, check_source, read_examples
 
-    source.check()
-    if source.text_column or source.label_column:
-        raise DataError("question answering reads fixed SQuAD fields; --text-column/--label-column do not apply")
+    check_source(source)
     if source.dataset:
         examples, _, described = _hub_examples(task, source.dataset, source.dataset_config, True)
     else:

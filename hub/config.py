@@ -179,8 +179,8 @@ class JobSettings:
     prune_ffn: int | None = setting(None, 16, 4096, "keep this many feed-forward neurons a layer (structured "
                                     "pruning of a teacher-layers or general student; empty: keep all)")
     augment: int = setting(0, 0, 20, "TinyBERT data augmentation (text classification, QA): up to this many "
-                           "copies of each training sentence or question with words replaced by the teacher's nearest input-embedding "
-                           "words; 0: off. The prediction stage then learns from the teacher's soft labels only")
+                           "copies of each training sentence or question with words replaced by the teacher's "
+                           "nearest input-embedding words; 0: off. The prediction stage then learns from the teacher's soft labels only")
     data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
     text_column: str | None = setting(None, help="text column of the data")
     label_column: str | None = setting(None, help="label column of the data")

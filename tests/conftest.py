@@ -108,6 +108,34 @@ def hub_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+def run_job_without_training(monkeypatch, params: dict, folder: Path, metric: str):
+    """Run one job's pipeline with ``hub.distill.distill`` replaced by a stand-in that
+    records what it was given and writes a finished card (``metric`` 0.5). Returns
+    ``(result, ctx, seen)``; ``seen``: ``data`` (the distillation data) and ``alpha``."""
+    import threading
+
+    import hub.distill
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
+    from hub.runs import write_card
+
+    seen = {}
+
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+        seen.update(data=data, alpha=dcfg.alpha)
+        Path(output_dir).mkdir(parents=True)
+        card = {"kind": "student", "task": task.name, "status": "finished", "eval": {"student": {metric: 0.5}}}
+        write_card(output_dir, card)
+        return card
+
+    monkeypatch.setattr(hub.distill, "distill", fake_distill)
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": folder.name, "params": params}, threading.Event())
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    return result, ctx, seen
+
+
 def make_bare_bert(folder: Path, layers: int = 2, hidden: int = 32, heads: int = 4):
     """A saved BertModel without any task head (like minilm-l6), and its tokenizer."""
     from transformers import BertConfig, BertModel

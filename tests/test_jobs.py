@@ -948,31 +948,15 @@ def test_an_augmented_job_distills_the_copies_with_soft_labels_only(monkeypatch,
                                                                      tiny_teacher_dir, tmp_path):
     """``augment: N``: the training examples and up to N copies each (words proposed by the
     teacher's input embeddings) are distilled with alpha 0; the run's data records it."""
-    import threading
+    from conftest import run_job_without_training
 
-    import hub.distill
-    from hub.jobs import pipeline
-    from hub.jobs.runner import JobContext
-    from hub.runs import write_card
-
-    seen = {}
-
-    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
-        seen.update(texts=list(data.train_texts), labels=list(data.train_labels), source=data.source, alpha=dcfg.alpha)
-        Path(output_dir).mkdir(parents=True)
-        card = {"kind": "student", "task": "sst2", "status": "finished", "eval": {"student": {"accuracy": 0.5}}}
-        write_card(output_dir, card)
-        return card
-
-    monkeypatch.setattr(hub.distill, "distill", fake_distill)
     params = jobs.validate_params({"teacher": str(tiny_teacher_dir), "data": {"data_dir": str(tiny_data_dir)},
                                    "student": "teacher-layers:2", "train_samples": 32, "eval_samples": 16,
                                    "augment": 3, "alpha": 0.7, "benchmark": False})
     folder = tmp_path / "job"
-    folder.mkdir()
-    ctx = JobContext(folder, {"id": "x", "name": "aug", "params": params}, threading.Event())
-    result = pipeline.run_job(ctx)
-    ctx.close()
+    result, ctx, seen = run_job_without_training(monkeypatch, params, folder, "accuracy")
+    seen.update(texts=list(seen["data"].train_texts), labels=list(seen["data"].train_labels),
+                source=seen["data"].source)
     assert result["status"] == "finished" and seen["alpha"] == 0.0
     aug = seen["source"]["augmentation"]
     assert aug["originals"] == 32 and aug["proposer"] == "embeddings" and aug["model"] == str(tiny_teacher_dir)

@@ -469,34 +469,16 @@ def test_augmented_questions_keep_context_and_answers_and_a_distillation_records
 
 
 def test_an_augmented_qa_job_distills_the_question_copies(monkeypatch, hub_home, trained_pair, data_dir, tmp_path):
-    import threading
-
-    import hub.distill
+    from conftest import run_job_without_training
     from hub import jobs
-    from hub.jobs import pipeline
-    from hub.jobs.runner import JobContext
-    from hub.runs import write_card
 
-    seen = {}
-
-    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
-        seen.update(train=list(data.train), source=data.source, alpha=dcfg.alpha)
-        Path(output_dir).mkdir(parents=True)
-        card = {"kind": "student", "task": "squad", "status": "finished", "eval": {"student": {"f1": 50.0}}}
-        write_card(output_dir, card)
-        return card
-
-    monkeypatch.setattr(hub.distill, "distill", fake_distill)
     teacher, _ = trained_pair
     params = jobs.validate_params({"task": "squad", "teacher": str(teacher), "data": {"data_dir": str(data_dir)},
                                    "student": "teacher-layers:1", "train_samples": 30, "eval_samples": 16,
                                    "augment": 2, "alpha": 0.5, "benchmark": False})
     assert params["alpha"] == 0.0
-    folder = tmp_path / "job"
-    folder.mkdir()
-    ctx = JobContext(folder, {"id": "x", "name": "qa-aug", "params": params}, threading.Event())
-    result = pipeline.run_job(ctx)
-    ctx.close()
+    result, ctx, seen = run_job_without_training(monkeypatch, params, tmp_path / "job", "f1")
+    seen.update(train=list(seen["data"].train), source=seen["data"].source)
     assert result["status"] == "finished" and seen["alpha"] == 0.0
     aug = seen["source"]["augmentation"]
     assert aug["originals"] == 30 and len(seen["train"]) == 30 + aug["augmented"] == seen["source"]["train_size"]

@@ -321,7 +321,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
-    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0)))  # the distillation set after augmentation
+    # the distillation set after augmentation (validate_params lets only AUGMENT_KINDS augment)
+    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0)))
     kd_examples = examples(n_aug, p["epochs"]) * len(p["stages"])
     phases: dict[str, dict] = {}
     if finetune:

@@ -88,6 +88,14 @@ def read_examples(path: str | Path) -> list[dict]:
     return squad.read_squad(path)
 
 
+def check_source(source) -> None:
+    """A QA data source: exactly one (``DataSource.check``) and no column names (SQuAD's fields are fixed)."""
+    source.check()
+    if source.text_column or source.label_column:
+        raise DataError("question answering reads fixed SQuAD fields (question, context, answers); "
+                        "--text-column/--label-column do not apply")
+
+
 def _hub_examples(task, dataset: str, config: str | None, need_train: bool):
     """Train/eval examples of a Hub data set (``squad``, ``squad_v2``; needs network or the cache)."""
     ds, splits, config = hub_splits(task, dataset, config, need_train, "--data-dir or --train-file/--eval-file (SQuAD JSON)")
@@ -261,10 +269,7 @@ class QAKind:
     def load_data(self, task, source, max_train=None, max_eval=None, need_train=True, reference=None) -> QAData:
         """Validated flat examples from ``source`` (a :class:`hub.data.DataSource`);
         ``reference`` (a loaded model) is not needed for QA."""
-        source.check()
-        if source.text_column or source.label_column:
-            raise DataError("question answering reads fixed SQuAD fields (question, context, answers); "
-                            "--text-column/--label-column do not apply")
+        check_source(source)
         if source.dataset:
             train, evals, meta = _hub_examples(task, source.dataset, source.dataset_config, need_train)
         else:
