@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, augment, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
+"""``python -m hub COMMAND``: finetune, distill, augment, cloze, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -124,6 +124,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-length", type=int, default=d.max_length, help="tokens the masked LM reads per word")
     g.add_argument("--batch-size", type=int, default=d.batch_size)
     g.add_argument("--seed", type=int, default=d.seed)
+
+    p = sub.add_parser("cloze", help="extractive QA: cloze questions about unlabelled paragraphs (a transfer set "
+                       "for distillation), written as SQuAD 2.0 JSON after the training questions", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--contexts", nargs="*", default=[], metavar="FILE", help="unlabelled text: .txt (a paragraph a "
+                   "line; WikiText headings skipped), .jsonl or .csv (--text-column, default text)")
+    p.add_argument("--per-context", type=int, default=2, help="cloze questions per paragraph (from different "
+                   "sentences)")
+    p.add_argument("--max-contexts", type=int, help="paragraphs read per --contexts file (default: all)")
+    p.add_argument("--output-file", required=True, help=".json (SQuAD 2.0): the training questions, then cloze "
+                   "questions about their contexts and about the --contexts paragraphs")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=42)
+    g = p.add_argument_group("training questions to keep (optional; their contexts are asked about too)")
+    g.add_argument("--data-dir")
+    g.add_argument("--train-file")
+    g.add_argument("--dataset", help="Hub data set id (online)")
+    g.add_argument("--dataset-config")
+    g.add_argument("--text-column", help="text column of .jsonl/.csv --contexts files")
+    g.add_argument("--max-train-samples", type=int)
 
     p = sub.add_parser("evaluate", help="accuracy/F1 of a model on the eval set (JSON)", allow_abbrev=False)
     p.add_argument("--task", required=True)
@@ -275,6 +295,21 @@ def cmd_distill(args) -> int:
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options)
     return _report(card, args)
+
+
+def cmd_cloze(args) -> int:
+    from .cloze import cloze_file
+    from .data import DataSource
+    from .tasks import get_task
+
+    has_source = args.data_dir or args.train_file or args.dataset
+    source = DataSource.from_args(args) if has_source else None
+    summary = cloze_file(get_task(args.task), source, args.contexts, args.output_file, args.per_context,
+                         args.text_column, args.max_contexts, args.seed, args.max_train_samples, args.overwrite)
+    print(json.dumps({k: summary[k] for k in ("output_file", "originals", "augmented", "contexts", "time_s")}))
+    print(f"distill on it: python -m hub distill --task {args.task} --train-file {args.output_file} "
+          "--eval-file EVAL ...")
+    return 0
 
 
 def cmd_augment(args) -> int:
@@ -448,7 +483,8 @@ def cmd_delete(args) -> int:
 
 
 COMMANDS = {
-    "finetune": cmd_finetune, "distill": cmd_distill, "augment": cmd_augment, "evaluate": cmd_evaluate,
+    "finetune": cmd_finetune, "distill": cmd_distill, "augment": cmd_augment, "cloze": cmd_cloze,
+    "evaluate": cmd_evaluate,
     "bench": cmd_bench, "profile": cmd_profile, "bench-distill": cmd_bench_distill, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 

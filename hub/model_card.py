@@ -332,11 +332,21 @@ def _hardware_line(hw: dict) -> str:
 
 
 def _augmentation_line(aug: dict, task: str) -> str:
-    """How an augmented training file was made (``hub.augment`` wrote ``aug`` beside it)."""
+    """How an augmented training file was made (``hub.augment`` or ``hub.cloze`` wrote ``aug`` beside it)."""
     cfg = aug.get("config") or {}
     src = aug.get("source") or {}
     origin = (["--dataset", src["dataset"]] if src.get("dataset")
               else ["--train-file", Path(src.get("train_file") or "TRAIN_FILE").name])
+    if aug.get("proposer") == "cloze":
+        files = [name for name in aug.get("contexts") or {} if name != "training contexts"]
+        args = ["python", "-m", "hub", "cloze", "--task", task, *(origin if aug.get("originals") else []),
+                "--contexts", *[Path(f).name for f in files], "--per-context", str(aug.get("per_context")),
+                "--seed", str(aug.get("seed")), "--output-file", Path(aug.get("output_file") or "CLOZE.json").name]
+        about = [f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
+                 for name, c in (aug.get("contexts") or {}).items()]
+        return (f"- the training file holds {aug.get('originals', 0):,} training questions and "
+                f"{aug.get('augmented', 0):,} cloze questions ({'; '.join(about)}): a transfer set for the "
+                f"teacher's answers, made by `{shlex.join(args)}`")
     args = ["python", "-m", "hub", "augment", "--task", task, f"--{aug.get('proposer', 'mlm')}", str(aug.get("model")),
             *origin, "--max-train-samples", str(aug.get("originals"))]
     for key in ("per_example", "replace_prob", "candidates", "seed"):

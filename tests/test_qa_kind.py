@@ -485,3 +485,65 @@ def test_an_augmented_qa_job_distills_the_question_copies(monkeypatch, hub_home,
     copies = [ex for ex in seen["train"] if ex.get("augmented")]
     assert len(copies) == aug["augmented"] > 0 and all(ex["question"] != QUESTION for ex in copies)
     assert ctx.phases["augment"]["examples"] == 30
+
+
+def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,
+                                                                                        data_dir, capsys):
+    """``cloze --task squad``: the training questions, then cloze questions about
+    the paragraphs of a text file (the synthetic contexts hold no names or numbers,
+    so none about them); a valid SQuAD file that distillation reads and its run and
+    model cards describe."""
+    from hub.cli import main
+    from hub.squad import read_squad
+
+    text = tmp_path / "wiki.txt"
+    filler = "The dog ran to the park and home. " * 5
+    text.write_text(f" = Heading = \n\n{filler}It ran to the park in 1931. It had 12 dogs and a bird.\n"
+                    f"short line .\n{filler}It sat near the Green River.\n")
+    out = tmp_path / "cloze.json"
+    assert main(["cloze", "--task", "squad", "--contexts", str(text), "--data-dir", str(data_dir),
+                 "--max-train-samples", "40", "--output-file", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-2])
+    assert printed["originals"] == 40 and printed["augmented"] == 3
+    assert printed["contexts"][str(text)] == {"contexts": 2, "questions": 3}
+    examples = read_squad(out)
+    originals = make_examples(240, seed=1, prefix="tr")[:40]
+    assert [ex["id"] for ex in examples[:40]] == [ex["id"] for ex in originals]
+    cloze = examples[40:]
+    assert sorted(ex["answers"]["text"][0] for ex in cloze) == ["12", "1931", "Green River"]
+    assert {ex["question"] for ex in cloze} == {"It ran to the park in when?", "It had how many dogs and a bird?",
+                                                "It sat near the what?"}
+    assert main(["cloze", "--task", "squad", "--contexts", str(text), "--output-file", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err  # never overwritten silently
+
+    teacher, _ = trained_pair
+    student = tmp_path / "student"
+    assert main(["distill", "--task", "squad", "--teacher", str(teacher), "--student", "teacher-layers:1",
+                 "--train-file", str(out), "--eval-file", str(data_dir / "squad" / "dev-subset-v2.0.json"),
+                 "--epochs", "1", "--max-length", str(MAX_LENGTH), "--output-dir", str(student)]) == 0
+    card = json.loads((student / "run.json").read_text())
+    assert card["data"]["train_size"] == 43 and card["data"]["augmentation"]["proposer"] == "cloze"
+    readme = (student / "README.md").read_text()
+    assert ("40 training questions and 3 cloze questions (0 about 40 paragraphs of training contexts; "
+            "3 about 2 paragraphs of wiki.txt)") in readme
+    assert f"python -m hub cloze --task squad --train-file xquad-en-train.json --contexts wiki.txt" in readme
+
+
+def test_cloze_refusals(tmp_path, data_dir, capsys):
+    from hub.cli import main
+
+    text = tmp_path / "short.txt"
+    text.write_text("too short to ask about .\n")
+    for args, message in [
+        (["--task", "sst2", "--contexts", str(text), "--output-file", str(tmp_path / "a.json")], "extractive-QA"),
+        (["--task", "squad", "--contexts", str(text), "--output-file", str(tmp_path / "a.tsv")], "SQuAD JSON"),
+        (["--task", "squad", "--contexts", str(text), "--output-file", str(tmp_path / "a.json")], "no paragraphs"),
+        (["--task", "squad", "--output-file", str(tmp_path / "a.json")], "no cloze questions made"),
+        (["--task", "squad", "--contexts", str(tmp_path / "none.txt"), "--output-file", str(tmp_path / "a.json")],
+         "no such file"),
+        (["--task", "squad", "--contexts", str(text), "--per-context", "0", "--data-dir", str(data_dir),
+          "--output-file", str(tmp_path / "a.json")], "at least 1"),
+    ]:
+        assert main(["cloze", *args]) == 2, args
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.glob("a.*"))

@@ -1,0 +1,195 @@
+"""Cloze questions from unlabelled text: a transfer set for extractive-QA distillation.
+
+A student distilled on 1,090 questions about 240 contexts learns those contexts,
+not reading: what it lacks is *new contexts* with the teacher's answers on them
+(a transfer set, Hinton et al. 2015; Lewis et al. 2019 train QA from cloze
+questions alone). Unlabelled text is plentiful, questions about it are not, so
+we write them by rule, as Lewis et al.'s cloze baseline does:
+
+* a paragraph is split into sentences;
+* in a sentence, an *answer candidate* is a year, another number, or a run of
+  capitalised words that does not open the sentence;
+* the question is the sentence with the candidate replaced by a wh-word
+  (``when`` for a year, ``how many`` for a number, ``what`` otherwise) and a
+  question mark: ``"The castle was built in 1204 by John."`` becomes ``"The
+  castle was built in when by John?"`` with the answer ``1204`` at its offset in
+  the paragraph.
+
+The questions are stilted and lexically close to the context, but they are
+valid SQuAD questions with a correct answer span, and the teacher's start/end
+distributions on them carry its reading of a new context: distill on them with
+the default ``alpha`` (gold span and teacher both) or ``--alpha 0``.
+
+>>> detokenize_wikitext("The 1 @,@ 200 @-@ tonne ship ( built in 1904 ) sank .")
+'The 1,200-tonne ship (built in 1904) sank.'
+>>> [q for q, _, _ in cloze_candidates("In 1904 the ship sailed to Cape Town with 12 guns.")]
+['In when the ship sailed to Cape Town with 12 guns?', 'In 1904 the ship sailed to what with 12 guns?', \
+'In 1904 the ship sailed to Cape Town with how many guns?']
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .data import DataError
+
+YEAR = re.compile(r"\b(?:1[0-9]{3}|20[0-9]{2})\b")
+NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+NAME = re.compile(r"\b[A-Z][a-z][\w'\-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][a-z][\w'\-]*)*")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+MIN_SENTENCE_WORDS = 6
+MAX_SENTENCE_WORDS = 40  # SQuAD's questions are at most about 40 words; a longer one crowds out the context
+MAX_ANSWER_WORDS = 6
+
+
+def detokenize_wikitext(line: str) -> str:
+    """WikiText's tokenised text back to ordinary prose (``@-@`` joins, no space before punctuation)."""
+    s = line.strip()
+    s = re.sub(r" @([-,.])@ ", r"\1", s)
+    s = re.sub(r" ([.,;:!?)\]'])", r"\1", s)
+    s = re.sub(r"([(\[]) ", r"\1", s)
+    s = s.replace(" n't", "n't").replace("' s ", "'s ")
+    return s
+
+
+def paragraphs(texts: Iterable[str], min_words: int = 40, max_words: int = 250) -> list[str]:
+    """The texts that read as prose paragraphs: ``min_words``..``max_words`` words,
+    not WikiText headings (`` = Title = ``); WikiText's tokenisation undone (its
+    ``<unk>`` placeholders stay: most WikiText-2 paragraphs hold several, and no
+    answer candidate contains one)."""
+    out = []
+    for text in texts:
+        t = text.strip()
+        if not t or t.startswith("="):
+            continue
+        if "@-@" in t or "@,@" in t or " , " in t or " . " in t:
+            t = detokenize_wikitext(t)
+        if min_words <= len(t.split()) <= max_words:
+            out.append(t)
+    return out
+
+
+def sentence_spans(paragraph: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of a paragraph (split after . ! ? before a capital)."""
+    spans, start = [], 0
+    for m in SENTENCE_END.finditer(paragraph):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(paragraph)))
+    return [(a, b) for a, b in spans if paragraph[a:b].strip()]
+
+
+def cloze_candidates(sentence: str) -> list[tuple[str, str, int]]:
+    """``(question, answer, answer offset in the sentence)`` for each answer candidate
+    of one sentence, in sentence order; none for sentences under 6 or over 40 words."""
+    if not MIN_SENTENCE_WORDS <= len(sentence.split()) <= MAX_SENTENCE_WORDS:
+        return []
+    found: dict[int, tuple[int, str]] = {}
+    for m in YEAR.finditer(sentence):
+        found[m.start()] = (m.end(), "when")
+    for m in NUMBER.finditer(sentence):
+        found.setdefault(m.start(), (m.end(), "how many"))
+    for m in NAME.finditer(sentence):
+        if m.start() > 0 and not any(a <= m.start() < b for a, (b, _) in found.items()):
+            found[m.start()] = (m.end(), "what")
+    body = sentence.rstrip()
+    body = body[:-1].rstrip() if body.endswith((".", "!", "?")) else body
+    out = []
+    for a, (b, wh) in sorted(found.items()):
+        answer = sentence[a:b]
+        if b > len(body) or len(answer.split()) > MAX_ANSWER_WORDS:
+            continue
+        out.append((f"{body[:a]}{wh}{body[b:]}?", answer, a))
+    return out
+
+
+def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id_prefix: str = "cloze",
+                   title: str = "") -> list[dict]:
+    """Up to ``per_context`` cloze questions about each context, from different
+    sentences where it has enough, as flat SQuAD examples (``synthetic: "cloze"``;
+    ids ``<id_prefix>-<context>-<k>``, 1-based). Deterministic for a seed."""
+    if per_context < 1:
+        raise ValueError(f"questions per context must be at least 1, got {per_context}")
+    rng = random.Random(seed)
+    out = []
+    for c, context in enumerate(contexts, 1):
+        by_sentence = []
+        for a, b in sentence_spans(context):
+            cands = cloze_candidates(context[a:b])
+            if cands:
+                by_sentence.append([(q, ans, a + off) for q, ans, off in cands])
+        rng.shuffle(by_sentence)
+        picked = [rng.choice(cands) for cands in by_sentence[:per_context]]
+        while len(picked) < per_context and any(len(c) > 1 for c in by_sentence):
+            rest = [x for cands in by_sentence for x in cands if x not in picked]
+            if not rest:
+                break
+            picked.append(rng.choice(rest))
+        for k, (question, answer, start) in enumerate(picked, 1):
+            assert context[start:start + len(answer)] == answer
+            out.append({"id": f"{id_prefix}-{c}-{k}", "title": title, "context": context, "question": question,
+                        "answers": {"text": [answer], "answer_start": [start]}, "is_impossible": False,
+                        "synthetic": "cloze"})
+    return out
+
+
+def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, per_context: int = 2,
+               text_column: str | None = None, max_contexts: int | None = None, seed: int = 42,
+               max_train_samples: int | None = None, overwrite: bool = False) -> dict:
+    """Write a SQuAD 2.0 file: the task's training questions when ``source`` names
+    any (``None``: none), then cloze questions about their contexts and about the
+    paragraphs of ``contexts_files`` (``.txt`` one a line, ``.jsonl``/``.csv`` with
+    ``text_column``). Returns a summary, also written beside the file as its
+    ``.augment.json`` sidecar (the run card records it)."""
+    import json
+    import os
+    import time
+
+    from .augment import _training_questions
+    from .data import augmentation_sidecar
+    from .hardware import hardware_info
+    from .squad import squad_document
+    from .textdata import read_texts
+
+    if task.kind != "qa":
+        raise ValueError(f"cloze questions are for extractive-QA tasks; task {task.name!r} is {task.kind}")
+    out = Path(output_file)
+    if out.suffix.lower() != ".json":
+        raise ValueError(f"{out.name}: write cloze questions as SQuAD JSON (.json)")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    if max_contexts is not None and max_contexts < 1:
+        raise ValueError(f"--max-contexts must be at least 1, got {max_contexts}")
+    t0 = time.perf_counter()
+    originals, described = ([], None) if source is None else _training_questions(task, source, max_train_samples)
+    examples = list(originals)
+    counts = {}
+    train_contexts = list(dict.fromkeys(ex["context"] for ex in originals))
+    if train_contexts:
+        made = cloze_examples(train_contexts, per_context, seed, "cloze-train", "training contexts")
+        examples += made
+        counts["training contexts"] = {"contexts": len(train_contexts), "questions": len(made)}
+    for n, name in enumerate(contexts_files, 1):
+        texts = paragraphs(read_texts(name, text_column))
+        if max_contexts is not None:
+            texts = texts[:max_contexts]
+        if not texts:
+            raise DataError(f"{Path(name).name}: no paragraphs of 40 to 250 words to ask about")
+        made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name)
+        examples += made
+        counts[str(name)] = {"contexts": len(texts), "questions": len(made)}
+    if len(examples) == len(originals):
+        raise DataError("no cloze questions made: give --contexts files, or training data with contexts")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(out.name + ".partial")
+    part.write_text(json.dumps(squad_document(examples, extra=("synthetic",)), ensure_ascii=False))
+    summary = {"proposer": "cloze", "originals": len(originals), "augmented": len(examples) - len(originals),
+               "per_context": per_context, "seed": seed, "contexts": counts,
+               "time_s": round(time.perf_counter() - t0, 2), "hardware": hardware_info(),
+               "source": described, "output_file": str(out)}
+    augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(part, out)
+    return summary

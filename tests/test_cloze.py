@@ -1,0 +1,59 @@
+"""Cloze questions from unlabelled text (hub/cloze.py): the pure steps, on hand-checked
+sentences; the CLI end to end is in test_qa_kind.py (it needs the QA fixtures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.cloze import cloze_candidates, cloze_examples, detokenize_wikitext, paragraphs, sentence_spans
+
+PARAGRAPH = ("The bridge over the river was opened in 1932 by Queen Mary. It carried 40 trains a day. "
+             "Its engineer, Ralph Freeman, later designed the Sydney Harbour Bridge. It was painted grey.")
+
+
+def test_wikitext_is_detokenised_and_headings_and_short_lines_skipped():
+    assert detokenize_wikitext("a 3 @.@ 5 @-@ metre wall , built ( c. 1200 ) .") == "a 3.5-metre wall, built (c. 1200)."
+    long = "word " * 50
+    assert paragraphs([" = Heading = ", "too short .", long + "end @-@ line .", "x " * 300]) == [
+        long.strip() + " end-line."]
+
+
+def test_sentences_split_before_capitals_only():
+    spans = sentence_spans(PARAGRAPH)
+    assert [PARAGRAPH[a:b] for a, b in spans] == [
+        "The bridge over the river was opened in 1932 by Queen Mary.", "It carried 40 trains a day.",
+        "Its engineer, Ralph Freeman, later designed the Sydney Harbour Bridge.", "It was painted grey."]
+
+
+def test_candidates_are_years_numbers_and_names_not_opening_the_sentence():
+    assert cloze_candidates("The bridge over the river was opened in 1932 by Queen Mary.") == [
+        ("The bridge over the river was opened in when by Queen Mary?", "1932", 40),
+        ("The bridge over the river was opened in 1932 by what?", "Queen Mary", 48)]
+    assert cloze_candidates("It carried 40 trains a day.") == [("It carried how many trains a day?", "40", 11)]
+    assert cloze_candidates("It was painted grey today.") == []  # nothing to ask about
+    assert cloze_candidates("Opened in 1932.") == []  # under 6 words
+
+
+def test_examples_point_at_their_answers_use_different_sentences_and_follow_the_seed():
+    examples = cloze_examples([PARAGRAPH, PARAGRAPH.replace("1932", "1933")], per_context=2, seed=3)
+    assert [ex["id"] for ex in examples] == ["cloze-1-1", "cloze-1-2", "cloze-2-1", "cloze-2-2"]
+    for ex in examples:
+        start, text = ex["answers"]["answer_start"][0], ex["answers"]["text"][0]
+        assert ex["context"][start:start + len(text)] == text and ex["synthetic"] == "cloze"
+        assert not ex["is_impossible"] and ex["question"].endswith("?") and text not in ex["question"]
+    first = [ex["question"] for ex in examples[:2]]
+    sentences = [next(i for i, (a, b) in enumerate(sentence_spans(PARAGRAPH))
+                      if a <= ex["answers"]["answer_start"][0] < b) for ex in examples[:2]]
+    assert len(set(sentences)) == 2, first  # two questions from two different sentences
+    assert cloze_examples([PARAGRAPH], 2, seed=3) == examples[:2]
+    several = {tuple(ex["question"] for ex in cloze_examples([PARAGRAPH], 1, seed=s)) for s in range(20)}
+    assert len(several) > 1  # the seed picks among the candidates
+    assert len(cloze_examples([PARAGRAPH], per_context=9)) == 5  # every candidate once, no more
+    with pytest.raises(ValueError, match="at least 1"):
+        cloze_examples([PARAGRAPH], per_context=0)
+
+
+def test_long_sentences_are_not_asked_about():
+    """A question is its sentence: one of 41+ words would crowd the context out of a window."""
+    long = "In 1932 " + "the bridge " * 20 + "was opened."
+    assert len(long.split()) > 40 and cloze_candidates(long) == []
