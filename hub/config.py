@@ -45,6 +45,8 @@ BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
 TASK_JOB_DEFAULTS: dict[str, dict] = {
     "generation": {"teacher": "smollm2-135m", "train_samples": 128, "eval_samples": 16, "max_length": 128,
                    "stages": ("prediction",)},
+    # the CLI's QA window (hub.kinds.qa.DEFAULT_MAX_LENGTH); a question costs about the same at 128 (more windows)
+    "squad": {"max_length": 384},
 }
 # tasks whose base teacher (base_teacher) teaches as it is (a trained LM; general distillation needs no head); any
 # other task's base model (minilm-l6 for sst2, squad, mlm) is fine-tuned on the task first
@@ -61,6 +63,7 @@ TEACHER_LAYERS = "teacher-layers:"
 # table files a user may give (upload or --train-file)
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 UPLOAD_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".parquet")
+QA_UPLOAD_SUFFIXES: tuple[str, ...] = (".json", ".jsonl", ".parquet")  # SQuAD JSON, or Hub-style rows
 # a Hub repo id: "name" or "owner/name" (transformers' own rule is looser; this is what we accept everywhere)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}(/[A-Za-z0-9][\w.\-]{0,95})?$")
 RANDOM_INIT_LR = 5e-4

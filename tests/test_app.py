@@ -495,6 +495,33 @@ def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue)
     assert str(hub_home) not in json.dumps(public)
 
 
+def test_a_qa_job_takes_a_squad_json_upload(tmp_path, hub_home, fake_queue):
+    """Extractive QA uploads SQuAD JSON (the tables of other tasks are refused); the
+    hidden column fields do not reach the job; QA's window is the CLI's 384 tokens."""
+    from test_jobs import _squad_upload
+
+    from hub.squad import read_squad
+    from ui import distill
+
+    squad = _squad_upload(tmp_path / "mine.json", contexts=30, per_context=4)
+    form = start_form(tmp_path, task="squad", upload_train=str(squad), text_column="text", label_column="label",
+                      student="teacher-layers:2", stages=["prediction"])
+    assert distill.job_params(form, None)["text_column"] is None
+    status = fake_queue.wait(distill.start_job(form, {})["watch"], timeout=60)
+    assert status["state"] == "finished", status["log"]
+    data = status["params"]["data"]
+    assert data["train_file"].endswith("train.json") and len(read_squad(data["eval_file"])) == 12
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Only .json, .jsonl, .parquet files are accepted"):
+        distill.start_job(start_form(tmp_path, task="squad"), {})  # the CSV table of classification
+    with pytest.raises(gr.Error, match="question 'q0-1'"):
+        distill.start_job(start_form(tmp_path, task="squad", upload_train=str(
+            _squad_upload(tmp_path / "bad.json", 30, 4, bad="q0-1"))), {})
+    assert "SQuAD JSON" in distill.upload_hint("squad") and "CSV" in distill.upload_hint("sst2")
+    assert distill.task_defaults("squad")[distill.TASK_DEFAULT_FIELDS.index("max_length")] == 384
+
+
 def test_a_general_student_is_offered_and_passed_as_the_students_folder(tmp_path, hub_home, fake_queue):
     """A finished general-distillation run is in the Student dropdown of the tasks that
     can start from it, by name and shape; the job gets its folder as the student."""

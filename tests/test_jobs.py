@@ -583,6 +583,53 @@ def test_stage_upload_splits_and_rejects(tmp_path):
         jobs.stage_upload(bad, None, tmp_path / "s3")
 
 
+def _squad_upload(path: Path, contexts: int, per_context: int, bad: str | None = None) -> Path:
+    """A SQuAD 2.0 file: ``contexts`` paragraphs of ``per_context`` questions each (the
+    answer "word<k>" is in the context); ``bad`` names a question whose answer_start is off by one."""
+    paragraphs = []
+    for c in range(contexts):
+        context = f"paragraph {c} says word{c} twice: word{c}."
+        start = context.index(f"word{c}")
+        qas = [{"id": f"q{c}-{k}", "question": f"what does paragraph {c} say ({k})?", "is_impossible": False,
+                "answers": [{"text": f"word{c}", "answer_start": start + (f"q{c}-{k}" == bad)}]}
+               for k in range(per_context)]
+        paragraphs.append({"context": context, "qas": qas})
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Upload", "paragraphs": paragraphs}]}))
+    return path
+
+
+def test_stage_squad_upload_holds_out_whole_paragraphs_and_rejects(tmp_path):
+    from hub.data import DataError
+    from hub.squad import read_squad
+
+    src = _squad_upload(tmp_path / "mine.json", contexts=40, per_context=5)
+    out = jobs.stage_squad_upload(src, None, tmp_path / "staged")
+    train, held = read_squad(out["train_file"]), read_squad(out["eval_file"])
+    assert out["eval_file"].endswith("eval.json") and len(train) + len(held) == 200 and len(held) == 20
+    assert not {ex["context"] for ex in train} & {ex["context"] for ex in held}  # no paragraph on both sides
+    again = jobs.stage_squad_upload(src, None, tmp_path / "again")
+    assert read_squad(again["eval_file"]) == held  # seeded
+    both = jobs.stage_squad_upload(src, out["eval_file"], tmp_path / "both")
+    assert len(read_squad(both["train_file"])) == 200 and len(read_squad(both["eval_file"])) == 20
+
+    import pandas as pd  # Hub-style rows are taken too
+
+    rows = tmp_path / "rows.jsonl"
+    pd.DataFrame(train).to_json(rows, orient="records", lines=True)
+    assert read_squad(jobs.stage_squad_upload(rows, None, tmp_path / "rows")["train_file"])
+    for upload, message in [
+        (_squad_upload(tmp_path / "bad.json", 3, 10, bad="q1-4"), "question 'q1-4'"),
+        (tmp_path / "mine.csv", "must be one of .json, .jsonl, .parquet"),
+        (_squad_upload(tmp_path / "one.json", 1, 30), "at least 2 contexts"),
+    ]:
+        upload.touch()
+        with pytest.raises(DataError, match=message):
+            jobs.stage_squad_upload(upload, None, tmp_path / "refused")
+    with pytest.raises(DataError, match="200 questions; the limit is 100"):
+        jobs.stage_squad_upload(src, None, tmp_path / "refused", max_questions=100)
+    assert not (tmp_path / "refused").exists()
+
+
 def test_delete_job_models_for_its_owner_only(make_queue, gate, hub_home):
     from hub.leaderboard import LeaderboardStore
     from hub.paths import models_dir

@@ -18,14 +18,16 @@ from pathlib import Path
 import gradio as gr
 
 from hub import jobs, views
-from hub.config import (AUGMENT_KINDS, STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher,
-                        default_learning_rate, spec, student_is_random_init, teaches_as_it_is)
+from hub.config import (AUGMENT_KINDS, QA_UPLOAD_SUFFIXES, STUDENT_PRESETS, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES,
+                        JobSettings, base_teacher, default_learning_rate, spec, student_is_random_init,
+                        teaches_as_it_is)
 from hub.paths import hub_home
 from hub.tasks import TASKS
 
 from . import DEFAULT_TASK, LABELS, MESSAGE_LABELS, PRIVATE, esc, implemented_tasks, keyed, log, refuse, run_status
 
 MAX_UPLOAD_MB = 5
+UPLOADABLE = list(dict.fromkeys(UPLOAD_SUFFIXES + QA_UPLOAD_SUFFIXES))  # the server checks the task's own
 ALIAS: str = spec(JobSettings, "teacher")["default"]  # minilm-l6: fine-tuned first
 DEFAULT_STUDENT: str = spec(JobSettings, "student")["default"]
 STUDENTS = list(dict.fromkeys([DEFAULT_STUDENT, "teacher-layers:2", "teacher-layers:4", *STUDENT_PRESETS, "custom"]))
@@ -121,19 +123,41 @@ def data_source(form: dict) -> dict:
         return {"dataset": hub_id.strip(), "dataset_config": (form.get("hub_config") or "").strip() or None}
     if source == UPLOAD:
         up_train, up_eval = form.get("upload_train"), form.get("upload_eval")
+        qa = _is_qa(task)
         if not up_train:
-            raise refuse("Upload a training file (CSV, TSV, JSONL or Parquet).")
+            raise refuse(f"Upload a training file ({upload_formats(task)}).")
+        suffixes = QA_UPLOAD_SUFFIXES if qa else UPLOAD_SUFFIXES
         for f in (up_train, up_eval):
-            if f and Path(f).suffix.lower() not in UPLOAD_SUFFIXES:
-                raise refuse(f"Only {', '.join(UPLOAD_SUFFIXES)} files are accepted.")
+            if f and Path(f).suffix.lower() not in suffixes:
+                raise refuse(f"Only {', '.join(suffixes)} files are accepted for this task.")
         from hub.data import DataError
 
         dest = hub_home() / "uploads" / secrets.token_hex(8)
+        stage = jobs.stage_squad_upload if qa else jobs.stage_upload
         try:
-            return jobs.stage_upload(up_train, up_eval or None, dest)
+            return stage(up_train, up_eval or None, dest)
         except DataError as exc:
             raise page_error(str(exc)) from None
     raise refuse("Choose a data source.")
+
+
+def _is_qa(task: str | None) -> bool:
+    return task in TASKS and TASKS[task].kind == "qa"
+
+
+def upload_formats(task: str | None) -> str:
+    """The file formats the upload fields take for ``task``."""
+    if _is_qa(task):
+        return "SQuAD JSON v1.1 or v2.0, or JSONL/Parquet rows with id, title, context, question, answers"
+    return "CSV, TSV, JSONL or Parquet"
+
+
+def upload_hint(task: str | None) -> str:
+    """The line under the upload fields: formats and limits (SQuAD data for extractive QA, tables otherwise)."""
+    if _is_qa(task):
+        return (f"{upload_formats(task)}; at most {MAX_UPLOAD_MB} MB and {jobs.MAX_UPLOAD_ROWS:,} questions. "
+                "Without an evaluation file, whole paragraphs are held out.")
+    return f"{upload_formats(task)}, at most {MAX_UPLOAD_MB} MB and {jobs.MAX_UPLOAD_ROWS:,} rows."
 
 
 def prunable(student: str | None) -> bool:
@@ -166,6 +190,8 @@ def job_params(form: dict, data: dict | None) -> dict:
             "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate", "batch_size",
             "max_length", "temperature", "alpha")
     params = {k: form.get(k) for k in keys}
+    if _is_qa(form.get("task")):  # SQuAD's fields are fixed: the (hidden) column fields do not apply
+        params["text_column"] = params["label_column"] = None
     if form.get("student") == "custom":
         params.update({k: form.get(k) for k in CUSTOM_SHAPE})
     else:
@@ -443,13 +469,11 @@ def build() -> dict:
                 c["hub_config"] = gr.Textbox(label=LABELS["hub_config"], placeholder=hub_config or "", max_length=100)
             with gr.Group(visible=False) as c["upload_box"]:
                 with gr.Row():
-                    c["upload_train"] = gr.File(label=LABELS["upload_train"], file_types=list(UPLOAD_SUFFIXES),
-                                                type="filepath")
+                    c["upload_train"] = gr.File(label=LABELS["upload_train"], file_types=UPLOADABLE, type="filepath")
                     c["upload_eval"] = gr.File(label=f"{LABELS['upload_eval']} (optional: else 10% held out)",
-                                               file_types=list(UPLOAD_SUFFIXES), type="filepath")
-                gr.Markdown(f"CSV, TSV, JSONL or Parquet, at most {MAX_UPLOAD_MB} MB and "
-                            f"{jobs.MAX_UPLOAD_ROWS:,} rows.")
-            with gr.Row():
+                                               file_types=UPLOADABLE, type="filepath")
+                c["upload_hint"] = gr.Markdown(upload_hint(DEFAULT_TASK))
+            with gr.Row(visible=not _is_qa(DEFAULT_TASK)) as c["columns_row"]:
                 c["text_column"] = gr.Textbox(label=LABELS["text_column"], placeholder=TASKS[DEFAULT_TASK].text_column,
                                               max_length=100)
                 c["label_column"] = gr.Textbox(label=LABELS["label_column"],
@@ -521,10 +545,12 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["name"]: gr.Textbox(placeholder=f"{task}-{DEFAULT_STUDENT.replace(':', '')}"),
                 c["hub_id"]: gr.Textbox(placeholder=(t.hub_dataset or ("user/name",))[0]),
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or ""),
-                c["augment_row"]: gr.Row(visible=augmentable(task))}
+                c["augment_row"]: gr.Row(visible=augmentable(task)),
+                c["columns_row"]: gr.Row(visible=not _is_qa(task)),
+                c["upload_hint"]: gr.Markdown(upload_hint(task))}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config", "augment_row")],
+                                    "hub_id", "hub_config", "augment_row", "columns_row", "upload_hint")],
                     **PRIVATE,
                     show_progress="hidden").then(
         # after the data list holds the new task's sets: the settings' own change events send the whole form

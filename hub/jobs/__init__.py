@@ -24,7 +24,7 @@ from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, 
 from .registry import (ModelEntry, allowed_models, default_pair, general_students, onnx_variants, resolve_teacher,
                        short_name,
                        trained_models)
-from .uploads import MAX_UPLOAD_ROWS, stage_upload
+from .uploads import MAX_UPLOAD_ROWS, stage_squad_upload, stage_upload
 
 __all__ = [
     "ACTIVE_STATES",
@@ -68,6 +68,7 @@ __all__ = [
     "resolve_teacher",
     "safe_name",
     "short_name",
+    "stage_squad_upload",
     "stage_upload",
     "trained_models",
     "validate_params",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import UPLOAD_SUFFIXES
+from ..config import QA_UPLOAD_SUFFIXES, UPLOAD_SUFFIXES
 
 MAX_UPLOAD_ROWS = 50_000
 EVAL_FRACTION, MAX_SPLIT_EVAL = 0.1, 1000
@@ -53,5 +53,69 @@ def stage_upload(train_path: str | Path, eval_path: str | Path | None, dest: str
     for key, df in (("train_file", train_df), ("eval_file", eval_df)):
         f = dest / f"{key.split('_')[0]}.jsonl"
         df.to_json(f, orient="records", lines=True, force_ascii=False)
+        out[key] = str(f)
+    return out
+
+
+def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, dest: str | Path,
+                       max_questions: int = MAX_UPLOAD_ROWS, seed: int = 42) -> dict:
+    """Extractive QA: copy uploaded SQuAD data into ``dest`` as SQuAD 2.0 JSON files and
+    return the job's data source ``{"train_file", "eval_file"}``.
+
+    A file is SQuAD JSON (v1.1 or v2.0, ``.json``) or Hub-style rows (``.jsonl``/
+    ``.parquet``: id, title, context, question, answers), validated before any training
+    (``hub.squad``: the message names the file, article and question at fault); at most
+    ``max_questions`` questions each. Without an eval file, whole *paragraphs* are held
+    out (seeded, about 10% of the questions, at most 1,000): questions about one context
+    never fall on both sides.
+    """
+    import json
+    import random
+
+    from ..data import DataError, read_table
+    from ..squad import read_squad, squad_document, squad_from_records
+
+    sets = []
+    for label, path in (("training file", train_path), ("evaluation file", eval_path)):
+        if path is None:
+            sets.append(None)
+            continue
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in QA_UPLOAD_SUFFIXES:
+            raise DataError(f"the {label} must be one of {', '.join(QA_UPLOAD_SUFFIXES)} (SQuAD JSON, or rows with "
+                            "id, title, context, question, answers)")
+        try:
+            examples = read_squad(path) if suffix == ".json" else squad_from_records(read_table(path), path.name)
+        except DataError as exc:
+            raise DataError(f"the {label} is not valid SQuAD data: {str(exc).replace(str(path), path.name)}") from None
+        if len(examples) > max_questions:
+            raise DataError(f"the {label} has {len(examples):,} questions; the limit is {max_questions:,}")
+        sets.append(examples)
+    train, held = sets
+    if held is None:
+        contexts = list(dict.fromkeys(ex["context"] for ex in train))
+        if len(contexts) < 2 or len(train) < MIN_SPLIT_ROWS:
+            raise DataError(f"the training file needs at least {MIN_SPLIT_ROWS} questions about at least 2 contexts "
+                            "to hold out an evaluation split (or upload an evaluation file)")
+        random.Random(seed).shuffle(contexts)
+        target = min(MAX_SPLIT_EVAL, max(1, int(len(train) * EVAL_FRACTION)))
+        per_context: dict[str, int] = {}
+        for ex in train:
+            per_context[ex["context"]] = per_context.get(ex["context"], 0) + 1
+        chosen, n = set(), 0
+        for context in contexts[:-1]:  # at least one context stays for training
+            if n >= target:
+                break
+            chosen.add(context)
+            n += per_context[context]
+        held = [ex for ex in train if ex["context"] in chosen]
+        train = [ex for ex in train if ex["context"] not in chosen]
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for key, examples in (("train_file", train), ("eval_file", held)):
+        f = dest / f"{key.split('_')[0]}.json"
+        f.write_text(json.dumps(squad_document(examples), ensure_ascii=False))
         out[key] = str(f)
     return out
