@@ -192,3 +192,22 @@ def test_distill_settings_change_the_estimate_without_an_error(page, app_url, sh
               for part in (before, estimate.inner_text())]
     assert passes[1] == pytest.approx(passes[0] * (1 + 2 * 0.73), rel=0.01)
     page.screenshot(path=str(shots / "distill-augment.png"), full_page=True)
+
+
+def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_url, shots):
+    """Picking extractive QA: the upload takes SQuAD JSON (its hint says so), the column
+    fields (tables only) hide, and the window is the CLI's 384 tokens."""
+    page.goto(f"{app_url}/?tab=distill")
+    page.locator("#distill-estimate").get_by_text("Estimated time").wait_for()
+    columns = page.get_by_label("text column")
+    assert columns.is_visible()
+    task = page.get_by_role("combobox", name="Task").first
+    task.fill("squad")
+    task.press("Enter")
+    columns.wait_for(state="hidden")
+    page.get_by_text("Upload a file", exact=True).click()
+    page.get_by_text("SQuAD JSON v1.1 or v2.0").wait_for()
+    page.get_by_text("Settings", exact=True).click()
+    assert page.get_by_role("spinbutton", name="max length").input_value() == "384"
+    assert toasts(page).count() == 0
+    page.screenshot(path=str(shots / "distill-qa-upload.png"), full_page=True)

@@ -463,6 +463,14 @@ def test_measured_rates_come_from_runs_of_the_same_task_kind(hub_home):
     assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 200.0
     qa = measured_rates(*args, kind="qa")  # SST-2 sentences say nothing of QA windows
     assert qa["distill"]["basis"] == qa["finetune"]["basis"] == "default guess"
+    assert qa["distill"]["examples_per_s"] == jobs.KIND_RATES["qa"]["distill"] != jobs.DEFAULT_RATES["distill"]
+    # a QA run's card counts windows/s (3 windows a question at 128 tokens); the estimate counts questions
+    _fake_model(models_dir() / "qa" / "student", {
+        "task": "squad", "kind": "student", "teacher": str(teacher), "train_examples_per_s": 30.0,
+        "data": {"train_size": 100}, "train": {"epochs": 2.0}, "stages": ["intermediate", "prediction"],
+        "train_time_s": 40.0, "student": {"spec": "teacher-layers:3"}})
+    qa = measured_rates(*args, kind="qa")
+    assert qa["distill"]["examples_per_s"] == 100 * 2 * 2 / 40.0 and qa["distill"]["basis"] == "measured"
 
 
 def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_dir, tmp_path):

@@ -15,8 +15,8 @@ child process does). The names below are what ``app.py`` uses.
 """
 
 from ..config import UPLOAD_SUFFIXES
-from .estimate import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, MEASURED, OVERHEAD_S, earlier_phases, estimate,
-                       measured_rates, plan_steps)
+from .estimate import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES, MEASURED, OVERHEAD_S, earlier_phases,
+                       estimate, measured_rates, plan_steps)
 from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, job_stages,
                      resolve_data, safe_name, validate_params)
 from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED,
@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_GUESS",
     "DEFAULT_PHASES",
     "DEFAULT_RATES",
+    "KIND_RATES",
     "FAILED",
     "FINAL_STATES",
     "FINISHED",

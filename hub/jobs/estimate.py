@@ -50,6 +50,12 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
 # 58,362 of the 80,000 drawn for the first 20,000 SST-2 training sentences (4 a sentence); 3,786 of the 4,360
 # drawn for the 1,090 XQuAD training questions (the teacher's embeddings, 2026-11-28)
 AUGMENT_YIELD = {"classification": 0.73, "qa": 0.87}
+# Extractive QA, in questions/s at the default 384-token window (a question is about one window; at 128 tokens
+# it spans about 2.7 windows of a third the length: roughly the same cost). 2 vCPUs (Intel Xeon), 2026-12-05,
+# the 1,090 XQuAD questions: minilm-l6 fine-tuned 5 epochs in 867 s (6.3/s); teacher-layers:3, the intermediate
+# stage 5 epochs in 731 s and the prediction stage 5 epochs in 363 s (teacher logits cached): 10,900 question-
+# passes in 1,093 s
+KIND_RATES = {"qa": {"finetune": 6.3, "distill": 10.0}}
 # Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
 # the job's block length. Default guesses from this machine: generation, an app job smollm2-135m -> teacher-layers:4,
 # 32 blocks of 128 tokens in 46 s of training (88 tokens/s, quiet, 2026-11-28; the first step included); mlm,
@@ -65,7 +71,10 @@ DEFAULT_TOKEN_RATES = {  # kind -> phase -> training tokens/s
 KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0, 0.0), "benchmark": (0.3, 58.0)},
                # embedding proposals for the 1,090 XQuAD training questions: 10.7 s with loading (names: many
                # distinct words, each one nearest-neighbour search over the vocabulary)
-               "qa": {"augment": (140.0, 3.0)}}
+               # the 1,407 dev-subset questions: the teacher in about 18 s, the student in 10 s; the teacher's logits
+               # for the 1,119 training windows in about 17 s (2026-12-05, the runs of KIND_RATES)
+               "qa": {"augment": (140.0, 3.0), "evaluate-teacher": (80.0, 0.0), "evaluate": (140.0, 0.0),
+                      "teacher-logits": (65.0, 0.0)}}
 OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
 MEASURED, DEFAULT_GUESS = "measured", "default guess"
 MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
@@ -187,6 +196,10 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
                 rate = float(rate) * int(card["train"]["max_length"]) / int(max_length)
             except (KeyError, TypeError, ValueError):
                 continue
+        elif kind == "qa":  # the card counts windows, the estimate questions (a long context spans several windows)
+            rate = _question_passes_per_s(card)
+            if rate is None:
+                continue
         if e.role == "teacher":
             if origin is not None and card.get("base_model") == origin:
                 offer("finetune", 2, float(rate), f"measured: {e.key}, same base model")
@@ -199,6 +212,7 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
             offer("distill", 1, float(rate), f"measured: {e.key}, same student shape")
     out = {}
     for phase, default in DEFAULT_RATES.items():
+        default = KIND_RATES.get(kind, {}).get(phase, default)
         if blocks and kind in DEFAULT_TOKEN_RATES:
             default = DEFAULT_TOKEN_RATES[kind][phase] / int(max_length)  # blocks/s
         if phase in found:
@@ -207,6 +221,16 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
             out[phase] = {"examples_per_s": default, "basis": DEFAULT_GUESS,
                           "source": "default guess for a 2-core CPU (no earlier run like this one)"}
     return out
+
+
+def _question_passes_per_s(card: dict) -> float | None:
+    """A QA run's training questions per second: questions x epochs x stages (fine-tuning is
+    one) over its training time; None when the card lacks any of them."""
+    try:
+        n, epochs, seconds = card["data"]["train_size"], card["train"]["epochs"], card["train_time_s"]
+        return float(n) * float(epochs) * len(card.get("stages") or [None]) / float(seconds)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
 
 
 def job_key(p: dict) -> tuple:
