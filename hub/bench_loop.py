@@ -175,7 +175,7 @@ def bench_distill(task, teacher_ref: str, student: StudentSpec, data, steps: int
     log = log or (lambda msg: None)
     cfg = copy.copy(cfg or TrainConfig())
     if cfg.learning_rate is None:
-        cfg.learning_rate = D.default_learning_rate(student)
+        cfg.learning_rate = D.default_learning_rate(student, task.kind)
     cfg.max_steps = steps
     dcfg = dcfg or DistillConfig()
     if threads:

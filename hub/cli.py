@@ -292,7 +292,7 @@ def cmd_distill(args) -> int:
     dcfg = from_args(DistillConfig, args)
     options = _eval_options(args, task)
     data = _load_data(args, task)
-    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec), task), dcfg,
+    card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec, task.kind), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options)
     return _report(card, args)
 

@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of the majority-class rate is "near chance"
 
 
-def default_learning_rate(student: StudentSpec) -> float:
-    """See :func:`hub.config.default_learning_rate` (by the student's initialisation)."""
-    return _default_lr("custom" if student.kind == "shape" else student.label)
+def default_learning_rate(student: StudentSpec, kind: str | None = None) -> float:
+    """See :func:`hub.config.default_learning_rate` (by the task kind, else the student's initialisation)."""
+    return _default_lr("custom" if student.kind == "shape" else student.label, kind)
 
 
 class Cancelled(Exception):
@@ -480,9 +480,9 @@ def distill(
 ) -> dict:
     """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card.
     ``eval_options`` as for :func:`finetune` (the teacher is scored with them too)."""
-    cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student))
+    cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student, task.kind))
     if cfg.learning_rate is None:
-        cfg.learning_rate = default_learning_rate(student)
+        cfg.learning_rate = default_learning_rate(student, task.kind)
     kind = get_kind(task)
     eval_options = check_eval_options(task, eval_options)
     dcfg = dcfg or DistillConfig(stages=kind_stages(kind))

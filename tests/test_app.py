@@ -520,6 +520,8 @@ def test_a_qa_job_takes_a_squad_json_upload(tmp_path, hub_home, fake_queue):
             _squad_upload(tmp_path / "bad.json", 30, 4, bad="q0-1"))), {})
     assert "SQuAD JSON" in distill.upload_hint("squad") and "CSV" in distill.upload_hint("sst2")
     assert distill.task_defaults("squad")[distill.TASK_DEFAULT_FIELDS.index("max_length")] == 384
+    assert distill.learning_rate_for("teacher-layers:3", "squad") == 5e-4  # the kind's rate (hub.config)
+    assert distill.learning_rate_for("teacher-layers:3", "sst2") == 1e-4
 
 
 def test_a_general_student_is_offered_and_passed_as_the_students_folder(tmp_path, hub_home, fake_queue):

@@ -47,6 +47,9 @@ def test_one_rule_for_hub_ids_and_learning_rates():
     assert not is_hub_id("../../etc/passwd") and not is_hub_id("/abs/path") and not is_hub_id("a/b/c")
     assert default_learning_rate("tinybert-4l-312") == 5e-4 and default_learning_rate("custom") == 5e-4
     assert default_learning_rate("teacher-layers:3") == 1e-4 and default_learning_rate("some/checkpoint") == 1e-4
+    # extractive QA: one rate for every student (measured: README, QA)
+    assert default_learning_rate("teacher-layers:3", "qa") == default_learning_rate("tinybert-4l-312", "qa") == 5e-4
+    assert default_learning_rate("teacher-layers:3", "classification") == 1e-4
 
 
 def test_config_imports_no_torch():

@@ -523,6 +523,7 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
                  "--epochs", "1", "--max-length", str(MAX_LENGTH), "--output-dir", str(student)]) == 0
     card = json.loads((student / "run.json").read_text())
     assert card["data"]["train_size"] == 43 and card["data"]["augmentation"]["proposer"] == "cloze"
+    assert card["train"]["learning_rate"] == 5e-4  # QA's default for every student (hub.config.KIND_LEARNING_RATES)
     readme = (student / "README.md").read_text()
     assert ("40 training questions and 3 cloze questions (0 about 40 paragraphs of training contexts; "
             "3 about 2 paragraphs of wiki.txt)") in readme

@@ -141,6 +141,11 @@ def data_source(form: dict) -> dict:
     raise refuse("Choose a data source.")
 
 
+def learning_rate_for(student: str | None, task: str | None) -> float:
+    """The distillation learning rate the form proposes: the task kind's, else by the student's initialisation."""
+    return default_learning_rate(student or DEFAULT_STUDENT, TASKS[task].kind if task in TASKS else None)
+
+
 def _is_qa(task: str | None) -> bool:
     return task in TASKS and TASKS[task].kind == "qa"
 
@@ -489,7 +494,7 @@ def build() -> dict:
                     c["batch_size"] = _slider("batch_size", 1)
                 with gr.Row():
                     c["finetune_learning_rate"] = _number("finetune_learning_rate")
-                    c["learning_rate"] = _number("learning_rate", default_learning_rate(DEFAULT_STUDENT))
+                    c["learning_rate"] = _number("learning_rate", learning_rate_for(DEFAULT_STUDENT, DEFAULT_TASK))
                     c["max_length"] = _slider("max_length", 1)
                 with gr.Row():
                     c["temperature"] = _slider("temperature", 0.1)
@@ -547,19 +552,21 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or ""),
                 c["augment_row"]: gr.Row(visible=augmentable(task)),
                 c["columns_row"]: gr.Row(visible=not _is_qa(task)),
-                c["upload_hint"]: gr.Markdown(upload_hint(task))}
+                c["upload_hint"]: gr.Markdown(upload_hint(task)),
+                c["learning_rate"]: learning_rate_for(keep, task)}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config", "augment_row", "columns_row", "upload_hint")],
+                                    "hub_id", "hub_config", "augment_row", "columns_row", "upload_hint",
+                                    "learning_rate")],
                     **PRIVATE,
                     show_progress="hidden").then(
         # after the data list holds the new task's sets: the settings' own change events send the whole form
         task_defaults, c["task"], [c[k] for k in TASK_DEFAULT_FIELDS], **PRIVATE, show_progress="hidden").then(
         show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden")
-    c["student"].change(lambda s: {c["custom_row"]: gr.Row(visible=s == "custom"),
-                                   c["prune_row"]: gr.Row(visible=prunable(s)),
-                                   c["learning_rate"]: default_learning_rate(s or DEFAULT_STUDENT)},
-                        c["student"], [c["custom_row"], c["prune_row"], c["learning_rate"]], **PRIVATE,
+    c["student"].change(lambda s, task: {c["custom_row"]: gr.Row(visible=s == "custom"),
+                                         c["prune_row"]: gr.Row(visible=prunable(s)),
+                                         c["learning_rate"]: learning_rate_for(s, task)},
+                        [c["student"], c["task"]], [c["custom_row"], c["prune_row"], c["learning_rate"]], **PRIVATE,
                         show_progress="hidden")
     c["source"].change(lambda s: {c["local_box"]: gr.Group(visible=s == LOCAL), c["hub_box"]: gr.Row(visible=s == HUB),
                                   c["upload_box"]: gr.Group(visible=s == UPLOAD)},
