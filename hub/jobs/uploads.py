@@ -14,6 +14,31 @@ EVAL_FRACTION, MAX_SPLIT_EVAL = 0.1, 1000
 MIN_SPLIT_ROWS = 20
 
 
+def _read_uploads(train_path, eval_path, suffixes: tuple[str, ...], read, limit: int, unit: str, failure: str) -> list:
+    """The training and evaluation uploads read by ``read`` (an absent one stays None),
+    each refused for a type outside ``suffixes``, a read error (``failure``: how the
+    message says it; the file named, never its server path) or more than ``limit``
+    ``unit`` (its ``len``)."""
+    from ..data import DataError
+
+    out = []
+    for label, path in (("training file", train_path), ("evaluation file", eval_path)):
+        if path is None:
+            out.append(None)
+            continue
+        path = Path(path)
+        if path.suffix.lower() not in suffixes:
+            raise DataError(f"the {label} must be one of {', '.join(suffixes)}")
+        try:
+            data = read(path)
+        except DataError as exc:
+            raise DataError(f"the {label} {failure}: {str(exc).replace(str(path), path.name)}") from None
+        if len(data) > limit:
+            raise DataError(f"the {label} has {len(data):,} {unit}; the limit is {limit:,}")
+        out.append(data)
+    return out
+
+
 def stage_upload(train_path: str | Path, eval_path: str | Path | None, dest: str | Path,
                  max_rows: int = MAX_UPLOAD_ROWS, seed: int = 42) -> dict:
     """Copy uploaded table(s) into ``dest`` (JSON lines) and return the job's data source
@@ -25,22 +50,8 @@ def stage_upload(train_path: str | Path, eval_path: str | Path | None, dest: str
     """
     from ..data import DataError, read_table
 
-    frames = []
-    for label, path in (("training file", train_path), ("evaluation file", eval_path)):
-        if path is None:
-            frames.append(None)
-            continue
-        path = Path(path)
-        if path.suffix.lower() not in UPLOAD_SUFFIXES:
-            raise DataError(f"the {label} must be one of {', '.join(UPLOAD_SUFFIXES)}")
-        try:
-            df = read_table(path)
-        except DataError as exc:
-            raise DataError(f"the {label} could not be read: {str(exc).replace(str(path), path.suffix)}") from None
-        if len(df) > max_rows:
-            raise DataError(f"the {label} has {len(df):,} rows; the limit is {max_rows:,}")
-        frames.append(df)
-    train_df, eval_df = frames
+    train_df, eval_df = _read_uploads(train_path, eval_path, UPLOAD_SUFFIXES, read_table, max_rows, "rows",
+                                      "could not be read")
     if eval_df is None:
         if len(train_df) < MIN_SPLIT_ROWS:
             raise DataError(f"the training file needs at least {MIN_SPLIT_ROWS} rows to hold out an evaluation split")
@@ -75,24 +86,11 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
     from ..data import DataError, read_table
     from ..squad import read_squad, squad_document, squad_from_records
 
-    sets = []
-    for label, path in (("training file", train_path), ("evaluation file", eval_path)):
-        if path is None:
-            sets.append(None)
-            continue
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in QA_UPLOAD_SUFFIXES:
-            raise DataError(f"the {label} must be one of {', '.join(QA_UPLOAD_SUFFIXES)} (SQuAD JSON, or rows with "
-                            "id, title, context, question, answers)")
-        try:
-            examples = read_squad(path) if suffix == ".json" else squad_from_records(read_table(path), path.name)
-        except DataError as exc:
-            raise DataError(f"the {label} is not valid SQuAD data: {str(exc).replace(str(path), path.name)}") from None
-        if len(examples) > max_questions:
-            raise DataError(f"the {label} has {len(examples):,} questions; the limit is {max_questions:,}")
-        sets.append(examples)
-    train, held = sets
+    def read(path: Path) -> list[dict]:
+        return read_squad(path) if path.suffix.lower() == ".json" else squad_from_records(read_table(path), path.name)
+
+    train, held = _read_uploads(train_path, eval_path, QA_UPLOAD_SUFFIXES, read, max_questions, "questions",
+                                "is not valid SQuAD data")
     if held is None:
         contexts = list(dict.fromkeys(ex["context"] for ex in train))
         if len(contexts) < 2 or len(train) < MIN_SPLIT_ROWS:
