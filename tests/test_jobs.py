@@ -956,8 +956,10 @@ def test_task_job_defaults_are_valid_settings():
 
     for task, d in TASK_JOB_DEFAULTS.items():
         assert set(d) <= set(SCHEMA_JOB_DEFAULTS)
-        jobs.validate_params({"task": task, "teacher": "smollm2-135m", "student": "teacher-layers:2",
-                              **d, "stages": list(d["stages"])}, need_data=False)
+        params = {"task": task, "teacher": base_teacher(task), "student": "teacher-layers:2", **d}
+        if "stages" in d:
+            params["stages"] = list(d["stages"])
+        jobs.validate_params(params, need_data=False)
     # generation teaches with the causal LM as it is: no fine-tuning in the estimate or in the list's wording
     assert base_teacher("generation") == "smollm2-135m" and _teacher_trained("smollm2-135m", "generation") is True
     assert teacher_choices("generation")[0] == ("smollm2-135m (base model, teaches as it is)", "smollm2-135m")
@@ -965,6 +967,7 @@ def test_task_job_defaults_are_valid_settings():
     from ui.distill import task_defaults
 
     assert task_defaults("generation") == [128, 16, 128, ["prediction"]]
+    assert task_defaults("squad")[2] == 384  # the CLI's QA window; the rest the schema's
     assert task_defaults("sst2") == [4000, 872, 128, ["intermediate", "prediction"]]
 
 
