@@ -123,7 +123,7 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
                 by_sentence.append([(q, ans, a + off) for q, ans, off in cands])
         rng.shuffle(by_sentence)
         picked = [rng.choice(cands) for cands in by_sentence[:per_context]]
-        while len(picked) < per_context and any(len(c) > 1 for c in by_sentence):
+        while len(picked) < per_context:  # fewer sentences than asked: more candidates of the same ones
             rest = [x for cands in by_sentence for x in cands if x not in picked]
             if not rest:
                 break
