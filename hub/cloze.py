@@ -43,6 +43,7 @@ SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 MIN_SENTENCE_WORDS = 6
 MAX_SENTENCE_WORDS = 40  # SQuAD's questions are at most about 40 words; a longer one crowds out the context
 MAX_ANSWER_WORDS = 6
+LINE_BREAK = re.compile(r"(?:\s*<br\s*/?>\s*)+|\n+", re.IGNORECASE)
 
 
 def detokenize_wikitext(line: str) -> str:
@@ -59,9 +60,14 @@ def paragraphs(texts: Iterable[str], min_words: int = 40, max_words: int = 250) 
     """The texts that read as prose paragraphs: ``min_words``..``max_words`` words,
     not WikiText headings (`` = Title = ``); WikiText's tokenisation undone (its
     ``<unk>`` placeholders stay: most WikiText-2 paragraphs hold several, and no
-    answer candidate contains one)."""
+    answer candidate contains one). A text with line breaks (newlines, or HTML
+    ``<br />`` as in IMDB reviews) is one paragraph a line.
+
+    >>> paragraphs(["one two three<br /><br />four five"], min_words=2)
+    ['one two three', 'four five']
+    """
     out = []
-    for text in texts:
+    for text in (part for text in texts for part in LINE_BREAK.split(text)):
         t = text.strip()
         if not t or t.startswith("="):
             continue
@@ -187,7 +193,8 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
     part = out.with_name(out.name + ".partial")
     part.write_text(json.dumps(squad_document(examples, extra=("synthetic",)), ensure_ascii=False))
     summary = {"proposer": "cloze", "originals": len(originals), "augmented": len(examples) - len(originals),
-               "per_context": per_context, "seed": seed, "contexts": counts,
+               "per_context": per_context, "seed": seed, "max_contexts": max_contexts, "text_column": text_column,
+               "contexts": counts,
                "time_s": round(time.perf_counter() - t0, 2), "hardware": hardware_info(),
                "source": described, "output_file": str(out)}
     augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")

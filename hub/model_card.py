@@ -341,6 +341,8 @@ def _augmentation_line(aug: dict, task: str) -> str:
         files = [name for name in aug.get("contexts") or {} if name != "training contexts"]
         args = ["python", "-m", "hub", "cloze", "--task", task, *(origin if aug.get("originals") else []),
                 "--contexts", *[Path(f).name for f in files], "--per-context", str(aug.get("per_context")),
+                *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
+                *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),
                 "--seed", str(aug.get("seed")), "--output-file", Path(aug.get("output_file") or "CLOZE.json").name]
         about = [f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
                  for name, c in (aug.get("contexts") or {}).items()]

@@ -57,3 +57,30 @@ def test_long_sentences_are_not_asked_about():
     """A question is its sentence: one of 41+ words would crowd the context out of a window."""
     long = "In 1932 " + "the bridge " * 20 + "was opened."
     assert len(long.split()) > 40 and cloze_candidates(long) == []
+
+
+def test_reviews_with_html_line_breaks_become_paragraphs_and_the_card_repeats_the_command(tmp_path):
+    """A ``.jsonl`` of IMDB-style reviews: ``<br />`` breaks split a review into
+    paragraphs; ``--max-contexts`` and ``--text-column`` are recorded so the model
+    card's command makes the same file."""
+    import json
+
+    from hub.cloze import cloze_file
+    from hub.model_card import _augmentation_line
+    from hub.tasks import TASKS
+
+    part = "The film was made in 1931 by a small studio near the coast. " * 5
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text("\n".join(json.dumps({"review": r}) for r in [
+        f"{part}<br /><br />{part.replace('1931', '1932')}", part.replace("1931", "1933")]) + "\n")
+    out = tmp_path / "c.json"
+    summary = cloze_file(TASKS["squad"], None, [str(reviews)], str(out), per_context=1, text_column="review",
+                         max_contexts=2)
+    assert summary["contexts"][str(reviews)] == {"contexts": 2, "questions": 2}  # the review's two paragraphs
+    made = json.loads(out.read_text())["data"]
+    contexts = [p["context"] for a in made for p in a["paragraphs"]]
+    assert all("<br" not in c for c in contexts) and any("1932" in c for c in contexts)
+    assert not any("1933" in c for c in contexts)  # the third paragraph is over --max-contexts
+    line = _augmentation_line(summary, "squad")
+    assert ("python -m hub cloze --task squad --contexts reviews.jsonl --per-context 1 --max-contexts 2 "
+            "--text-column review --seed 42 --output-file c.json") in line
