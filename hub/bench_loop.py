@@ -16,7 +16,7 @@ count, so only the loop differs:
 * **ours**: the Trainer that :func:`hub.distill.distill` runs for each stage
   (:func:`hub.distill.stage_trainer`: length-grouped batches, dynamic padding;
   in the prediction stage the student alone, against teacher logits cached once
-  by :func:`hub.distill.stage_cache` — that caching time is *included* in ours).
+  by :func:`hub.teacher_cache.stage_cache` — that caching time is *included* in ours).
 
 Stages run back to back in one process (reference, then ours, per stage, after
 one untimed warm-up step of each model), each loop's prediction stage starting

@@ -12,7 +12,7 @@ resumes inside the stage that was running and completed stages are skipped.
 Because it is the stock Trainer, the same command runs on several GPUs under
 ``torchrun``/``accelerate launch``. The teacher is frozen, in eval mode, under
 no-grad; when a stage needs only its logits, they are computed once and looked
-up by example index in every epoch (torchdistill-style caching). Kinds with a
+up by example index in every epoch (torchdistill-style caching, ``hub.teacher_cache``). Kinds with a
 vocabulary per token (generation, MLM) are too big to cache in full; with
 ``--logit-cache-topk K`` they keep the teacher's K largest logits per token
 (:class:`TopKLogitCache`) and the KD term becomes :func:`hub.losses.sparse_kl`.
@@ -43,10 +43,11 @@ from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size)
 from .runs import write_card
+from .teacher_cache import (LogitCache, ProgressHook, TopKLogitCache, _raw_logits,  # noqa: F401 (re-exported)
+                            stage_cache, teacher_logits_for, teacher_topk_for)
 from .tasks import Task, retention
 
 LOSS_TERMS = ("embedding", "attention", "hidden", "prediction")
-ProgressHook = Callable[[dict], None]
 log = logging.getLogger(__name__)
 CHANCE_MARGIN = 0.05  # a teacher within 5 points of the majority-class rate is "near chance"
 
@@ -107,75 +108,6 @@ class ProgressCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True  # keep the last checkpoint
         return control
-
-
-class LogitCache:
-    """Teacher logits of every training example, looked up by ``idx``
-    (torchdistill-style: computed once, reused every epoch).
-
-    Per-example logits (C,) are stacked as they are; token-level logits (the
-    kind's ``token_level``: QA's (L,) start/end scores, an LM's (L, V)) are
-    stored trimmed to the example's length and padded back to the batch's length
-    on lookup (padding positions are masked by the kind's adaptor)."""
-
-    def __init__(self, token_level: bool):
-        self.token_level = token_level
-        self.rows: dict[int, tuple] = {}
-
-    def put(self, idx: list[int], logits: list[torch.Tensor], lengths: list[int]) -> None:
-        for row, i in enumerate(idx):
-            self.rows[i] = tuple((x[row, : lengths[row]] if self.token_level else x[row]).float().cpu().clone()
-                                 for x in logits)
-
-    def get(self, idx: list[int], seq_len: int, device) -> list[torch.Tensor]:
-        out = []
-        for head in range(len(self.rows[idx[0]])):
-            rows = [self.rows[i][head] for i in idx]
-            if self.token_level:
-                batch = rows[0].new_zeros((len(rows), seq_len, *rows[0].shape[1:]))  # (B, L, ...)
-                for k, r in enumerate(rows):
-                    batch[k, : r.shape[0]] = r
-            else:
-                batch = torch.stack(rows)  # (B, C)
-            out.append(batch.to(device))
-        return out
-
-
-class TopKLogitCache:
-    """The teacher's k largest logits at every token of every training example,
-    looked up by ``idx``: fp16 values and int32 indices (a vocabulary of 49,152
-    needs more than int16), (length, k) each, trimmed to the example's length.
-    ``nbytes`` is what the rows hold: tokens x k x 6 bytes."""
-
-    def __init__(self, k: int):
-        self.k = k
-        self.rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def put(self, idx: list[int], values: torch.Tensor, indices: torch.Tensor, lengths: list[int]) -> None:
-        """values, indices (B, L, k) from :func:`hub.losses.topk_logits`."""
-        for row, i in enumerate(idx):
-            n = lengths[row]
-            self.rows[i] = (values[row, :n].to(torch.float16).cpu().clone(),
-                            indices[row, :n].to(torch.int32).cpu().clone())
-
-    def get(self, idx: list[int], seq_len: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values (B, L, k) float32, indices (B, L, k) int64), zero on padding
-        positions (which the kind's mask leaves out)."""
-        values = torch.zeros((len(idx), seq_len, self.k), dtype=torch.float32)
-        indices = torch.zeros((len(idx), seq_len, self.k), dtype=torch.long)
-        for row, i in enumerate(idx):
-            v, ix = self.rows[i]
-            values[row, : v.shape[0]] = v.float()
-            indices[row, : ix.shape[0]] = ix.long()
-        return values.to(device), indices.to(device)
-
-    @property
-    def tokens(self) -> int:
-        return sum(v.shape[0] for v, _ in self.rows.values())
-
-    @property
-    def nbytes(self) -> int:
-        return sum(v.nbytes + ix.nbytes for v, ix in self.rows.values())
 
 
 class DistillTrainer(Trainer):
@@ -272,67 +204,6 @@ def intermediate_terms(out_S: dict, out_T: dict, attention_mask, layer_map: list
         for m, t in enumerate(layer_map)
     )
     return {"embedding": emb, "attention": att, "hidden": hid}
-
-
-def _raw_logits(outputs) -> list[torch.Tensor]:
-    """The logits tensors of a model output, before any kind-specific masking."""
-    if getattr(outputs, "start_logits", None) is not None:
-        return [outputs.start_logits, outputs.end_logits]
-    return [outputs.logits]
-
-
-@torch.inference_mode()
-def teacher_logits_for(teacher, dataset, collator, kind=None, batch_size: int = 64,
-                       progress: ProgressHook | None = None, by_length: bool = True) -> LogitCache:
-    """Teacher logits for every training example, indexed by ``idx`` (see :class:`LogitCache`)."""
-    cache = LogitCache(token_level=bool(getattr(kind, "token_level", False)))
-    for idx, lengths, outputs in _teacher_passes(teacher, dataset, collator, kind, batch_size, progress, by_length):
-        cache.put(idx, _raw_logits(outputs), lengths)
-    return cache
-
-
-@torch.inference_mode()
-def teacher_topk_for(teacher, dataset, collator, kind, k: int, batch_size: int = 32,
-                     progress: ProgressHook | None = None) -> TopKLogitCache:
-    """The teacher's top-k logits at every token of every training example (see
-    :class:`TopKLogitCache`). ``batch_size``: the training batch size, whose (B, L, V)
-    teacher logits a training step holds anyway."""
-    cache = TopKLogitCache(k)
-    for idx, lengths, outputs in _teacher_passes(teacher, dataset, collator, kind, batch_size, progress):
-        values, indices = losses.topk_logits(outputs.logits, k)  # (B, L, k) each
-        cache.put(idx, values, indices, lengths)
-    return cache
-
-
-def _teacher_passes(teacher, dataset, collator, kind, batch_size: int, progress: ProgressHook | None = None,
-                    by_length: bool = True):
-    """The teacher's outputs over every training example once, as (idx, lengths,
-    outputs) per batch, for the logit caches (call under ``torch.inference_mode``).
-
-    Batches are formed longest first (``by_length``): a batch pads to its own
-    longest example, so batches of similar lengths carry almost no padding,
-    where batches in data order pad every short sentence to the longest of 64
-    (about 2-3x the tokens on SST-2). The caches are keyed by ``idx``, so the
-    order changes nothing in them. Longest first also puts the largest batch first
-    (a memory error shows at once) and makes the ETA (time per token so far x
-    tokens left), reported with each batch as ``eta_s``, err on the long side."""
-    teacher.eval()
-    device = next(teacher.parameters()).device
-    lengths = [int(n) for n in dataset["length"]]  # (N,) tokens per example
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i]) if by_length else list(range(len(lengths)))
-    tokens_total, tokens_done, t0 = max(sum(lengths), 1), 0, time.perf_counter()
-    for start in range(0, len(order), batch_size):
-        members = order[start : start + batch_size]
-        batch = collator([dataset[i] for i in members])
-        idx = batch.pop("idx").tolist()
-        batch.pop("length", None)
-        kind.split_targets(batch)
-        yield idx, [lengths[i] for i in members], teacher(**{k: v.to(device) for k, v in batch.items()})
-        tokens_done += sum(lengths[i] for i in members)
-        if progress:
-            elapsed = time.perf_counter() - t0
-            progress({"stage": "teacher-logits", "step": start + len(members), "total": len(order),
-                      "eta_s": elapsed * (tokens_total - tokens_done) / max(tokens_done, 1), "losses": {}})
 
 
 def _training_args(out: Path, cfg: TrainConfig, lr: float, epochs: float) -> TrainingArguments:
@@ -563,31 +434,6 @@ def distill(
 
     return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
-
-
-def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConfig,
-                progress: ProgressHook | None = None, card: dict | None = None,
-                batch_size: int = 32) -> LogitCache | TopKLogitCache | None:
-    """What ``stage`` needs of the teacher, computed once, when that is only its
-    logits (the prediction stage with a KD term): all of them for a kind that caches
-    (``cache_logits``), the top ``dcfg.logit_cache_topk`` per token for a token-level
-    kind that asked for it (its size and time recorded in ``card["logit_cache"]``);
-    else None (the teacher runs in every step)."""
-    if stage != "prediction" or dcfg.alpha >= 1.0:
-        return None
-    full = getattr(kind, "cache_logits", True)
-    if not full and not dcfg.logit_cache_topk:
-        return None
-    if progress:
-        progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
-    if full:
-        return teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
-    t0 = time.perf_counter()
-    cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, batch_size, progress)
-    if card is not None:
-        card["logit_cache"] = {"k": cache.k, "tokens": cache.tokens, "memory_mb": round(cache.nbytes / 2**20, 2),
-                               "values": "float16", "indices": "int32", "time_s": round(time.perf_counter() - t0, 2)}
-    return cache
 
 
 def stage_trainer(stage: str, module: DistillModule, teacher, train_ds, collator, kind, cfg: TrainConfig,

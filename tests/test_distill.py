@@ -118,9 +118,10 @@ def test_resume_after_crash(tmp_path, trained_pair, data):
 
 def test_prediction_stage_caches_teacher_logits(tmp_path, trained_pair, data, monkeypatch):
     import hub.distill as D
+    import hub.teacher_cache as C
 
     calls = {"cache": 0, "teacher_forward": 0}
-    real_cache, real_load = D.teacher_logits_for, D.load_model
+    real_cache, real_load = C.teacher_logits_for, D.load_model
 
     def counting_cache(*a, **k):
         calls["cache"] += 1
@@ -131,7 +132,7 @@ def test_prediction_stage_caches_teacher_logits(tmp_path, trained_pair, data, mo
         model.register_forward_hook(lambda *_: calls.__setitem__("teacher_forward", calls["teacher_forward"] + 1))
         return model, ok
 
-    monkeypatch.setattr(D, "teacher_logits_for", counting_cache)
+    monkeypatch.setattr(C, "teacher_logits_for", counting_cache)
     monkeypatch.setattr(D, "load_model", counting_load)
     teacher_dir, _ = trained_pair
     distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / "s"),

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -45,7 +44,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..paths import hub_home, models_dir
+from .events import EventView, log_tail
 from .params import safe_name
+from .process import _Child, _signal_name, process_alive, process_tag  # noqa: F401 (re-exported)
 
 try:  # POSIX; on other systems two servers could share a queue folder
     import fcntl
@@ -60,9 +61,7 @@ RESTARTED = "server restarted"
 JOB_FILE, EVENTS_FILE, LOG_FILE, RESULT_FILE = "job.json", "events.jsonl", "log.txt", "result.json"
 # loss terms a job's curves can hold: fine-tuning's "ce", then hub.config.LOSS_TERMS
 LOSS_CURVES = ("ce", "embedding", "attention", "hidden", "prediction")
-MAX_LOG_LINES = 400
 LOG_TAIL_LINES = 20  # kept with a failed job's error
-MAX_CURVE_POINTS = 1000  # per loss term in a status; real points, evenly thinned
 PIPELINES = {"distill": "hub.jobs.pipeline:run_job", "dry-run": "hub.jobs.pipeline:dry_run"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{4}$")  # sorts by time
@@ -104,96 +103,6 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(str(secret).encode()).hexdigest()
 
 
-# ---------------------------------------------------------------- processes
-
-
-def process_tag(pid: int) -> str:
-    """``pid:start-time``: a pid alone can be reused by a later process."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            start = f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        start = "?"
-    return f"{pid}:{start}"
-
-
-def process_alive(tag: str | None) -> bool:
-    """Whether the process of a tag runs (not a zombie, not a later process with its pid)."""
-    try:
-        pid = int(str(tag).split(":", 1)[0])
-    except ValueError:
-        return False
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own ended child
-    except ChildProcessError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        state = None
-    if state == "Z":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return process_tag(pid) == tag
-
-
-def _signal_name(code: int | None) -> str:
-    if code is None:
-        return "ended while the server was down"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with code {code} without a result"
-
-
-class _Child:
-    """The running job's process: our own child (``popen``) or, after a restart,
-    one adopted by its process tag. Its process group has its pid as id."""
-
-    def __init__(self, pid: int, tag: str, popen: subprocess.Popen | None = None):
-        self.pid, self.tag, self.popen = pid, tag, popen
-
-    def wait(self, timeout: float) -> bool:
-        """Whether it has ended (waiting up to ``timeout`` seconds)."""
-        if self.popen is not None:
-            try:
-                self.popen.wait(timeout)
-                return True
-            except subprocess.TimeoutExpired:
-                return False
-        if process_alive(self.tag):
-            time.sleep(timeout)
-            return not process_alive(self.tag)
-        return True
-
-    @property
-    def returncode(self) -> int | None:
-        return self.popen.returncode if self.popen is not None else None
-
-    def signal(self, sig: int) -> None:
-        try:
-            os.kill(self.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def kill_group(self) -> None:
-        """SIGKILL the child's whole process group (its benchmark child too)."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 # ---------------------------------------------------------------- what a job is
 
 
@@ -222,124 +131,6 @@ class Job:
     @classmethod
     def from_dict(cls, d: dict) -> Job:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
-class EventView:
-    """What a job's ``events.jsonl`` says so far: plan, outputs, data, progress and
-    loss curves; ``update()`` reads what was appended since the last call."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset = path, 0
-        self.plan: list = []
-        self.outputs: dict[str, str] = {}
-        self.data: dict | None = None
-        self.losses: dict[str, list] = {}
-        self.last: dict = {}  # the newest progress event
-        self.phase: dict | None = None  # the newest phase event, while no training step came after it
-        self.warnings: list[str] = []
-
-    def update(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:
-            return
-        end = chunk.rfind(b"\n") + 1  # a line the child is writing waits for the next read
-        self.offset += end
-        for raw in chunk[:end].splitlines():
-            try:
-                self.apply(json.loads(raw))
-            except (ValueError, TypeError, KeyError):
-                continue  # a damaged line is skipped, the rest still counts
-
-    def apply(self, e: dict) -> None:
-        kind = e.get("type")
-        if kind == "plan":
-            self.plan = [[str(s), int(n)] for s, n in e["stages"]]
-        elif kind == "output":
-            self.outputs[str(e["role"])] = str(e["folder"])
-        elif kind == "data":
-            self.data = {k: e.get(k) for k in ("kind", "description")}
-        elif kind == "phase":
-            self.phase = e
-        elif kind == "warning":
-            self.warnings.append(str(e.get("message")))
-        elif kind == "progress":
-            self.phase = None
-            self.last = e
-            for item in self.plan:
-                if item[0] == e.get("stage"):
-                    item[1] = int(e.get("total") or item[1])  # the Trainer's own count wins over the plan
-            for term, value in (e.get("losses") or {}).items():
-                self.losses.setdefault(term, []).append([int(e["x"]), float(value)])
-
-    def curves(self, max_points: int = MAX_CURVE_POINTS) -> dict[str, list]:
-        """Loss curves with at most ``max_points`` real points per term (every k-th, and the last)."""
-        out = {}
-        for term, points in self.losses.items():
-            k = max(1, math.ceil(len(points) / max_points))
-            out[term] = [list(p) for i, p in enumerate(points) if i % k == 0 or i == len(points) - 1]
-        return out
-
-    def progress(self, now: float | None = None) -> dict:
-        """Stage, step, ETA and the overall fraction over the planned phases. In a
-        phase without steps (evaluation, caching, benchmark) the stage is the
-        phase's, with ``phase_started_at``, ``phase_step``/``phase_total`` when it
-        counts examples, and ``eta_s`` its own seconds left (counted down from its
-        last event; None once spent, or when unknown); the fraction stays where
-        training left it."""
-        e = self.last
-        phase = self._phase_progress(time.time() if now is None else now) if self.phase else {}
-        if not e:
-            return phase
-        stage, step, total = e.get("stage"), int(e.get("step") or 0), int(e.get("total") or 0)
-        names = [s for s, _ in self.plan]
-        eta = e.get("eta_s")
-        per_step = eta / (total - step) if eta and total > step else None
-        if stage in names:
-            i = names.index(stage)
-            done = sum(n for _, n in self.plan[:i]) + step
-            left_after = sum(n for _, n in self.plan[i + 1:])
-            fraction = done / max(sum(n for _, n in self.plan), 1)
-            stage_index, n_stages = i + 1, len(self.plan)
-        else:
-            left_after, fraction, stage_index, n_stages = 0, step / max(total, 1), 1, 1
-        return {
-            "stage": stage, "step": step, "total": total, "epoch": e.get("epoch"),
-            "examples_per_s": e.get("examples_per_s"),
-            "eta_s": (total - step + left_after) * per_step if per_step is not None else eta,
-            "stage_eta_s": eta, "fraction": min(max(fraction, 0.0), 1.0),
-            "stage_index": stage_index, "n_stages": n_stages, **phase,
-        }
-
-    def _phase_progress(self, now: float) -> dict:
-        ph = self.phase or {}
-        started = ph.get("started_at") if ph.get("started_at") is not None else ph.get("t")  # older files: t
-        eta = ph.get("eta_s")
-        if eta is not None and ph.get("t") is not None:
-            eta = float(eta) - max(now - float(ph["t"]), 0.0)
-            eta = eta if eta > 0 else None  # spent: the page shows the time so far
-        out = {"stage": ph.get("stage"), "phase_started_at": started, "eta_s": eta, "stage_eta_s": eta}
-        if ph.get("total"):
-            out.update(phase_step=int(ph.get("step") or 0), phase_total=int(ph["total"]))
-        return out
-
-
-def log_tail(path: Path, lines: int = MAX_LOG_LINES, max_bytes: int = 256_000) -> list[str]:
-    """The last ``lines`` lines of a log file (reading at most its last ``max_bytes``)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    out = text.splitlines()
-    if size > max_bytes:
-        out = out[1:]  # the first line is cut
-    return [line for line in out if line.strip()][-lines:]
 
 
 # ---------------------------------------------------------------- the queue

@@ -19,7 +19,7 @@ The teacher's logits are not cached in full (``cache_logits = False``): a block
 of 256 tokens holds 256 × 49,152 floats (48 MiB) for SmolLM2's vocabulary; the
 teacher runs next to the student in every step instead, unless
 ``--logit-cache-topk K`` keeps its K largest logits per token (256 × K × 6 bytes
-a block; ``topk_logit_cache = True``, see ``hub.distill.TopKLogitCache``).
+a block; ``topk_logit_cache = True``, see ``hub.teacher_cache.TopKLogitCache``).
 """
 
 from __future__ import annotations
