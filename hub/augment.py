@@ -267,7 +267,7 @@ def _training_frame(task, source, max_train_samples: int | None):
     return df, described
 
 
-def _training_questions(task, source, max_train_samples: int | None) -> tuple[list[dict], dict]:
+def training_questions(task, source, max_train_samples: int | None) -> tuple[list[dict], dict]:
     """The task's training questions (flat SQuAD examples) and a description of them."""
     from .data import DataError
     from .kinds.qa import _hub_examples, check_source, read_examples
@@ -393,7 +393,7 @@ def augment_file(task, source, proposer: tuple[str, str], output_file: str, cfg:
     if task.kind == "qa":
         from .squad import squad_document
 
-        examples, described = _training_questions(task, source, max_train_samples)
+        examples, described = training_questions(task, source, max_train_samples)
         augmented, summary = augment_questions(examples, proposer, cfg, progress)
         part.write_text(json.dumps(squad_document(augmented, extra=("source_id", "augmented")), ensure_ascii=False))
     else:

@@ -142,6 +142,64 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
     return out
 
 
+def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str], per_context: int = 2,
+                       text_column: str | None = None, max_contexts: int | None = None,
+                       seed: int = 42) -> tuple[list[dict], dict]:
+    """The cloze questions of a transfer set and their counts per source: about the
+    contexts of ``originals`` (the training questions, flat SQuAD examples), then
+    about the paragraphs of each of ``contexts_files`` (``.txt`` one a line,
+    ``.jsonl``/``.csv`` with ``text_column``; at most ``max_contexts`` a file)."""
+    from .textdata import read_texts
+
+    if max_contexts is not None and max_contexts < 1:
+        raise ValueError(f"--max-contexts must be at least 1, got {max_contexts}")
+    made_all, counts = [], {}
+    train_contexts = list(dict.fromkeys(ex["context"] for ex in originals))
+    if train_contexts:
+        made = cloze_examples(train_contexts, per_context, seed, "cloze-train", "training contexts")
+        made_all += made
+        counts["training contexts"] = {"contexts": len(train_contexts), "questions": len(made)}
+    for n, name in enumerate(contexts_files, 1):
+        texts = paragraphs(read_texts(name, text_column))
+        if max_contexts is not None:
+            texts = texts[:max_contexts]
+        if not texts:
+            raise DataError(f"{Path(name).name}: no paragraphs of 40 to 250 words to ask about")
+        made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name)
+        made_all += made
+        counts[str(name)] = {"contexts": len(texts), "questions": len(made)}
+    if not made_all:
+        raise DataError("no cloze questions made: give --contexts files, or training data with contexts")
+    return made_all, counts
+
+
+def _summary(originals: int, made: int, per_context: int, seed: int, max_contexts, text_column, counts: dict,
+             t0: float) -> dict:
+    import time
+
+    from .hardware import hardware_info
+
+    return {"proposer": "cloze", "originals": originals, "augmented": made, "per_context": per_context,
+            "seed": seed, "max_contexts": max_contexts, "text_column": text_column, "contexts": counts,
+            "time_s": round(time.perf_counter() - t0, 2), "hardware": hardware_info()}
+
+
+def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_column: str | None = None,
+               max_contexts: int | None = None, seed: int = 42) -> dict:
+    """Loaded QA data (``hub.kinds.qa.QAData``) made a cloze transfer set in place:
+    its training questions, then :func:`cloze_transfer_set`'s; ``data.source``
+    records it (``train_size``, ``augmentation``) as :func:`cloze_file`'s sidecar
+    does, so run and model cards describe it. Returns the summary."""
+    import time
+
+    t0 = time.perf_counter()
+    made, counts = cloze_transfer_set(data.train, contexts_files, per_context, text_column, max_contexts, seed)
+    summary = _summary(len(data.train), len(made), per_context, seed, max_contexts, text_column, counts, t0)
+    data.train = [*data.train, *made]
+    data.source = {**data.source, "train_size": len(data.train), "augmentation": {**summary, "source": data.source}}
+    return summary
+
+
 def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, per_context: int = 2,
                text_column: str | None = None, max_contexts: int | None = None, seed: int = 42,
                max_train_samples: int | None = None, overwrite: bool = False) -> dict:
@@ -154,11 +212,9 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
     import os
     import time
 
-    from .augment import _training_questions
+    from .augment import training_questions
     from .data import augmentation_sidecar
-    from .hardware import hardware_info
     from .squad import squad_document
-    from .textdata import read_texts
 
     if task.kind != "qa":
         raise ValueError(f"cloze questions are for extractive-QA tasks; task {task.name!r} is {task.kind}")
@@ -167,35 +223,13 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
         raise ValueError(f"{out.name}: write cloze questions as SQuAD JSON (.json)")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    if max_contexts is not None and max_contexts < 1:
-        raise ValueError(f"--max-contexts must be at least 1, got {max_contexts}")
     t0 = time.perf_counter()
-    originals, described = ([], None) if source is None else _training_questions(task, source, max_train_samples)
-    examples = list(originals)
-    counts = {}
-    train_contexts = list(dict.fromkeys(ex["context"] for ex in originals))
-    if train_contexts:
-        made = cloze_examples(train_contexts, per_context, seed, "cloze-train", "training contexts")
-        examples += made
-        counts["training contexts"] = {"contexts": len(train_contexts), "questions": len(made)}
-    for n, name in enumerate(contexts_files, 1):
-        texts = paragraphs(read_texts(name, text_column))
-        if max_contexts is not None:
-            texts = texts[:max_contexts]
-        if not texts:
-            raise DataError(f"{Path(name).name}: no paragraphs of 40 to 250 words to ask about")
-        made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name)
-        examples += made
-        counts[str(name)] = {"contexts": len(texts), "questions": len(made)}
-    if len(examples) == len(originals):
-        raise DataError("no cloze questions made: give --contexts files, or training data with contexts")
+    originals, described = ([], None) if source is None else training_questions(task, source, max_train_samples)
+    made, counts = cloze_transfer_set(originals, contexts_files, per_context, text_column, max_contexts, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".partial")
-    part.write_text(json.dumps(squad_document(examples, extra=("synthetic",)), ensure_ascii=False))
-    summary = {"proposer": "cloze", "originals": len(originals), "augmented": len(examples) - len(originals),
-               "per_context": per_context, "seed": seed, "max_contexts": max_contexts, "text_column": text_column,
-               "contexts": counts,
-               "time_s": round(time.perf_counter() - t0, 2), "hardware": hardware_info(),
+    part.write_text(json.dumps(squad_document([*originals, *made], extra=("synthetic",)), ensure_ascii=False))
+    summary = {**_summary(len(originals), len(made), per_context, seed, max_contexts, text_column, counts, t0),
                "source": described, "output_file": str(out)}
     augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
     os.replace(part, out)

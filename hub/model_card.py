@@ -339,7 +339,8 @@ def _augmentation_line(aug: dict, task: str) -> str:
               else ["--train-file", Path(src.get("train_file") or "TRAIN_FILE").name])
     if aug.get("proposer") == "cloze":
         files = [name for name in aug.get("contexts") or {} if name != "training contexts"]
-        args = ["python", "-m", "hub", "cloze", "--task", task, *(origin if aug.get("originals") else []),
+        args = ["python", "-m", "hub", "cloze", "--task", task,
+                *([*origin, "--max-train-samples", str(aug["originals"])] if aug.get("originals") else []),
                 "--contexts", *[Path(f).name for f in files], "--per-context", str(aug.get("per_context")),
                 *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
                 *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),

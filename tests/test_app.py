@@ -476,6 +476,9 @@ def test_job_params_augment_classification_and_qa(tmp_path):
     assert "augment" not in distill.job_params(start_form(tmp_path, augment=0), None)
     # hidden for masked-LM text: a value left in the field does not reach the job
     assert "augment" not in distill.job_params(start_form(tmp_path, task="mlm", augment=4), None)
+    # cloze questions: extractive QA only
+    assert distill.job_params(start_form(tmp_path, task="squad", cloze=2), None)["cloze"] == 2
+    assert "cloze" not in distill.job_params(start_form(tmp_path, cloze=2), None)
 
 
 def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue):

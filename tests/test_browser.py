@@ -209,5 +209,12 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     page.get_by_text("SQuAD JSON v1.1 or v2.0").wait_for()
     page.get_by_text("Settings", exact=True).click()
     assert page.get_by_role("spinbutton", name="max length").input_value() == "384"
+    cloze = page.get_by_role("spinbutton", name="cloze questions (per paragraph)")
+    cloze.fill("2")  # QA's transfer set of cloze questions: a phase of its own in the estimate
+    cloze.press("Tab")
+    page.locator("#distill-estimate").get_by_text("make cloze questions").wait_for()
     assert toasts(page).count() == 0
     page.screenshot(path=str(shots / "distill-qa-upload.png"), full_page=True)
+    task.fill("sst2")
+    task.press("Enter")
+    cloze.wait_for(state="hidden")  # extractive QA only

@@ -487,6 +487,59 @@ def test_an_augmented_qa_job_distills_the_question_copies(monkeypatch, hub_home,
     assert ctx.phases["augment"]["examples"] == 30
 
 
+def test_a_cloze_qa_job_distills_the_questions_and_cloze_questions_about_wikitext(monkeypatch, hub_home,
+                                                                                  trained_pair, data_dir, tmp_path):
+    """``cloze: N``: the training questions, then N cloze questions a paragraph about
+    their contexts and WikiText-2's (the data folder's, else the embedded sample's);
+    alpha stays the user's (the cloze answers are right); the estimate counts them."""
+    from conftest import run_job_without_training
+    from hub import jobs
+    from hub.samples import samples_dir
+
+    import shutil
+
+    teacher, _ = trained_pair
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / "squad", data / "squad")
+    (data / "wikitext-2").mkdir()
+    filler = "The dog ran to the park and home . " * 6
+    (data / "wikitext-2" / "valid.txt").write_text(
+        " = Heading = \n" + "".join(f"{filler}It was opened in {1900 + i} by the town .\n" for i in range(3)))
+    (data / "wikitext-2" / "test.txt").write_text(f"{filler}It sat near the Green River .\nshort line .\n")
+    raw = {"task": "squad", "teacher": str(teacher), "data": {"data_dir": str(data)},
+           "student": "teacher-layers:1", "train_samples": 30, "eval_samples": 16, "cloze": 1, "alpha": 0.5,
+           "benchmark": False}
+    params = jobs.validate_params(raw)
+    assert params["alpha"] == 0.5
+    files, described = jobs.params.cloze_text_files(params)
+    assert files == [str(data / "wikitext-2" / "valid.txt"), str(data / "wikitext-2" / "test.txt")]
+    # a folder without WikiText: ../shared/data's, else the embedded sample's
+    files, described = jobs.params.cloze_text_files({"data": {"data_dir": str(data_dir)}})
+    assert all(Path(f).is_file() for f in files) and ("embedded sample" in described) == (
+        Path(files[0]).parent.parent == samples_dir())
+    result, ctx, seen = run_job_without_training(monkeypatch, params, tmp_path / "job", "f1")
+    train, source = list(seen["data"].train), seen["data"].source
+    assert result["status"] == "finished" and seen["alpha"] == 0.5
+    aug = source["augmentation"]
+    assert aug["proposer"] == "cloze" and aug["originals"] == 30 and aug["per_context"] == 1
+    assert len(train) == 30 + aug["augmented"] == source["train_size"]
+    cloze = [ex for ex in train if ex.get("synthetic") == "cloze"]
+    assert train[:30] == [ex for ex in train if not ex.get("synthetic")]
+    assert sorted(ex["answers"]["text"][0] for ex in cloze) == ["1900", "1901", "1902", "Green River"]
+    assert {ex["title"] for ex in cloze} == {"valid.txt", "test.txt"}  # the fixture's contexts have no names
+    assert "cloze" in ctx.phases
+    log = (tmp_path / "job" / "log.txt").read_text()
+    assert "cloze questions: 1 a paragraph" in log and "4 cloze questions" in log and str(data) not in log
+    est = {**raw, "teacher": "minilm-l6"}  # an estimate names teachers as the page does
+    estimate = jobs.estimate(est, teacher_trained=True)
+    plain = jobs.estimate({**est, "cloze": 0}, teacher_trained=True)
+    assert "cloze" in estimate["phases"] and "cloze" not in plain["phases"]
+    added = estimate["distill_examples"] / 2 - plain["distill_examples"] / 2  # per stage
+    assert added == 4 + round(30 * (0.05 + 0.15))  # the paragraphs' counted, the training contexts' guessed
+    with pytest.raises(jobs.ParamsError, match="extractive QA"):
+        jobs.validate_params({**raw, "task": "sst2", "data": None})
+
+
 def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,
                                                                                         data_dir, capsys):
     """``cloze --task squad``: the training questions, then cloze questions about
@@ -527,7 +580,7 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
     readme = (student / "README.md").read_text()
     assert ("40 training questions and 3 cloze questions (0 about 40 paragraphs of training contexts; "
             "3 about 2 paragraphs of wiki.txt)") in readme
-    assert f"python -m hub cloze --task squad --train-file xquad-en-train.json --contexts wiki.txt" in readme
+    assert "python -m hub cloze --task squad --train-file xquad-en-train.json --max-train-samples 40 --contexts wiki.txt" in readme
 
 
 def test_cloze_refusals(tmp_path, data_dir, capsys):

@@ -41,7 +41,7 @@ QUICK_START = {"max_length": 64, "name": "quickstart"}
 FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "prune_ffn", "source", "local_name", "hub_id",
         "hub_config", "upload_train", "upload_eval", "text_column", "label_column", "finetune_samples",
         "train_samples", "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate",
-        "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "name")
+        "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "cloze", "name")
 
 
 def page_error(message: str, files: dict[str, str] | None = None) -> gr.Error:
@@ -189,6 +189,12 @@ def _augmenting(form: dict) -> dict:
     return {"augment": int(form["augment"])} if augmentable(form.get("task")) and form.get("augment") else {}
 
 
+def _cloze(form: dict) -> dict:
+    """``{"cloze": N}`` for an extractive-QA form with N > 0 (the field is hidden, and
+    a value left in it ignored, for the other tasks)."""
+    return {"cloze": int(form["cloze"])} if _is_qa(form.get("task")) and form.get("cloze") else {}
+
+
 def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
@@ -203,6 +209,7 @@ def job_params(form: dict, data: dict | None) -> dict:
         params.update(_pruning(form))
     params["stages"] = form.get("stages") or ()
     params.update(_augmenting(form))
+    params.update(_cloze(form))
     params["data"] = data
     pruned = f"-ffn{int(params['prune_ffn'])}" if params.get("prune_ffn") else ""
     params["name"] = form.get("name") or f"{form.get('task')}-{str(form.get('student') or '').replace(':', '')}{pruned}"
@@ -318,6 +325,7 @@ def quick_start_estimate() -> str:
 
 
 ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "augment": "augment the training data",
+                   "cloze": "make cloze questions",
                    "teacher-logits": "cache the teacher's logits",
                    "evaluate": "evaluate the student", "benchmark": "benchmark both"}
 
@@ -344,6 +352,7 @@ def estimate_markdown(form: dict) -> str:
     else:
         params.update(_pruning(form))
     params.update(_augmenting(form))
+    params.update(_cloze(form))
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
         params["data"] = local_datasets(task)[form["local_name"]]
@@ -430,10 +439,10 @@ def _slider(name: str, step: float) -> gr.Slider:
     return gr.Slider(s["lo"], s["hi"], value=s["default"], step=step, label=LABELS[name], info=s["help"] or None)
 
 
-def _number(name: str, value=None, precision: int | None = None) -> gr.Number:
+def _number(name: str, value=None, precision: int | None = None, visible: bool = True) -> gr.Number:
     s = spec(JobSettings, name)
     return gr.Number(s["default"] if value is None else value, label=LABELS[name], minimum=s["lo"], maximum=s["hi"],
-                     precision=precision, info=s["help"] or None)
+                     precision=precision, info=s["help"] or None, visible=visible)
 
 
 def _optional_number(name: str) -> gr.Number:
@@ -504,6 +513,7 @@ def build() -> dict:
                                                    info=s["help"])
                 with gr.Row(visible=augmentable(DEFAULT_TASK)) as c["augment_row"]:
                     c["augment"] = _number("augment", precision=0)
+                    c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
             c["name"] = gr.Textbox(label=f"{LABELS['name']} (optional)", max_length=60,
                                    placeholder=f"{DEFAULT_TASK}-{DEFAULT_STUDENT.replace(':', '')}")
             c["estimate"] = gr.Markdown(elem_id="distill-estimate")
@@ -531,7 +541,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     # (the estimate never sees a data set of the former task)
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
                            "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
-                           "prune_ffn", "eval_samples", "max_length", "augment", "alpha")]
+                           "prune_ffn", "eval_samples", "max_length", "augment", "cloze", "alpha")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)
@@ -551,12 +561,13 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["hub_id"]: gr.Textbox(placeholder=(t.hub_dataset or ("user/name",))[0]),
                 c["hub_config"]: gr.Textbox(placeholder=(t.hub_dataset or (None, None))[1] or ""),
                 c["augment_row"]: gr.Row(visible=augmentable(task)),
+                c["cloze"]: gr.Number(visible=_is_qa(task)),
                 c["columns_row"]: gr.Row(visible=not _is_qa(task)),
                 c["upload_hint"]: gr.Markdown(upload_hint(task)),
                 c["learning_rate"]: learning_rate_for(keep, task)}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config", "augment_row", "columns_row", "upload_hint",
+                                    "hub_id", "hub_config", "augment_row", "cloze", "columns_row", "upload_hint",
                                     "learning_rate")],
                     **PRIVATE,
                     show_progress="hidden").then(

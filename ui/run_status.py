@@ -25,7 +25,8 @@ PHASES = {
     "loading": "loading the distillation's models and data",
     "teacher-logits": "caching the teacher's outputs", "caching the teacher's logits": "caching the teacher's outputs",
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
-    "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data", "done": "done",
+    "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data",
+    "cloze": "making cloze questions", "done": "done",
 }
 TRAINING = ("finetune", "intermediate", "prediction")
 

@@ -45,7 +45,11 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "evaluate": (174.0, 0.0),  # 872 in 5 s
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
     "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
+    "cloze": (20_000.0, 1.0),  # rule-made questions: 1,090 XQuAD + 3,027 WikiText-2 paragraphs in 0.5 s
 }
+# cloze questions about a QA job's training contexts, per training question, at k questions a paragraph: XQuAD's
+# 1,090 questions have 215 contexts, which gave 215, 373 and 700 cloze questions at k = 1, 2, 4 (2026-12-05)
+CLOZE_TRAIN_YIELD = (0.05, 0.15)  # a + b * k
 # data augmentation keeps the distinct copies only, so the training set grows by this much per copy asked for:
 # 58,362 of the 80,000 drawn for the first 20,000 SST-2 training sentences (4 a sentence); 3,786 of the 4,360
 # drawn for the 1,090 XQuAD training questions (the teacher's embeddings, 2026-11-28)
@@ -345,8 +349,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
-    # the distillation set after augmentation (validate_params lets only AUGMENT_KINDS augment)
-    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0)))
+    # the distillation set after augmentation (validate_params lets only AUGMENT_KINDS augment) and cloze questions
+    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0))) + cloze_questions(p, n_kd)
     kd_examples = examples(n_aug, p["epochs"]) * len(p["stages"])
     phases: dict[str, dict] = {}
     if finetune:
@@ -357,6 +361,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         phases["evaluate-teacher"] = _phase_seconds("evaluate-teacher", n_eval, earlier, task.kind)
     if p["augment"]:
         phases["augment"] = _phase_seconds("augment", n_kd, earlier, task.kind)
+    if p["cloze"]:
+        phases["cloze"] = _phase_seconds("cloze", n_aug, earlier, task.kind)
     if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
         phases["teacher-logits"] = _phase_seconds("teacher-logits", n_aug, earlier, task.kind)
     phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
@@ -382,6 +388,33 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
         "rates": rates,
         "basis": MEASURED if all(ph["basis"] == MEASURED for ph in phases.values()) else DEFAULT_GUESS,
     }
+
+
+def cloze_questions(p: dict, n_train: int) -> int:
+    """How many cloze questions a QA job with ``cloze`` = k adds to its ``n_train``
+    training questions: those about the paragraph files, counted (the files the
+    job will read, :func:`hub.jobs.params.cloze_text_files`), and about the
+    training contexts, from :data:`CLOZE_TRAIN_YIELD`."""
+    if not p.get("cloze"):
+        return 0
+    from .params import cloze_text_files
+
+    files, _ = cloze_text_files(p)
+    a, b = CLOZE_TRAIN_YIELD
+    return _cloze_file_questions(tuple(files), _mtimes(files), int(p["cloze"]), int(p["seed"])) + \
+        round(n_train * (a + b * p["cloze"]))
+
+
+def _mtimes(files) -> tuple:
+    return tuple(Path(f).stat().st_mtime_ns if Path(f).is_file() else None for f in files)
+
+
+@lru_cache(maxsize=16)
+def _cloze_file_questions(files: tuple, mtimes: tuple, per_context: int, seed: int) -> int:
+    from ..cloze import cloze_transfer_set
+
+    made, _ = cloze_transfer_set([], list(files), per_context, seed=seed)
+    return len(made)
 
 
 def _basis(rate: dict) -> dict:

@@ -85,6 +85,8 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
                           f"task {task.name} is {task.kind}")
     if out["augment"]:  # copies keep their original's label, which a replaced word can make wrong: soft labels only
         out["alpha"] = 0.0
+    if out["cloze"] and task.kind != "qa":
+        raise ParamsError(f"cloze questions are a transfer set for extractive QA; task {task.name} is {task.kind}")
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
         out["name"] = safe_name(out["name"])
@@ -225,3 +227,19 @@ def data_kwargs(params: dict) -> dict:
     (after the local-folder fallback of :func:`resolve_data`)."""
     source, _ = resolve_data(params)
     return {k: v for k, v in source.items() if k in DATA_KEYS or k in ("text_column", "label_column")}
+
+
+CLOZE_TEXT_FILES = ("wikitext-2/valid.txt", "wikitext-2/test.txt")
+
+
+def cloze_text_files(params: dict) -> tuple[list[str], str]:
+    """The unlabelled paragraphs a QA job's cloze questions ask about (job parameter
+    ``cloze``): WikiText-2's validation and test text from the job's data folder when
+    it holds them, else ``../shared/data``'s, else the embedded sample's (its 21 + 13
+    articles). Returns the files and a description for the job's log (no server paths)."""
+    from ..samples import choose_data_dir, samples_dir
+
+    local = {str(i): rel for i, rel in enumerate(CLOZE_TEXT_FILES)}
+    folder, _ = choose_data_dir(local, (params.get("data") or {}).get("data_dir"))
+    where = "the embedded sample" if folder == samples_dir() else f"local data folder {folder.name}/"
+    return [str(folder / rel) for rel in CLOZE_TEXT_FILES], f"WikiText-2 validation + test text ({where})"

@@ -87,6 +87,8 @@ def run_job(ctx) -> dict:
         del teacher_model
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
+        if p["cloze"]:
+            _cloze(ctx, p, kd_data)
         n_kd = _train_size(kd_data, p["train_samples"])
         result["teacher"] = summary(teacher_ref) if Path(teacher_ref).is_dir() else None
         set_plan(n_kd)
@@ -121,7 +123,10 @@ def run_job(ctx) -> dict:
         del reference
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
-            set_plan(_train_size(kd_data, n_kd), n_ft)  # the copies grow the distillation
+        if p["cloze"]:
+            _cloze(ctx, p, kd_data)
+        if p["augment"] or p["cloze"]:
+            set_plan(_train_size(kd_data, n_kd), n_ft)  # the copies or cloze questions grow the distillation
 
     ctx.log(f"data: {_train_size(kd_data, 0):,} training / {_eval_size(kd_data):,} evaluation examples for distillation")
     if ctx.cancel.is_set():
@@ -167,6 +172,24 @@ def _augment(ctx, task, p: dict, data, teacher_ref: str) -> None:
     summary = augment_data(task, data, ("embeddings", teacher_ref), AugmentConfig(per_example=p["augment"],
                            seed=p["seed"]), progress=ctx.log)
     ctx.log(f"augmented: {summary['originals']:,} examples + {summary['augmented']:,} copies in {summary['time_s']:.0f} s")
+
+
+def _cloze(ctx, p: dict, data) -> None:
+    """A QA job's training questions made a cloze transfer set, in place (``hub.cloze``):
+    ``p["cloze"]`` questions a paragraph about the training contexts and WikiText-2's
+    paragraphs (:func:`hub.jobs.params.cloze_text_files`); the run card records it."""
+    from ..cloze import cloze_data
+    from .params import cloze_text_files
+
+    files, described = cloze_text_files(p)
+    ctx.phase("cloze")
+    ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}")
+    summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"])
+    ctx.end_phase()
+    about = "; ".join(f"{c['questions']:,} about {c['contexts']:,} paragraphs of {Path(name).name}"
+                      for name, c in summary["contexts"].items())
+    ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
+            f"({about}) in {summary['time_s']:.1f} s")
 
 
 def _train_size(data, default: int) -> int:
