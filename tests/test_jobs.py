@@ -591,19 +591,34 @@ def test_stage_upload_splits_and_rejects(tmp_path):
         jobs.stage_upload(bad, None, tmp_path / "s3")
 
 
-def _squad_upload(path: Path, contexts: int, per_context: int, bad: str | None = None) -> Path:
-    """A SQuAD 2.0 file: ``contexts`` paragraphs of ``per_context`` questions each (the
-    answer "word<k>" is in the context); ``bad`` names a question whose answer_start is off by one."""
+def _squad_upload(path: Path, contexts: int, per_context: int | list[int], bad: str | None = None) -> Path:
+    """A SQuAD 2.0 file: ``contexts`` paragraphs of ``per_context`` questions each (or
+    ``per_context[c]``; the answer "word<k>" is in the context); ``bad`` names a question
+    whose answer_start is off by one."""
     paragraphs = []
     for c in range(contexts):
+        n = per_context[c] if isinstance(per_context, list) else per_context
         context = f"paragraph {c} says word{c} twice: word{c}."
         start = context.index(f"word{c}")
         qas = [{"id": f"q{c}-{k}", "question": f"what does paragraph {c} say ({k})?", "is_impossible": False,
                 "answers": [{"text": f"word{c}", "answer_start": start + (f"q{c}-{k}" == bad)}]}
-               for k in range(per_context)]
+               for k in range(n)]
         paragraphs.append({"context": context, "qas": qas})
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Upload", "paragraphs": paragraphs}]}))
     return path
+
+
+def test_the_held_out_paragraphs_come_close_to_a_tenth_of_the_questions(tmp_path):
+    """A paragraph that would take the held-out split further from 10% is skipped, so
+    one large paragraph never becomes the whole evaluation set."""
+    from hub.squad import read_squad
+
+    for seed in range(5):
+        src = _squad_upload(tmp_path / "uneven.json", contexts=31, per_context=[50] + [1] * 30)  # 80 questions
+        out = jobs.stage_squad_upload(src, None, tmp_path / f"s{seed}", seed=seed)
+        assert len(read_squad(out["eval_file"])) == 8
+    src = _squad_upload(tmp_path / "two.json", contexts=2, per_context=[50, 40])  # both over twice the 9
+    assert len(read_squad(jobs.stage_squad_upload(src, None, tmp_path / "two")["eval_file"])) == 40  # the smaller
 
 
 def test_stage_squad_upload_holds_out_whole_paragraphs_and_rejects(tmp_path):

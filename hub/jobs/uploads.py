@@ -77,8 +77,9 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
     ``.parquet``: id, title, context, question, answers), validated before any training
     (``hub.squad``: the message names the file, article and question at fault); at most
     ``max_questions`` questions each. Without an eval file, whole *paragraphs* are held
-    out (seeded, about 10% of the questions, at most 1,000): questions about one context
-    never fall on both sides.
+    out (seeded, about 10% of the questions, at most 1,000; a paragraph that would take
+    the split further from that is skipped): questions about one context never fall on
+    both sides.
     """
     import json
     import random
@@ -102,11 +103,14 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
         for ex in train:
             per_context[ex["context"]] = per_context.get(ex["context"], 0) + 1
         chosen, n = set(), 0
-        for context in contexts[:-1]:  # at least one context stays for training
+        for context in contexts:  # a paragraph that would take the split further from its target is skipped
             if n >= target:
                 break
-            chosen.add(context)
-            n += per_context[context]
+            if abs(n + per_context[context] - target) <= abs(n - target) and len(chosen) < len(contexts) - 1:
+                chosen.add(context)
+                n += per_context[context]
+        if not chosen:  # every paragraph is larger than twice the target: the smallest
+            chosen.add(min(contexts, key=per_context.__getitem__))
         held = [ex for ex in train if ex["context"] in chosen]
         train = [ex for ex in train if ex["context"] not in chosen]
     dest = Path(dest)
