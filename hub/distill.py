@@ -527,13 +527,16 @@ def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainCo
     if chance is not None and scores.get(head) is not None:
         near = scores[head] <= chance + CHANCE_MARGIN if task.higher_is_better else scores[head] >= chance
         if near:
+            below = scores[head] < chance if task.higher_is_better else scores[head] > chance
+            where = f"below {kind.chance_name}" if below and hasattr(kind, "chance_name") else "near chance"
             scores["warning"] = (
-                f"the teacher's {head} on the eval set ({scores[head]:.4f}) is near chance ({chance:.4f}): "
+                f"the teacher's {head} on the eval set ({scores[head]:.4f}) is {where} ({chance:.4f}): "
                 "it will teach little, and retention against it means little; fine-tune it on more data first"
             )
-            log.warning(scores["warning"])
-            if progress:
+            if progress:  # the CLI prints it, a job shows it
                 progress({"stage": "warning", "message": scores["warning"], "step": 0, "total": 0, "losses": {}})
+            else:
+                log.warning(scores["warning"])
     return scores
 
 

@@ -132,6 +132,8 @@ class ClassificationKind:
     def agreement(self, predictions_a: list, predictions_b: list) -> float:
         return _agreement(predictions_a, predictions_b)
 
+    chance_name = "always predicting the majority class"  # what chance_level scores
+
     def chance_level(self, data) -> float:
         """Accuracy of always predicting the eval set's most frequent label."""
         labels = list(data.eval_labels)

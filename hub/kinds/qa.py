@@ -395,6 +395,8 @@ class QAKind:
         same = sum(squad.normalize_answer(a) == squad.normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
         return same / len(predictions_a)
 
+    chance_name = 'always answering "no answer"'  # what chance_level scores
+
     def chance_level(self, data: QAData) -> float:
         """Overall F1 (0-100) of always answering "no answer" (the share of
         unanswerable questions, on SQuAD 2.0 data about 50)."""
