@@ -173,6 +173,13 @@ def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str],
     return made_all, counts
 
 
+def describe_contexts(counts: dict) -> str:
+    """``counts`` of :func:`cloze_transfer_set` in words: ``"373 about 215 paragraphs of
+    training contexts; 2,588 about 1,419 paragraphs of valid.txt"``."""
+    return "; ".join(f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
+                     for name, c in counts.items())
+
+
 def _summary(originals: int, made: int, per_context: int, seed: int, max_contexts, text_column, counts: dict,
              t0: float) -> dict:
     import time

@@ -43,8 +43,7 @@ from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size)
 from .runs import write_card
-from .teacher_cache import (LogitCache, ProgressHook, TopKLogitCache, _raw_logits,  # noqa: F401 (re-exported)
-                            stage_cache, teacher_logits_for, teacher_topk_for)
+from .teacher_cache import LogitCache, ProgressHook, TopKLogitCache, stage_cache
 from .tasks import Task, retention
 
 LOSS_TERMS = ("embedding", "attention", "hidden", "prediction")

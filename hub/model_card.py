@@ -338,6 +338,8 @@ def _augmentation_line(aug: dict, task: str) -> str:
     origin = (["--dataset", src["dataset"]] if src.get("dataset")
               else ["--train-file", Path(src.get("train_file") or "TRAIN_FILE").name])
     if aug.get("proposer") == "cloze":
+        from .cloze import describe_contexts
+
         files = [name for name in aug.get("contexts") or {} if name != "training contexts"]
         args = ["python", "-m", "hub", "cloze", "--task", task,
                 *([*origin, "--max-train-samples", str(aug["originals"])] if aug.get("originals") else []),
@@ -345,11 +347,9 @@ def _augmentation_line(aug: dict, task: str) -> str:
                 *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
                 *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),
                 "--seed", str(aug.get("seed")), "--output-file", Path(aug.get("output_file") or "CLOZE.json").name]
-        about = [f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
-                 for name, c in (aug.get("contexts") or {}).items()]
         return (f"- the training file holds {aug.get('originals', 0):,} training questions and "
-                f"{aug.get('augmented', 0):,} cloze questions ({'; '.join(about)}): a transfer set for the "
-                f"teacher's answers, made by `{shlex.join(args)}`")
+                f"{aug.get('augmented', 0):,} cloze questions ({describe_contexts(aug.get('contexts') or {})}): "
+                f"a transfer set for the teacher's answers, made by `{shlex.join(args)}`")
     args = ["python", "-m", "hub", "augment", "--task", task, f"--{aug.get('proposer', 'mlm')}", str(aug.get("model")),
             *origin, "--max-train-samples", str(aug.get("originals"))]
     for key in ("per_example", "replace_prob", "candidates", "seed"):

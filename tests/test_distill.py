@@ -11,9 +11,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import make_bare_bert, make_sentences, make_tiny_bert, write_tsv
 from hub.data import load_classification
-from hub.distill import DistillConfig, TrainConfig, distill, finetune, teacher_logits_for
+from hub.distill import DistillConfig, TrainConfig, distill, finetune
 from hub.models import UntrainedHeadError, parse_student
 from hub.tasks import get_task
+from hub.teacher_cache import teacher_logits_for
 
 SST2 = get_task("sst2")
 

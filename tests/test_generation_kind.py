@@ -325,7 +325,7 @@ def varied_blocks(tok):
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama"])
 def test_topk_cache_is_torch_topk_of_the_teacher_at_each_real_token(teachers, arch):
-    from hub.distill import teacher_topk_for
+    from hub.teacher_cache import teacher_topk_for
 
     t, tok, k = teacher(teachers[arch]), word_tokenizer(), 5
     ds = varied_blocks(tok)
@@ -349,7 +349,8 @@ def test_topk_cache_is_torch_topk_of_the_teacher_at_each_real_token(teachers, ar
 
 @pytest.mark.parametrize("alpha,temperature", [(0.0, 1.0), (0.5, 2.0)])
 def test_topk_loss_with_k_equal_to_the_vocabulary_is_the_dense_loss(teachers, alpha, temperature):
-    from hub.distill import TopKLogitCache, _Logits
+    from hub.distill import _Logits
+    from hub.teacher_cache import TopKLogitCache
     from hub.losses import sparse_prediction_loss, topk_logits
 
     t, tok = teacher(teachers["llama"]), word_tokenizer()

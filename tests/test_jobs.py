@@ -140,7 +140,7 @@ def test_one_job_at_a_time_positions_and_curves_from_events(make_queue, gate):
 
 
 def test_curves_keep_real_points_when_thinned(tmp_path):
-    from hub.jobs.queue import EventView
+    from hub.jobs.events import EventView
 
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps({"type": "progress", "stage": "prediction", "step": i, "total": 2500,
@@ -818,7 +818,7 @@ def test_phases_without_steps_report_their_start_progress_and_eta(tmp_path, monk
     import threading
 
     from hub.jobs import runner
-    from hub.jobs.queue import EventView
+    from hub.jobs.events import EventView
     from hub.jobs.runner import JobContext
     from ui.run_status import running_detail
 

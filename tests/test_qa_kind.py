@@ -199,7 +199,8 @@ def test_hub_rows_go_through_the_same_validation(tmp_path):
 def test_encode_split_targets_and_adapt(tmp_path, data, oracle):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from hub.distill import LogitCache, _Logits, _raw_logits
+    from hub.distill import _Logits
+    from hub.teacher_cache import LogitCache, _raw_logits
 
     tok = AutoTokenizer.from_pretrained(str(oracle))
     ds = KIND.encode_train(tok, data, MAX_LENGTH)

@@ -178,7 +178,7 @@ def _cloze(ctx, p: dict, data) -> None:
     """A QA job's training questions made a cloze transfer set, in place (``hub.cloze``):
     ``p["cloze"]`` questions a paragraph about the training contexts and WikiText-2's
     paragraphs (:func:`hub.jobs.params.cloze_text_files`); the run card records it."""
-    from ..cloze import cloze_data
+    from ..cloze import cloze_data, describe_contexts
     from .params import cloze_text_files
 
     files, described = cloze_text_files(p)
@@ -186,10 +186,8 @@ def _cloze(ctx, p: dict, data) -> None:
     ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}")
     summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"])
     ctx.end_phase()
-    about = "; ".join(f"{c['questions']:,} about {c['contexts']:,} paragraphs of {Path(name).name}"
-                      for name, c in summary["contexts"].items())
     ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
-            f"({about}) in {summary['time_s']:.1f} s")
+            f"({describe_contexts(summary['contexts'])}) in {summary['time_s']:.1f} s")
 
 
 def _train_size(data, default: int) -> int:

@@ -46,7 +46,7 @@ from pathlib import Path
 from ..paths import hub_home, models_dir
 from .events import EventView, log_tail
 from .params import safe_name
-from .process import _Child, _signal_name, process_alive, process_tag  # noqa: F401 (re-exported)
+from .process import _Child, _signal_name, process_alive, process_tag
 
 try:  # POSIX; on other systems two servers could share a queue folder
     import fcntl
