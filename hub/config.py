@@ -144,6 +144,10 @@ class DistillConfig:
     w_prediction: float = setting(1.0, 0.0, 100.0, "weight of the prediction-layer loss")
     layer_map: tuple | None = setting(None, help="1-based teacher layer per student layer (default uniform)")
     intermediate_learning_rate: float | None = setting(None, 1e-6, 1e-2, "learning rate of the intermediate stage")
+    intermediate_train_samples: int | None = setting(
+        None, 1, 10**9, "the intermediate stage trains on the first N training examples only, the prediction stage "
+        "on all (a transfer set's added questions, e.g. a cloze file's after its training questions, then teach "
+        "the prediction layer alone); default all; classification and QA")
     divergence: str = setting("forward", help="KD divergence: forward KL, reverse KL or generalised JSD",
                               choices=DIVERGENCES)
     jsd_beta: float = setting(0.5, 0.0, 1.0, "beta of the generalised JSD")

@@ -406,6 +406,7 @@ def distill(
         divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
         logit_cache_topk=dcfg.logit_cache_topk,
         intermediate_learning_rate=dcfg.intermediate_learning_rate,
+        intermediate_train_samples=_stage_size(kind, data, dcfg),
         attention_target="probabilities (post-softmax), padding masked",
         projection=module.fit_dense is not None,
     )
@@ -422,10 +423,13 @@ def distill(
 
                 module.load_state_dict(load_file(str(done)))
                 continue
-            cache = stage_cache(stage, teacher, train_ds, collator, kind, dcfg, progress, card, cfg.batch_size)
-            trainer, callback = stage_trainer(stage, module, teacher, train_ds, collator, kind, cfg, dcfg, layer_map,
+            n = card["intermediate_train_samples"] if stage == "intermediate" else None
+            stage_ds = train_ds if n is None else kind.encode_train(tokenizer, kind.first_examples(data, n),
+                                                                     cfg.max_length)
+            cache = stage_cache(stage, teacher, stage_ds, collator, kind, dcfg, progress, card, cfg.batch_size)
+            trainer, callback = stage_trainer(stage, module, teacher, stage_ds, collator, kind, cfg, dcfg, layer_map,
                                               stage_dir, cache, progress, cancel)
-            speeds.append(_run_stage(trainer, stage_dir, resume, callback))
+            speeds.append({**_run_stage(trainer, stage_dir, resume, callback), "stage": stage})
             from safetensors.torch import save_file
 
             save_file(_unshared(module.state_dict()), str(done))
@@ -433,6 +437,14 @@ def distill(
 
     return _finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
+
+
+def _stage_size(kind, data, dcfg: DistillConfig) -> int | None:
+    """The training examples of the intermediate stage when fewer than all
+    (``dcfg.intermediate_train_samples`` below the data's size), else None."""
+    n = dcfg.intermediate_train_samples
+    total = int((getattr(data, "source", None) or {}).get("train_size") or 0)
+    return n if n is not None and (not total or n < total) else None
 
 
 def stage_trainer(stage: str, module: DistillModule, teacher, train_ds, collator, kind, cfg: TrainConfig,
@@ -475,6 +487,13 @@ def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
     if dcfg.kl_positions not in getattr(kind, "kl_positions", ("targets",)):
         raise ValueError(f"--kl-positions {dcfg.kl_positions} does not apply to task {task.name!r}: its KD term "
                          "already covers every position it predicts")
+    if dcfg.intermediate_train_samples is not None:
+        if "intermediate" not in dcfg.stages:
+            raise ValueError("--intermediate-train-samples limits the intermediate stage, which this run does not "
+                             f"run (stages: {', '.join(dcfg.stages)})")
+        if not hasattr(kind, "first_examples"):
+            raise ValueError(f"--intermediate-train-samples does not apply to task {task.name!r}: its training "
+                             "text is packed into blocks, not a list of examples (use --max-train-samples)")
     if dcfg.logit_cache_topk:
         if not getattr(kind, "topk_logit_cache", False):
             why = ("its teacher logits are cached in full already" if getattr(kind, "cache_logits", True)
@@ -564,6 +583,9 @@ def _finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfi
         round(sum(s["samples"] for s in speeds) / max(sum(s["runtime"] for s in speeds), 1e-9), 2)
         if card["status"] == "finished" and speeds and sum(s["runtime"] for s in speeds) > 0 else None
     )
+    if any("stage" in s for s in speeds):  # each distillation stage run in this call: its time and examples
+        card["stage_train"] = {s["stage"]: {"time_s": round(s["runtime"], 2), "examples": round(s["samples"])}
+                               for s in speeds if "stage" in s}
     model.save_pretrained(str(out))  # safetensors
     tokenizer.save_pretrained(str(out))
     if progress:

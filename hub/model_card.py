@@ -280,9 +280,11 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
             args += ["--prune-ffn", str(spec["prune_ffn"])]
         if card.get("stages"):
             args += ["--stages", ",".join(card["stages"])]
-        for key, flag in (("temperature", "--temperature"), ("alpha", "--alpha")):
+        for key, flag in (("temperature", "--temperature"), ("alpha", "--alpha"),
+                          ("intermediate_learning_rate", "--intermediate-learning-rate"),
+                          ("intermediate_train_samples", "--intermediate-train-samples")):
             if card.get(key) is not None:
-                args += [flag, f"{card[key]:g}"]
+                args += [flag, f"{card[key]:g}" if isinstance(card[key], float) else str(card[key])]
         if card.get("divergence") and card["divergence"] != "forward":  # forward KL is the default
             args += ["--divergence", card["divergence"]]
         for term, w in (card.get("loss_weights") or {}).items():
@@ -382,6 +384,9 @@ def _data_section(card: dict) -> list[str]:
         lines.append(f"- {role}: {what}, {where}" + (f", {n:,} examples" if isinstance(n, int) else ""))
     if data.get("augmentation"):
         lines.append(_augmentation_line(data["augmentation"], card.get("task", "TASK")))
+    if card.get("intermediate_train_samples") is not None:
+        lines.append(f"- the intermediate stage trained on the first {card['intermediate_train_samples']:,} training "
+                     "examples only, the prediction stage on all of them")
     cols = [f"`{data[c]}`" for c in ("text_column", "label_column") if data.get(c)]
     if cols:
         lines.append(f"- columns: text {cols[0]}" + (f", label {cols[1]}" if len(cols) > 1 else ""))

@@ -531,14 +531,24 @@ def test_a_cloze_qa_job_distills_the_questions_and_cloze_questions_about_wikitex
     assert "cloze" in ctx.phases
     log = (tmp_path / "job" / "log.txt").read_text()
     assert "cloze questions: 1 a paragraph" in log and "4 cloze questions" in log and str(data) not in log
+    # the intermediate stage trains on the 30 training questions, the prediction stage on all 34
+    assert seen["dcfg"].intermediate_train_samples == 30 and seen["dcfg"].stages == ("intermediate", "prediction")
+    assert "the intermediate stage trains on the 30 training questions" in log
+    events = [json.loads(line) for line in (tmp_path / "job" / "events.jsonl").read_text().splitlines()]
+    plan = dict(next(e for e in reversed(events) if e["type"] == "plan")["stages"])
+    batch = params["batch_size"]
+    assert plan == {"intermediate": jobs.plan_steps(30, params["epochs"], batch),
+                    "prediction": jobs.plan_steps(34, params["epochs"], batch)}
     est = {**raw, "teacher": "minilm-l6"}  # an estimate names teachers as the page does
     estimate = jobs.estimate(est, teacher_trained=True)
     plain = jobs.estimate({**est, "cloze": 0}, teacher_trained=True)
     assert "cloze" in estimate["phases"] and "cloze" not in plain["phases"]
-    added = estimate["distill_examples"] / 2 - plain["distill_examples"] / 2  # per stage
+    added = estimate["distill_examples"] - plain["distill_examples"]  # the prediction stage's only
     assert added == 4 + round(30 * (0.05 + 0.15))  # the paragraphs' counted, the training contexts' guessed
     with pytest.raises(jobs.ParamsError, match="extractive QA"):
         jobs.validate_params({**raw, "task": "sst2", "data": None})
+    with pytest.raises(jobs.ParamsError, match="teach the prediction stage"):
+        jobs.validate_params({**raw, "stages": ["intermediate"]})
 
 
 def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,
@@ -572,16 +582,33 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
 
     teacher, _ = trained_pair
     student = tmp_path / "student"
+    # the intermediate stage on the 40 training questions at the file's head, the prediction stage on all 43
     assert main(["distill", "--task", "squad", "--teacher", str(teacher), "--student", "teacher-layers:1",
                  "--train-file", str(out), "--eval-file", str(data_dir / "squad" / "dev-subset-v2.0.json"),
-                 "--epochs", "1", "--max-length", str(MAX_LENGTH), "--output-dir", str(student)]) == 0
+                 "--epochs", "1", "--max-length", str(MAX_LENGTH), "--batch-size", "1",
+                 "--intermediate-train-samples", "40", "--output-dir", str(student)]) == 0
     card = json.loads((student / "run.json").read_text())
     assert card["data"]["train_size"] == 43 and card["data"]["augmentation"]["proposer"] == "cloze"
     assert card["train"]["learning_rate"] == 5e-4  # QA's default for every student (hub.config.KIND_LEARNING_RATES)
+    assert card["intermediate_train_samples"] == 40
+    from hub.kinds.qa import QAData
+    from hub.models import load_tokenizer
+
+    tok = load_tokenizer(str(teacher))
+    windows = [len(KIND.encode_train(tok, QAData(examples[:n], []), MAX_LENGTH)) for n in (40, 43)]
+    assert windows[0] < windows[1]  # one window per cloze question at least
+    assert {s: v["examples"] for s, v in card["stage_train"].items()} == dict(zip(("intermediate", "prediction"),
+                                                                                 windows))
     readme = (student / "README.md").read_text()
     assert ("40 training questions and 3 cloze questions (0 about 40 paragraphs of training contexts; "
             "3 about 2 paragraphs of wiki.txt)") in readme
     assert "python -m hub cloze --task squad --train-file xquad-en-train.json --max-train-samples 40 --contexts wiki.txt" in readme
+    assert "--intermediate-train-samples 40" in readme and "the first 40 training examples only" in readme
+    assert main(["distill", "--task", "squad", "--teacher", str(teacher), "--student", "teacher-layers:1",
+                 "--train-file", str(out), "--eval-file", str(data_dir / "squad" / "dev-subset-v2.0.json"),
+                 "--stages", "prediction", "--intermediate-train-samples", "40",
+                 "--output-dir", str(tmp_path / "s2")]) == 2
+    assert "which this run does not run" in capsys.readouterr().err
 
 
 def test_cloze_refusals(tmp_path, data_dir, capsys):
@@ -602,3 +629,22 @@ def test_cloze_refusals(tmp_path, data_dir, capsys):
         assert main(["cloze", *args]) == 2, args
         assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("a.*"))
+
+
+def test_intermediate_train_samples_needs_examples_and_the_intermediate_stage(data):
+    """``--intermediate-train-samples``: classification and QA take their first N
+    examples; text packed into blocks (MLM) is refused, as is a run without the
+    intermediate stage, before anything is loaded."""
+    from hub.config import DistillConfig
+    from hub.distill import check_distill_config
+
+    assert KIND.first_examples(data, 5).train == data.train[:5] and len(data.train) == 240  # a copy, not in place
+    sst2 = get_task("sst2")
+    check_distill_config(get_kind(sst2), sst2, DistillConfig(intermediate_train_samples=5))
+    mlm = get_task("mlm")
+    with pytest.raises(ValueError, match="packed into blocks"):
+        check_distill_config(get_kind(mlm), mlm, DistillConfig(intermediate_train_samples=5))
+    with pytest.raises(ValueError, match="which this run does not run"):
+        check_distill_config(KIND, SQUAD, DistillConfig(stages=("prediction",), intermediate_train_samples=5))
+    with pytest.raises(ValueError):
+        DistillConfig(intermediate_train_samples=0)

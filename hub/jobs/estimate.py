@@ -228,11 +228,14 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
 
 
 def _question_passes_per_s(card: dict) -> float | None:
-    """A QA run's training questions per second: questions x epochs x stages (fine-tuning is
-    one) over its training time; None when the card lacks any of them."""
+    """A QA run's training questions per second: questions x epochs summed over its stages
+    (fine-tuning is one; an intermediate stage on the first ``intermediate_train_samples``
+    only counts those) over its training time; None when the card lacks any of them."""
     try:
         n, epochs, seconds = card["data"]["train_size"], card["train"]["epochs"], card["train_time_s"]
-        return float(n) * float(epochs) * len(card.get("stages") or [None]) / float(seconds)
+        n_inter = card.get("intermediate_train_samples") or n
+        passes = sum(n_inter if s == "intermediate" else n for s in card.get("stages") or [None])
+        return float(passes) * float(epochs) / float(seconds)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
 
@@ -350,8 +353,11 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0
     # the distillation set after augmentation (validate_params lets only AUGMENT_KINDS augment) and cloze questions
-    n_aug = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0))) + cloze_questions(p, n_kd)
-    kd_examples = examples(n_aug, p["epochs"]) * len(p["stages"])
+    n_copies = round(n_kd * (1 + p["augment"] * AUGMENT_YIELD.get(task.kind, 0.0)))
+    n_aug = n_copies + cloze_questions(p, n_kd)
+    # a cloze job's intermediate stage trains on the questions before the cloze ones (hub.jobs.pipeline._cloze)
+    kd_examples = sum(examples(n_copies if p["cloze"] and s == "intermediate" else n_aug, p["epochs"])
+                      for s in p["stages"])
     phases: dict[str, dict] = {}
     if finetune:
         phases["finetune"] = {"seconds": round(ft_examples / rates["finetune"]["examples_per_s"], 1),

@@ -87,6 +87,9 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
         out["alpha"] = 0.0
     if out["cloze"] and task.kind != "qa":
         raise ParamsError(f"cloze questions are a transfer set for extractive QA; task {task.name} is {task.kind}")
+    if out["cloze"] and "prediction" not in out["stages"]:
+        raise ParamsError("cloze questions teach the prediction stage (the teacher's answers); tick it, or set cloze "
+                          "to 0 for an intermediate-only run")
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
         out["name"] = safe_name(out["name"])

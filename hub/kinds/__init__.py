@@ -60,7 +60,9 @@ needs the adaptor's ``mask_all``), ``topk_logit_cache`` (True: ``--logit-cache-t
 applies; the teacher's logits are (B, L, V) and ``adapt`` only selects positions
 of them, so it can select the same positions of cached (B, L, k) top-k values and
 indices), ``evaluate_pair(student, teacher, ...)``
-(scores a student by its distance to the teacher instead of ``evaluate``), and
+(scores a student by its distance to the teacher instead of ``evaluate``),
+``first_examples(data, n)`` (the data with its first ``n`` training examples only:
+``DistillConfig.intermediate_train_samples`` needs it), and
 ``eval_options`` (names of keyword settings that ``evaluate`` and ``predictor``
 take and that ``evaluate`` returns with its scores; QA: ``null_threshold``). A run
 card records the ones a run was given under ``eval_options``, and loaders pass

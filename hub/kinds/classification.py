@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -97,6 +97,10 @@ class ClassificationKind:
             label_column=source.label_column, max_train_samples=max_train, max_eval_samples=max_eval,
             label_names=label_names, need_train=need_train,
         )
+
+    def first_examples(self, data, n: int):
+        """The first ``n`` training examples (a stage's share: ``--intermediate-train-samples``)."""
+        return replace(data, train_texts=data.train_texts[:n], train_labels=data.train_labels[:n])
 
     def head_kwargs(self, data) -> dict:
         return {"num_labels": len(data.label_names), "id2label": data.id2label}

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -290,6 +290,10 @@ class QAKind:
         meta.update(train_size=len(train), eval_size=len(evals), train_answerable=_answerable(train),
                     eval_answerable=_answerable(evals))
         return QAData(train, evals, meta)
+
+    def first_examples(self, data: QAData, n: int) -> QAData:
+        """The first ``n`` training questions (a stage's share: ``--intermediate-train-samples``)."""
+        return replace(data, train=data.train[:n])
 
     def head_kwargs(self, data) -> dict:
         return {}
