@@ -464,10 +464,12 @@ def cmd_export(args) -> int:
         samples = kind.tokenize_inputs(data, task)  # the whole eval set: prediction agreement with PyTorch
         tok, length = load_tokenizer(args.model), trained_length(args.model)
 
-        def eval_fn(m):
+        def scores(m):
             result = kind.evaluate(m, tok, data, max_length=length)
             result.pop("predictions", None)
             return result
+
+        eval_fn = scores
     card = export_onnx(args.model, args.output_dir, quantize=args.quantize, head=task.head, sample_texts=samples,
                        eval_fn=eval_fn)
     print(json.dumps(card, indent=2, default=str))

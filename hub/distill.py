@@ -388,8 +388,10 @@ def distill(
             progress({"stage": "evaluate", "step": 0, "total": 1, "losses": {}})
         initial = pair_scores()  # the same measure before training: what distillation changed
 
-        def evaluate_fn() -> dict:
+        def distance_scores() -> dict:
             return {"student": pair_scores(), "student_initial": initial, "retention": None, "headline": task.headline}
+
+        evaluate_fn = distance_scores
     else:
         teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress,
                                         eval_options)

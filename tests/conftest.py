@@ -146,3 +146,11 @@ def make_bare_bert(folder: Path, layers: int = 2, hidden: int = 32, heads: int =
                          max_position_embeddings=128)).save_pretrained(str(folder))
     make_tokenizer(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory):
+    """A tiny trained SST-2 teacher and student (``test_app.make_pair``), shared by the app and browser tests."""
+    from test_app import make_pair
+
+    return make_pair(tmp_path_factory.mktemp("pair"))

@@ -49,11 +49,6 @@ def make_pair(root: Path) -> tuple[Path, Path]:
     return t, s
 
 
-@pytest.fixture(scope="session")
-def tiny_pair(tmp_path_factory) -> tuple[Path, Path]:
-    return make_pair(tmp_path_factory.mktemp("pair"))
-
-
 def seed_models(home: Path, teacher: Path, student: Path) -> tuple[Path, Path]:
     """Copy a trained pair into models_dir() the way a job saves it: <job>/{teacher,student}."""
     root = home / "models" / "tiny"

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from test_app import REPO, seeded_app, tiny_pair  # noqa: F401 - tiny_pair is a fixture
+from test_app import REPO, seeded_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -24,7 +24,7 @@ if not Path(CHROMIUM).is_file():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, tiny_pair):  # noqa: F811 - the imported fixture
+def app_url(tmp_path_factory, tiny_pair):
     with seeded_app(tmp_path_factory, tiny_pair, "browserhome") as live:
         yield live[0]
 
