@@ -1,5 +1,5 @@
-"""Extractive QA building blocks (hub/squad.py): SQuAD reading and validation,
-window encoding, postprocessing and the official-rules metric."""
+"""Extractive QA building blocks: SQuAD reading and validation, window encoding and
+postprocessing (hub/squad.py), and the official-rules metric (hub/squad_scores.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 
 import hub.squad as squad
+import hub.squad_scores as scores
 from conftest import SHARED_DATA
 from hub.data import DataError
 from hub.squad import (
-    answer_f1,
     encode_eval,
     encode_train,
-    normalize_answer,
     postprocess,
     read_squad,
     squad_from_records,
-    squad_scores,
 )
+from hub.squad_scores import answer_f1, normalize_answer, squad_scores
 
 QA_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "ran", "to",
             "park", "a", "big", "red", "ball", "who", "what", "where", "did", "was", "it", "and", "then", "home",
@@ -58,6 +57,8 @@ LONG = FILLER + " and then the cats sat on a big red ball . the bird flew home"
 
 def test_doctests():
     assert doctest.testmod(squad).failed == 0
+    result = doctest.testmod(scores)
+    assert result.failed == 0 and result.attempted >= 2
 
 
 def test_normalize_answer():
@@ -115,7 +116,7 @@ def test_squad_scores_needs_every_prediction():
 
 def test_evaluate_module_agrees_with_squad_scores():
     pytest.importorskip("evaluate", reason="evaluate is not installed (pip install evaluate==0.4.6)")
-    metric = squad.squad_metric()
+    metric = scores.squad_metric()
     references = [
         {"id": "q1", "answers": {"text": ["Denver Broncos"], "answer_start": [0]}},
         {"id": "q2", "answers": {"text": ["Santa Clara, California", "Santa Clara"], "answer_start": [0, 0]}},
@@ -361,7 +362,7 @@ def _hand_case():
 
 def test_threshold_search_on_hand_computed_questions():
     examples, found = _hand_case()
-    best = squad.null_threshold_search(examples, found)
+    best = scores.null_threshold_search(examples, found)
     assert best == {"best_exact": 75.0, "best_exact_thresh": -3.0, "best_f1": pytest.approx(95.0),
                     "best_f1_thresh": 1.0}
     # the scores at a threshold, applied as postprocess applies it, reproduce the search
@@ -376,15 +377,15 @@ def test_threshold_search_on_hand_computed_questions():
 def test_threshold_search_ties_no_span_and_all_null():
     # equal margins switch together: +1 and -1 at margin 1 gain nothing, so answering nothing stays best,
     # at a threshold below every margin (the official script would stop inside the group, at 1)
-    assert squad.best_threshold([1.0, 1.0], [1.0, 0.0], [0.0, 1.0]) == (50.0, 0.0)
+    assert scores.best_threshold([1.0, 1.0], [1.0, 0.0], [0.0, 1.0]) == (50.0, 0.0)
     # a question with no span (margin inf) is "no answer" at every threshold
-    assert squad.best_threshold([float("inf"), -1.0], [1.0, 1.0], [0.0, 0.0]) == (50.0, -1.0)
-    assert squad.best_threshold([float("inf")], [1.0], [0.0]) == (0.0, 0.0)
+    assert scores.best_threshold([float("inf"), -1.0], [1.0, 1.0], [0.0, 0.0]) == (50.0, -1.0)
+    assert scores.best_threshold([float("inf")], [1.0], [0.0]) == (0.0, 0.0)
     with pytest.raises(ValueError, match="no questions"):
-        squad.best_threshold([], [], [])
+        scores.best_threshold([], [], [])
     examples, found = _hand_case()
     found["q1"] = {**found["q1"], "span_text": None, "span_score": None}  # the windows held no context token
-    assert squad.null_threshold_search(examples, found)["best_exact"] == 50.0  # q1 can no longer score
+    assert scores.null_threshold_search(examples, found)["best_exact"] == 50.0  # q1 can no longer score
 
 
 def test_postprocess_accepts_tensors_and_ragged_rows(tokenizer):

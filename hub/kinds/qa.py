@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from .. import squad
+from ..squad_scores import answer_f1, normalize_answer, null_threshold_search, squad_scores
 from ..data import DataError, augmentation_of, hub_splits, read_table
 from ..metrics import load_metric
 
@@ -387,7 +388,7 @@ class QAKind:
         )
         keep = ("exact_match", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "NoAns_f1")
         return {**{k: float(scores[k]) for k in keep if k in scores},
-                **squad.null_threshold_search(data.eval, found), "eval_size": len(data.eval),
+                **null_threshold_search(data.eval, found), "eval_size": len(data.eval),
                 "null_threshold": threshold, "predictions": preds}
 
     def agreement(self, predictions_a: list, predictions_b: list) -> float:
@@ -396,7 +397,7 @@ class QAKind:
             raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
         if not predictions_a:
             raise ValueError("no answers to compare")
-        same = sum(squad.normalize_answer(a) == squad.normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
+        same = sum(normalize_answer(a) == normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
         return same / len(predictions_a)
 
     chance_name = 'always answering "no answer"'  # what chance_level scores
@@ -404,7 +405,7 @@ class QAKind:
     def chance_level(self, data: QAData) -> float:
         """Overall F1 (0-100) of always answering "no answer" (the share of
         unanswerable questions, on SQuAD 2.0 data about 50)."""
-        return squad.squad_scores({ex["id"]: "" for ex in data.eval}, data.eval)["f1"]
+        return squad_scores({ex["id"]: "" for ex in data.eval}, data.eval)["f1"]
 
     def eval_pairs(self, data, task) -> list[tuple[str, str]]:
         if data is not None:
@@ -447,8 +448,8 @@ class QAKind:
         answer) and ``f1_between`` (token F1 of one answer against the other, 0..1)."""
         pa, pb = a.predict(question, context), b.predict(question, context)
         return {"a": pa, "b": pb,
-                "agree": squad.normalize_answer(pa["answer"]) == squad.normalize_answer(pb["answer"]),
-                "f1_between": squad.answer_f1(pa["answer"], pb["answer"])}
+                "agree": normalize_answer(pa["answer"]) == normalize_answer(pb["answer"]),
+                "f1_between": answer_f1(pa["answer"], pb["answer"])}
 
     def compare_batch(self, a: QAPredictor, b: QAPredictor, items: list) -> dict:
         """Agreement, each model's questions/s, the disagreements and, over the items
@@ -465,7 +466,7 @@ class QAKind:
         ans_b, tput_b = run(b)
         disagree = [{"line": i + 1, "question": q, "a": x, "b": y}
                     for i, ((q, _), x, y) in enumerate(zip(pairs, ans_a, ans_b))
-                    if squad.normalize_answer(x) != squad.normalize_answer(y)]
+                    if normalize_answer(x) != normalize_answer(y)]
         out = {"n": len(pairs), "agreement": 1 - len(disagree) / len(pairs) if pairs else float("nan"),
                "throughput_a": tput_a, "throughput_b": tput_b, "disagreements": disagree}
         gold = [(i, g) for i, (_, _, g) in enumerate(parsed) if g is not None]
@@ -473,7 +474,7 @@ class QAKind:
             examples = [{"id": str(i), "answers": {"text": g, "answer_start": [0] * len(g)}, "is_impossible": not g}
                         for i, g in gold]
             for name, answers in (("a", ans_a), ("b", ans_b)):
-                s = squad.squad_scores({str(i): answers[i] for i, _ in gold}, examples)
+                s = squad_scores({str(i): answers[i] for i, _ in gold}, examples)
                 out[f"exact_match_{name}"], out[f"f1_{name}"] = s["exact_match"], s["f1"]
             out["n_gold"] = len(gold)
         return out

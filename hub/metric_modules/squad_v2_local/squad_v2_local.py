@@ -1,15 +1,15 @@
 """SQuAD v1.1/v2.0 exact match and F1 as an `evaluate` metric, computed offline
-by ``hub.squad.squad_scores`` (the official SQuAD 2.0 rules), so this module and
+by ``hub.squad_scores.squad_scores`` (the official SQuAD 2.0 rules), so this module and
 the package always agree. Inputs as in Hugging Face's ``squad_v2`` metric.
 
 Load it by path (works offline; ``hub`` must be importable):
-``evaluate.load("hub/metric_modules/squad_v2_local")`` or ``hub.squad.squad_metric()``.
+``evaluate.load("hub/metric_modules/squad_v2_local")`` or ``hub.squad_scores.squad_metric()``.
 """
 
 import datasets
 import evaluate
 
-from hub.squad import squad_scores
+from hub.squad_scores import squad_scores
 
 _CITATION = """\
 @inproceedings{rajpurkar-etal-2018-know,
