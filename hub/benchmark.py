@@ -57,7 +57,7 @@ from .hardware import hardware_info, hardware_tag
 from .tasks import Task
 
 ARCH_PREFIX = "arch:"
-DEFAULT_FIXED_LENGTH = 128  # columns *_len128: the fixed length of a row is its seq_len_fixed (QA: 384)
+DEFAULT_FIXED_LENGTH = 128  # columns *_fixed: the fixed length of a row is its seq_len_fixed (QA: 384)
 TOKENIZER_FOR_ARCH = "minilm-l6"  # BERT's uncased 30,522-word vocabulary, available offline
 
 
@@ -419,7 +419,7 @@ def run_benchmark(
     fixed_len = fixed_length(protocol, kind, [e.model.config.max_position_embeddings for e, _ in live])
     tok = live[0][0].tokenizer  # every student shares the teacher's tokenizer
     natural = kind.latency_inputs(tok, data, task, None, max_length=max_length)
-    for label, inputs in (("", natural), ("_len128", kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length))):
+    for label, inputs in (("", natural), ("_fixed", kind.latency_inputs(tok, data, task, fixed_len, max_length=max_length))):
         log(f"latency at batch 1, {'natural length' if not label else f'{fixed_len} tokens'} ...")
         times = interleaved_latency([e.model for e, _ in live], inputs, protocol)
         ms_all = [[t * 1000 for t in ts] for ts in times]
@@ -448,7 +448,7 @@ def run_benchmark(
         row["seq_len_fixed"] = fixed_len
         row["max_length"] = max_length
         if row["flops_per_example"]:
-            row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_len128"] / 1000) / 1e9
+            row["gflops_per_s"] = row["flops_per_example"] / (row["latency_p50_ms_fixed"] / 1000) / 1e9
         if e.quantization == "fp32":  # the fp32 matmul peak bounds fp32 arithmetic only
             if e.runtime == "torch":
                 timed = [natural[i % len(natural)] for i in range(row["calls"])]
@@ -584,7 +584,7 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
         "retention": None, "agreement": None,
         "params": e.params, "threads": threads,
         "hardware": tag, "hardware_json": hw, "run_card": e.card, "_preds": None,
-        "speedup_p50": None, "speedup_p50_len128": None, "speedup_alone": None, "memory_mb": None,
+        "speedup_p50": None, "speedup_p50_fixed": None, "speedup_alone": None, "memory_mb": None,
         **{m: None for m in task.metrics},
     }
     if e.model is None or data is None or _is_arch(e.ref):

@@ -105,13 +105,13 @@ COLUMNS: tuple[Column, ...] = (
     C("latency_p50_ms", "REAL", "p50 ms", "Median latency of one example, ms.", False, ".2f"),
     C("latency_p90_ms", "REAL", "p90 ms", "90th percentile latency, ms.", False, ".2f"),
     C("latency_p99_ms", "REAL", "p99 ms", "99th percentile latency, ms.", False, ".2f"),
-    C("latency_p50_ms_len128", "REAL", "p50 ms @fixed", "Median latency at the fixed length (seq_len_fixed: 128 tokens; QA 384-token windows), ms.", False, ".2f"),
-    C("latency_p90_ms_len128", "REAL", "p90 ms @fixed", "90th percentile latency at the fixed length, ms.", False, ".2f"),
-    C("latency_p99_ms_len128", "REAL", "p99 ms @fixed", "99th percentile latency at the fixed length, ms.", False, ".2f"),
+    C("latency_p50_ms_fixed", "REAL", "p50 ms @fixed", "Median latency at the fixed length (seq_len_fixed: 128 tokens; QA 384-token windows), ms.", False, ".2f"),
+    C("latency_p90_ms_fixed", "REAL", "p90 ms @fixed", "90th percentile latency at the fixed length, ms.", False, ".2f"),
+    C("latency_p99_ms_fixed", "REAL", "p99 ms @fixed", "99th percentile latency at the fixed length, ms.", False, ".2f"),
     C("tokenize_p50_ms", "REAL", "Tokenize ms", "Median tokenization time, ms.", False, ".3f"),
     C("throughput_per_s", "REAL", "Examples/s", "Batched throughput, examples per second.", True, ".1f"),
     C("speedup_p50", "REAL", "Speedup", "Teacher p50 latency / this model's.", True, ".2f"),
-    C("speedup_p50_len128", "REAL", "Speedup @fixed", "Speedup at the fixed length (seq_len_fixed).", True, ".2f"),
+    C("speedup_p50_fixed", "REAL", "Speedup @fixed", "Speedup at the fixed length (seq_len_fixed).", True, ".2f"),
     C("latency_alone_p50_ms", "REAL", "p50 ms alone", "Median natural-length latency with the model alone in a fresh "
       "process, set up to serve it (ONNX Runtime threads spinning), ms.", False, ".2f"),
     C("speedup_alone", "REAL", "Speedup alone", "Teacher's p50 alone / this model's p50 alone: the deployment "
@@ -137,6 +137,10 @@ COLUMNS: tuple[Column, ...] = (
 del C
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+# columns renamed since a store or a benchmark JSON was written: old name -> new (the fixed-length timings were
+# "_len128" while QA timed its 384-token windows under that name)
+RENAMED_COLUMNS: dict[str, str] = {f"{m}_len128": f"{m}_fixed" for m in
+                                   ("latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "speedup_p50")}
 COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 DISPLAY_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.display)
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.sql_type.split()[0] in ("INTEGER", "REAL"))
@@ -146,7 +150,7 @@ JSON_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.json)
 QUALITY_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(m for t in TASKS.values() for m in t.metrics if m in COLUMNS_BY_NAME))
 # Shown for every task (then the task's own metric columns are added after "status")
 COMMON_COLUMNS: tuple[str, ...] = ("name", "task", "role", "status", "runtime", "quantization", "retention",
-                                   "agreement", "latency_p50_ms", "latency_p50_ms_len128", "speedup_p50",
+                                   "agreement", "latency_p50_ms", "latency_p50_ms_fixed", "speedup_p50",
                                    "latency_alone_p50_ms", "speedup_alone", "throughput_per_s", "memory_mb", "params", "size_mb", "protocol", "hardware")
 REQUIRED_COLUMNS: tuple[str, ...] = ("model", "task")
 STATUSES: tuple[str, ...] = ("finished", "stopped", "failed")
@@ -173,7 +177,7 @@ def table_columns(task: Task | None = None) -> list[tuple[str, str, Any]]:
     """(column, label, formatter) for the CLI's Markdown table: the default
     columns, numbers formatted by the schema, ratios as percentages."""
     percent = {"retention", "agreement", "retention_fp32", "peak_fraction"}
-    speed = {"speedup_p50", "speedup_p50_len128", "speedup_alone", "speedup_tokens_per_s"}
+    speed = {"speedup_p50", "speedup_p50_fixed", "speedup_alone", "speedup_tokens_per_s"}
 
     def formatter(name: str):
         fmt = COLUMNS_BY_NAME[name].fmt
@@ -197,6 +201,7 @@ def rows_for_store(rows: list[dict]) -> list[dict]:
     in ``bench_json``); a variant that could not run is never ranked."""
     out = []
     for row in rows:
+        row = {RENAMED_COLUMNS.get(k, k): v for k, v in row.items()}  # an older benchmark JSON's names
         r = {k: v for k, v in row.items() if k in COLUMN_NAMES and k != "row_id"}
         if r.get("role") not in ROLES:
             r["role"] = "model"
@@ -504,11 +509,15 @@ class LeaderboardStore:
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
-        """Create the table, or add the columns an older version of it lacks."""
+        """Create the table, or rename and add the columns an older version of it lacks."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(schema_sql())
             have = {r[1] for r in conn.execute(f"PRAGMA table_info({TABLE})")}
+            for old, new in RENAMED_COLUMNS.items():
+                if old in have and new not in have:
+                    conn.execute(f"ALTER TABLE {TABLE} RENAME COLUMN {old} TO {new}")
+                    have = (have - {old}) | {new}
             for c in COLUMNS:
                 if c.name not in have:
                     conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN {c.name} {c.sql_type}")

@@ -42,14 +42,14 @@ def test_protocol_rows(big_and_small, eval_data, tmp_path):
     t, s = rows
     for r in rows:
         assert 0 < r["latency_p50_ms"] <= r["latency_p90_ms"] <= r["latency_p99_ms"]
-        assert 0 < r["latency_p50_ms_len128"] <= r["latency_p90_ms_len128"] <= r["latency_p99_ms_len128"]
+        assert 0 < r["latency_p50_ms_fixed"] <= r["latency_p90_ms_fixed"] <= r["latency_p99_ms_fixed"]
         assert r["calls"] >= QUICK.min_calls and r["throughput_per_s"] > 0 and r["tokenize_p50_ms"] > 0
         assert 0 < r["peak_fraction"] < 1.5 and r["gflops_per_s"] > 0
         assert r["hardware"].count("|") == 5 and r["threads"] >= 1
         assert 0 <= r["accuracy"] <= 1 and r["eval_size"] == 40
     assert t["retention"] == 1.0 and t["agreement"] == 1.0 and t["speedup_p50"] == 1.0
     assert s["retention"] == pytest.approx(s["accuracy"] / t["accuracy"])
-    assert s["speedup_p50"] > 1 and s["speedup_p50_len128"] > 1.5  # 1 layer of 32 vs 6 layers of 128
+    assert s["speedup_p50"] > 1 and s["speedup_p50_fixed"] > 1.5  # 1 layer of 32 vs 6 layers of 128
     assert s["params"] < t["params"] and s["size_mb"] < t["size_mb"]
     assert t["flops_per_example"] > 10 * s["flops_per_example"]
     stored = store.rows()
@@ -177,7 +177,7 @@ def test_cli_bench_json(big_and_small, tiny_data_dir, hub_home, capsys):
     assert main(args) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
     required = {"model", "task", "accuracy", "f1", "retention", "agreement", "latency_p50_ms", "latency_p90_ms",
-                "latency_p99_ms", "latency_p50_ms_len128", "throughput_per_s", "speedup_p50", "memory_mb", "params",
+                "latency_p99_ms", "latency_p50_ms_fixed", "throughput_per_s", "speedup_p50", "memory_mb", "params",
                 "size_mb", "gflops_per_s", "peak_fraction", "quantization", "hardware", "protocol", "runtime"}
     assert len(lines) == 2 and all(required <= set(x) for x in lines)
     assert main(["leaderboard", "--task", "sst2", "--json"]) == 0

@@ -59,8 +59,8 @@ def test_schema_is_defined_once_and_views_derive_from_it():
         "NoAns_f1", "NoAns_exact", "top1_accuracy", "top5_accuracy", "perplexity", "ttft_ms", "tokens_per_s",
         "speedup_tokens_per_s", "eval_size", "max_length", "retention", "agreement", "retention_fp32",
         "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-        "latency_p50_ms_len128", "latency_p90_ms_len128", "latency_p99_ms_len128",
-        "tokenize_p50_ms", "throughput_per_s", "speedup_p50", "speedup_p50_len128", "latency_alone_p50_ms",
+        "latency_p50_ms_fixed", "latency_p90_ms_fixed", "latency_p99_ms_fixed",
+        "tokenize_p50_ms", "throughput_per_s", "speedup_p50", "speedup_p50_fixed", "latency_alone_p50_ms",
         "speedup_alone", "memory_mb",
         "params", "size_mb", "flops_per_example", "gflops_per_s", "peak_fraction", "flop_bound_ms",
         "latency_over_bound", "alone_over_bound", "threads",
@@ -68,7 +68,7 @@ def test_schema_is_defined_once_and_views_derive_from_it():
     )
     assert set(lb.DISPLAY_COLUMNS) <= set(COLUMN_NAMES)
     assert not set(lb.JSON_COLUMNS) & set(lb.DISPLAY_COLUMNS)
-    assert {"accuracy", "params", "threads", "latency_p99_ms_len128"} <= set(lb.NUMERIC_COLUMNS)
+    assert {"accuracy", "params", "threads", "latency_p99_ms_fixed"} <= set(lb.NUMERIC_COLUMNS)
     assert "hardware" not in lb.NUMERIC_COLUMNS
     sql = lb.schema_sql()
     assert all(name in sql for name in COLUMN_NAMES)
@@ -367,3 +367,27 @@ def test_processes_recovering_at_once_move_the_file_aside_only_once(tmp_path):
     backups = [b for b in tmp_path.glob("lb.sqlite.corrupt-*") if not b.name.endswith(("-wal", "-shm"))]
     assert len(backups) == 1
     assert len(LeaderboardStore(path).rows()) == 10  # no process moved a fresh store aside
+
+
+def test_a_store_and_benchmark_rows_of_the_older_len128_names_are_renamed(tmp_path):
+    """The fixed-length timings were ``*_len128`` columns (QA's 384-token windows too):
+    an older store's columns are renamed in place, values kept; an older benchmark
+    JSON's rows are stored under the new names."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    old_names = {new: old for old, new in lb.RENAMED_COLUMNS.items()}
+    old_cols = [old_names.get(c.name, c.name) for c in lb.COLUMNS]
+    assert "latency_p50_ms_len128" in old_cols
+    types = [c.sql_type for c in lb.COLUMNS]
+    conn.execute(f"CREATE TABLE {lb.TABLE} ({', '.join(f'{n} {t}' for n, t in zip(old_cols, types))})")
+    conn.execute(f"INSERT INTO {lb.TABLE} (model, task, status, ranked, created_at, latency_p50_ms_len128) "
+                 "VALUES ('/m/old', 'sst2', 'finished', 1, '2026-01-01T00:00:00+00:00', 7.5)")
+    conn.commit()
+    conn.close()
+    store = LeaderboardStore(path)
+    assert [r["latency_p50_ms_fixed"] for r in store.rows()] == [7.5]
+    store.add_rows([{**make_row(1), "latency_p50_ms_len128": 3.25, "speedup_p50_len128": 2.0}])
+    new = [r for r in store.rows() if r["model"] == "/models/student-1"][0]
+    assert new["latency_p50_ms_fixed"] == 3.25 and new["speedup_p50_fixed"] == 2.0
+    have = {r[1] for r in sqlite3.connect(path).execute(f"PRAGMA table_info({lb.TABLE})")}
+    assert not {c for c in have if c.endswith("_len128")}
