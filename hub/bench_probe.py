@@ -85,14 +85,8 @@ def _probe_main(argv: list[str]) -> None:
     ref, task_name, threads, quant = argv
     import gc
 
-    from .benchmark import (
-        Protocol,
-        interleaved_latency,
-        is_arch,
-        load_for_bench,
-        percentile,
-        quantize_int8,
-    )
+    from .bench_measure import interleaved_latency, percentile
+    from .benchmark import Protocol, is_arch, load_for_bench, quantize_int8
     from .models import _auto_class, resolve_model_ref
     from .tasks import get_task
 

@@ -39,12 +39,7 @@ from pathlib import Path
 
 import torch
 
-from .benchmark import (
-    flop_bound,
-    flops_per_example,
-    matmul_peak_gflops,
-    tokenize_latency,
-)
+from .bench_measure import flop_bound, flops_per_example, matmul_peak_gflops, tokenize_latency
 
 CATEGORIES = ("tokenize", "matmul", "attention", "other_ops", "overhead")
 MATMUL_OPS = frozenset({"aten::linear", "aten::addmm", "aten::_addmm_activation", "aten::mm", "aten::bmm",

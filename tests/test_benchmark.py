@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_bert
+from hub import bench_measure as M
 from hub import benchmark as B
 from hub.data import load_classification
 from hub.leaderboard import LeaderboardStore
@@ -147,13 +148,13 @@ def test_flop_counter_matches_the_bert_formula_and_counts_any_architecture():
     x = {"input_ids": torch.ones(1, 128, dtype=torch.long), "attention_mask": torch.ones(1, 128, dtype=torch.long)}
     bert = BertForSequenceClassification(BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
                                                     num_attention_heads=4, intermediate_size=256)).eval()
-    counted = B.flops_per_example(bert, x)
+    counted = M.flops_per_example(bert, x)
     assert counted == pytest.approx(_bert_formula(64, 256, 2, 128), rel=0.02)
     distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=100, dim=64, n_layers=2, n_heads=4,
                                                                   hidden_dim=256)).eval()
-    assert B.flops_per_example(distil, x) == pytest.approx(counted, rel=0.05)  # same shapes, other names
+    assert M.flops_per_example(distil, x) == pytest.approx(counted, rel=0.05)  # same shapes, other names
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4)).eval()
-    assert B.flops_per_example(gpt2, {"input_ids": x["input_ids"]}) > 2 * 2 * 128 * 64 * 64 * 4
+    assert M.flops_per_example(gpt2, {"input_ids": x["input_ids"]}) > 2 * 2 * 128 * 64 * 64 * 4
 
 
 def test_flops_ratio_bert_base_vs_tinybert():
@@ -162,7 +163,7 @@ def test_flops_ratio_bert_base_vs_tinybert():
 
 
 def test_percentile_and_table():
-    assert B.percentile([5, 1, 3], 50) == 3 and B.percentile([1, 2, 3, 4], 90) == pytest.approx(3.7)
+    assert M.percentile([5, 1, 3], 50) == 3 and M.percentile([1, 2, 3, 4], 90) == pytest.approx(3.7)
     table = B.format_table([{"name": "m", "accuracy": 0.9, "latency_p50_ms": None}], SST2)
     assert "| m |" in table and "0.9000" in table and "–" in table
 
@@ -240,9 +241,9 @@ def test_median_flops_is_the_middle_input():
                                                      num_attention_heads=2, intermediate_size=32)).eval()
     enc = [{"input_ids": torch.ones(1, n, dtype=torch.long), "attention_mask": torch.ones(1, n, dtype=torch.long)}
            for n in (9, 3, 30)]
-    assert B.median_flops(model, enc) == B.flops_per_example(model, enc[0])
-    two = B.median_flops(model, enc[:2])  # even count: halfway between the two, like percentile()
-    assert two == pytest.approx((B.flops_per_example(model, enc[0]) + B.flops_per_example(model, enc[1])) / 2)
+    assert M.median_flops(model, enc) == M.flops_per_example(model, enc[0])
+    two = M.median_flops(model, enc[:2])  # even count: halfway between the two, like percentile()
+    assert two == pytest.approx((M.flops_per_example(model, enc[0]) + M.flops_per_example(model, enc[1])) / 2)
 
 
 def test_profile_breakdown_sums_to_100(big_and_small, eval_data, tiny_data_dir, capsys):
@@ -299,6 +300,8 @@ def test_benchmark_doctests():
     import hub.benchmark
 
     assert doctest.testmod(hub.benchmark).failed == 0
+    result = doctest.testmod(M)
+    assert result.failed == 0 and result.attempted >= 2
 
 
 def test_rows_record_an_alias_by_its_local_folder():
