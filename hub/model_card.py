@@ -295,7 +295,16 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
         args += ["--model", card.get("base_model", "MODEL")]
     data = card.get("data") or {}
     task = TASKS.get(card.get("task", ""))
-    if data.get("kind") == "hub":
+    aug = data.get("augmentation") or {}
+    local = task.local_files if task and task.local_files else {}
+    if aug and not aug.get("output_file") and data.get("kind") != "hub":
+        # a job's augmented or cloze examples were made in memory: the command of the data section writes them
+        # to a file (_made_file), which is then the training file; the evaluation file stays the job's
+        eval_file = data.get("eval_file")
+        eval_arg = (f"{_data_dir_arg(data.get('data_dir'), eval_file)}/{local['eval']}"
+                    if eval_file and _file_key(eval_file) == local.get("eval") else Path(eval_file or "EVAL_FILE").name)
+        args += ["--train-file", _made_file(aug), "--eval-file", eval_arg]
+    elif data.get("kind") == "hub":
         args += ["--dataset", data["dataset"]] + (["--dataset-config", data["config"]] if data.get("config") else [])
     elif data.get("data_dir") or (task and task.local_files and _file_key(data.get("eval_file")) == task.local_files.get("eval")
                                   and _file_key(data.get("train_file")) in (None, task.local_files.get("train"))):
@@ -333,6 +342,13 @@ def _hardware_line(hw: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def _made_file(aug: dict) -> str:
+    """The file name a ``hub cloze``/``hub augment`` command of a card writes (a job's
+    in-memory transfer set gets a placeholder)."""
+    default = "CLOZE.json" if aug.get("proposer") == "cloze" else "AUGMENTED.tsv"
+    return Path(aug.get("output_file") or default).name
+
+
 def _augmentation_line(aug: dict, task: str) -> str:
     """How an augmented training file was made (``hub.augment`` or ``hub.cloze`` wrote ``aug`` beside it)."""
     cfg = aug.get("config") or {}
@@ -348,7 +364,7 @@ def _augmentation_line(aug: dict, task: str) -> str:
                 "--contexts", *[Path(f).name for f in files], "--per-context", str(aug.get("per_context")),
                 *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
                 *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),
-                "--seed", str(aug.get("seed")), "--output-file", Path(aug.get("output_file") or "CLOZE.json").name]
+                "--seed", str(aug.get("seed")), "--output-file", _made_file(aug)]
         return (f"- the training file holds {aug.get('originals', 0):,} training questions and "
                 f"{aug.get('augmented', 0):,} cloze questions ({describe_contexts(aug.get('contexts') or {})}): "
                 f"a transfer set for the teacher's answers, made by `{shlex.join(args)}`")
@@ -357,7 +373,7 @@ def _augmentation_line(aug: dict, task: str) -> str:
     for key in ("per_example", "replace_prob", "candidates", "seed"):
         if key in cfg:
             args += ["--" + key.replace("_", "-"), f"{cfg[key]:g}" if isinstance(cfg[key], float) else str(cfg[key])]
-    args += ["--output-file", Path(aug.get("output_file") or "AUGMENTED.tsv").name]
+    args += ["--output-file", _made_file(aug)]
     return (f"- the training file is TinyBERT-style augmented data: {aug.get('originals', 0):,} original examples and "
             f"{aug.get('augmented', 0):,} copies with words replaced ({aug.get('proposer')} proposals), made by "
             f"`{shlex.join(args)}`")
@@ -517,6 +533,10 @@ def _reproduce_section(card: dict) -> list[str]:
         layout = ", ".join(task.local_files.values()) if task and task.local_files else "the task's files"
         out += [f"`DATA_DIR` is a folder holding {layout} (the layout of `../shared/data`; "
                 "`hub/samples` holds a small embedded sample).", ""]
+    aug = (card.get("data") or {}).get("augmentation") or {}
+    if aug and not aug.get("output_file"):
+        out += [f"`{_made_file(aug)}` is the file the `hub {'cloze' if aug.get('proposer') == 'cloze' else 'augment'}` "
+                "command under Data writes (the job made its examples in memory).", ""]
     if card.get("kind") == "student" and not _teacher_ref(card)[0]:
         out += ["The teacher was a local folder: fine-tune one first (`python -m hub finetune ...`) "
                 "and pass its path as `--teacher`.", ""]

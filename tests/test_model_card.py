@@ -243,3 +243,29 @@ def test_reproduce_an_augmented_run_with_its_own_training_file():
     assert "20,000 original examples and 58,362 copies" in body
     assert ("`python -m hub augment --task sst2 --embeddings runs/teacher --train-file train.tsv --max-train-samples "
             "20000 --per-example 4 --replace-prob 0.4 --candidates 15 --seed 42 --output-file sst2-20k.tsv`") in body
+
+
+def test_reproduce_a_cloze_job_trains_on_the_file_the_cloze_command_writes():
+    """A QA job made its cloze questions in memory: the command trains on the file the
+    data section's ``hub cloze`` command writes (it had said ``--data-dir`` with the
+    grown ``--max-train-samples``, which trains on the first training questions only),
+    keeps the job's evaluation file, and carries ``--intermediate-train-samples``."""
+    from hub.cli import build_parser
+
+    root = samples_dir()
+    card = student_card()
+    card.update(task="squad", stages=["intermediate", "prediction"], intermediate_train_samples=100)
+    card["data"] = {"kind": "files", "data_dir": str(root), "train_file": str(root / "squad" / "xquad-en-train.json"),
+                    "eval_file": str(root / "squad" / "dev-subset-v2.0.json"), "train_size": 780, "eval_size": 60,
+                    "augmentation": {"proposer": "cloze", "originals": 100, "augmented": 680, "per_context": 1,
+                                     "seed": 42, "contexts": {"training contexts": {"contexts": 11, "questions": 11},
+                                                              "/srv/data/wikitext-2/valid.txt": {"contexts": 380,
+                                                                                                 "questions": 669}},
+                                     "source": {"kind": "files", "train_file": str(root / "squad" / "xquad-en-train.json")}}}
+    argv = shlex.split(reproduce_command(card, output_dir="runs/again"))
+    args = build_parser().parse_args(argv[3:])
+    assert "--data-dir" not in argv and args.train_file == "CLOZE.json"
+    assert args.eval_file == "hub/samples/squad/dev-subset-v2.0.json" and args.intermediate_train_samples == 100
+    body = model_card(card)
+    assert "--output-file CLOZE.json" in body and "`CLOZE.json` is the file the `hub cloze` command" in body
+    assert "the intermediate stage trained on the first 100 training examples only" in body
