@@ -66,7 +66,7 @@ def test_reviews_with_html_line_breaks_become_paragraphs_and_the_card_repeats_th
     import json
 
     from hub.cloze import cloze_file
-    from hub.model_card import _augmentation_line
+    from hub.reproduce import augmentation_line
     from hub.tasks import TASKS
 
     part = "The film was made in 1931 by a small studio near the coast. " * 5
@@ -81,6 +81,6 @@ def test_reviews_with_html_line_breaks_become_paragraphs_and_the_card_repeats_th
     contexts = [p["context"] for a in made for p in a["paragraphs"]]
     assert all("<br" not in c for c in contexts) and any("1932" in c for c in contexts)
     assert not any("1933" in c for c in contexts)  # the third paragraph is over --max-contexts
-    line = _augmentation_line(summary, "squad")
+    line = augmentation_line(summary, "squad")
     assert ("python -m hub cloze --task squad --contexts reviews.jsonl --per-context 1 --max-contexts 2 "
             "--text-column review --seed 42 --output-file c.json") in line

@@ -263,7 +263,7 @@ def test_cli_end_to_end(tmp_path, tiny_data_dir, capsys):
 
 def test_cli_distills_a_pruned_student_and_its_card_reproduces_it(tmp_path, trained_pair, tiny_data_dir, capsys):
     from hub.cli import main
-    from hub.model_card import reproduce_command
+    from hub.reproduce import reproduce_command
 
     teacher, _ = trained_pair
     common = ["--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64", "--max-steps", "2"]

@@ -11,7 +11,8 @@ from unittest import mock
 import pytest
 
 import hub.model_card as mc
-from hub.model_card import HubUploadError, model_card, push_to_hub, reproduce_command, to_yaml, write_model_card
+from hub.model_card import HubUploadError, model_card, push_to_hub, to_yaml, write_model_card
+from hub.reproduce import reproduce_command
 from hub.samples import samples_dir
 
 yaml = pytest.importorskip("yaml")  # only to read the hand-written YAML back
