@@ -266,7 +266,7 @@ def _report(card: dict, args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from .distill import finetune
+    from .training import finetune
     from .tasks import get_task
 
     task = get_task(args.task)

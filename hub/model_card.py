@@ -8,7 +8,7 @@ body with the teacher, the data, the recipe, a teacher-vs-student table, the
 hardware, the command that reproduces the run and the lines that load it.
 
 Nothing here is invented: every number comes from the run card that
-``hub.distill.finetune``/``distill`` wrote; what the card lacks is left out.
+``hub.training.finetune``/``hub.distill.distill`` wrote; what the card lacks is left out.
 The YAML is written by hand (no pyyaml dependency): strings are always
 double-quoted JSON strings, which YAML reads back unchanged.
 """

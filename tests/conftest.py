@@ -86,7 +86,8 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 def trained_pair(tmp_path_factory, tiny_data_dir) -> tuple[Path, Path]:
     """A tiny teacher fine-tuned briefly and a 2-layer student distilled from it."""
     from hub.data import load_classification
-    from hub.distill import DistillConfig, TrainConfig, distill, finetune
+    from hub.distill import DistillConfig, TrainConfig, distill
+    from hub.training import finetune
     from hub.models import parse_student
     from hub.tasks import get_task
 

@@ -11,7 +11,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import make_bare_bert, make_sentences, make_tiny_bert, write_tsv
 from hub.data import load_classification
-from hub.distill import DistillConfig, TrainConfig, distill, finetune
+from hub.distill import DistillConfig, TrainConfig, distill
+from hub.training import finetune
 from hub.models import UntrainedHeadError, parse_student
 from hub.tasks import get_task
 from hub.teacher_cache import teacher_logits_for
@@ -419,13 +420,13 @@ def test_run_card_records_the_training_device(monkeypatch):
     """A run trained on a GPU must not read as a CPU run (the H200 cards of session 2 said "cpu")."""
     import torch
 
-    from hub.distill import _base_card
+    from hub.training import base_card
 
     class Data:
         source = {"kind": "files"}
 
-    assert _base_card("student", SST2, Data(), TrainConfig())["hardware"]["device"] == "cpu"
+    assert base_card("student", SST2, Data(), TrainConfig())["hardware"]["device"] == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
-    hw = _base_card("student", SST2, Data(), TrainConfig())["hardware"]
+    hw = base_card("student", SST2, Data(), TrainConfig())["hardware"]
     assert hw["device"] == "cuda" and hw["gpu"] == "NVIDIA H200"

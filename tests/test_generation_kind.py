@@ -252,7 +252,7 @@ def test_evaluate_is_lm_eval_perplexity_with_top1_agreement(teachers, data_dir, 
 
 
 def test_finetune_lowers_perplexity(teachers, data_dir, tmp_path):
-    from hub.distill import finetune
+    from hub.training import finetune
 
     data = load(data_dir, max_train=40, max_eval=6)
     card = finetune(TASK, str(teachers["gpt2"]), data, str(tmp_path / "ft"), cfg(max_steps=15))

@@ -134,7 +134,8 @@ def oracle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained_pair(tmp_path_factory, data):
     """A tiny teacher fine-tuned on the synthetic data and a 2-layer student distilled from it (both stages)."""
-    from hub.distill import DistillConfig, TrainConfig, distill, finetune
+    from hub.distill import DistillConfig, TrainConfig, distill
+    from hub.training import finetune
     from hub.models import parse_student
 
     root = tmp_path_factory.mktemp("qa_pair")
@@ -360,7 +361,8 @@ def test_cli_null_threshold_is_refused_for_other_kinds(tiny_data_dir, tiny_teach
 def test_a_run_card_threshold_is_recorded_and_used(tmp_path, data, oracle):
     """finetune records --null-threshold in the run card (eval_options); evaluate without
     the flag, the benchmark and the Compare predictor then use it; a flag overrides it."""
-    from hub.distill import TrainConfig, finetune
+    from hub.distill import TrainConfig
+    from hub.training import finetune
     from hub.inference import eval_options, load_predictor
 
     cfg = TrainConfig(epochs=1, learning_rate=1e-9, batch_size=32, max_length=MAX_LENGTH, max_steps=1)

@@ -48,7 +48,8 @@ def run_job(ctx) -> dict:
     """Fine-tune if needed, distill, benchmark; returns the job's result."""
     from ..config import STAGES, TrainConfig
     from ..data import DataSource
-    from ..distill import DistillConfig, distill, finetune, kind_stages
+    from ..distill import DistillConfig, distill, kind_stages
+    from ..training import finetune
     from ..kinds import get_kind
     from ..models import load_model, parse_student
     from ..tasks import get_task
