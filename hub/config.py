@@ -197,7 +197,8 @@ class JobSettings:
                            "nearest input-embedding words; 0: off. The prediction stage then learns from the teacher's soft labels only")
     cloze: int = setting(0, 0, 8, "extractive QA: add rule-made cloze questions (a year, number or name in a "
                          "sentence, asked about) on the training contexts and on WikiText-2's paragraphs, this many "
-                         "a paragraph: new contexts with the teacher's answers on them; 0: off")
+                         "a paragraph: new contexts with the teacher's answers on them, for the prediction stage "
+                         "(the intermediate stage keeps to the training questions); 0: off")
     data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
     text_column: str | None = setting(None, help="text column of the data")
     label_column: str | None = setting(None, help="label column of the data")
