@@ -73,11 +73,11 @@ def run_job(ctx) -> dict:
         return TrainConfig(epochs=epochs, batch_size=p["batch_size"], learning_rate=lr, max_length=p["max_length"],
                            seed=p["seed"], save_steps=p["save_steps"], max_steps=p["max_steps"])
 
-    n_inter: list[int] = []  # a cloze job's intermediate stage: its training questions only (see _cloze)
+    n_inter: int | None = None  # a cloze job's intermediate stage: its training questions only (see _cloze)
 
     def set_plan(n_kd: int, n_ft: int | None = None) -> None:  # the phases with steps: fine-tuning, then the stages
         ft = [] if n_ft is None else [("finetune", plan_steps(n_ft, p["finetune_epochs"], p["batch_size"], p["max_steps"]))]
-        sizes = {s: n_inter[0] if n_inter and s == "intermediate" else n_kd for s in p["stages"]}
+        sizes = {s: n_inter if n_inter is not None and s == "intermediate" else n_kd for s in p["stages"]}
         ctx.set_plan(ft + [(s, plan_steps(n, p["epochs"], p["batch_size"], p["max_steps"])) for s, n in sizes.items()])
 
     if ctx.cancel.is_set():
@@ -92,7 +92,7 @@ def run_job(ctx) -> dict:
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
         if p["cloze"]:
-            n_inter[:] = _cloze(ctx, p, kd_data)
+            n_inter = _cloze(ctx, p, kd_data)
         n_kd = _train_size(kd_data, p["train_samples"])
         result["teacher"] = summary(teacher_ref) if Path(teacher_ref).is_dir() else None
         set_plan(n_kd)
@@ -128,7 +128,7 @@ def run_job(ctx) -> dict:
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
         if p["cloze"]:
-            n_inter[:] = _cloze(ctx, p, kd_data)
+            n_inter = _cloze(ctx, p, kd_data)
         if p["augment"] or p["cloze"]:
             set_plan(_train_size(kd_data, n_kd), n_ft)  # the copies or cloze questions grow the distillation
 
@@ -139,7 +139,7 @@ def run_job(ctx) -> dict:
     ctx.output("student", student_dir)
     ctx.log(f"distilling into {spec.label} ({', '.join(p['stages'])}) ...")
     dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=p["alpha"],
-                         intermediate_train_samples=n_inter[0] if n_inter else None)
+                         intermediate_train_samples=n_inter)
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
                 progress=ctx.progress, cancel=ctx.cancel)
@@ -179,12 +179,12 @@ def _augment(ctx, task, p: dict, data, teacher_ref: str) -> None:
     ctx.log(f"augmented: {summary['originals']:,} examples + {summary['augmented']:,} copies in {summary['time_s']:.0f} s")
 
 
-def _cloze(ctx, p: dict, data) -> list[int]:
+def _cloze(ctx, p: dict, data) -> int | None:
     """A QA job's training questions made a cloze transfer set, in place (``hub.cloze``):
     ``p["cloze"]`` questions a paragraph about the training contexts and WikiText-2's
     paragraphs (:func:`hub.jobs.params.cloze_text_files`); the run card records it.
-    Returns ``[n]`` when the intermediate stage is to train on the first n questions
-    (those before the cloze questions), else ``[]``: the intermediate stage learned
+    Returns n when the intermediate stage is to train on the first n questions
+    (those before the cloze questions), else None: the intermediate stage learned
     nothing from the cloze paragraphs and is the slower one (measured, README)."""
     from ..cloze import cloze_data, describe_contexts
     from .params import cloze_text_files
@@ -197,10 +197,10 @@ def _cloze(ctx, p: dict, data) -> list[int]:
     ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
             f"({describe_contexts(summary['contexts'])}) in {summary['time_s']:.1f} s")
     if "intermediate" not in p["stages"] or not summary["augmented"]:
-        return []
+        return None
     ctx.log(f"the intermediate stage trains on the {summary['originals']:,} training questions, the prediction "
             "stage on them and the cloze questions")
-    return [summary["originals"]]
+    return summary["originals"]
 
 
 def _train_size(data, default: int) -> int:
