@@ -408,6 +408,8 @@ def fake_pipeline(ctx) -> dict:
 
     while ctx.name.startswith("slow") and not ctx.cancel.is_set():  # a run that lasts until it is stopped
         time.sleep(0.05)
+    if ctx.cancel.is_set():  # as the real pipeline: a stop that reached the run ends it as stopped
+        return {"status": "stopped"}
     ctx.set_plan([("finetune", 2), ("prediction", 2)])
     for role, accuracy in (("teacher", 0.51), ("student", 0.5)):
         folder = models_dir() / ctx.name / role
