@@ -453,7 +453,7 @@ def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: 
 def format_table(rows: list[dict], task: Task | None = None) -> str:
     """A Markdown table of the headline columns (used by the CLI and the README),
     derived from the leaderboard schema and the task's metric columns."""
-    from .leaderboard import table_columns
+    from .leaderboard_columns import table_columns
 
     cols = table_columns(task)
     head = "| " + " | ".join(label for _, label, _ in cols) + " |"

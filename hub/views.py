@@ -265,7 +265,7 @@ def axis_limits(values: list[float], pad: float = 0.1, floor: float | None = 0.0
 def write_csv(rows: list[dict], dest: Path) -> None:
     """The rows as shown (filters and order), every column, JSON columns as JSON,
     server paths redacted."""
-    from .leaderboard import COLUMN_NAMES, decode_json_columns
+    from .leaderboard_columns import COLUMN_NAMES, decode_json_columns
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as fh:

@@ -2,7 +2,7 @@
 protocol; the task's default columns; ranked by its headline metric in its
 direction), the quality x latency plot with its Pareto front (rows of one
 protocol compared with each other only), a row's run card, the CSV download and
-a shareable link. Columns, labels and formats come from ``hub.leaderboard``'s
+a shareable link. Columns, labels and formats come from ``hub.leaderboard_columns``'s
 schema; order, Pareto and redaction from ``hub.views``.
 """
 
@@ -17,11 +17,11 @@ import gradio as gr
 import pandas as pd
 
 from hub import views
-from hub.leaderboard import (
+from hub.leaderboard import LeaderboardStore
+from hub.leaderboard_columns import (
     COLUMNS_BY_NAME,
     DISPLAY_COLUMNS,
     JSON_COLUMNS,
-    LeaderboardStore,
     decode_json_columns,
     default_columns,
 )
@@ -117,7 +117,7 @@ def column_label(name: str) -> str:
 
 
 def task_columns(task: str | None, rows: list[dict] | None = None) -> list[str]:
-    """Default columns: the task's (``hub.leaderboard.default_columns``); for All, those
+    """Default columns: the task's (``hub.leaderboard_columns.default_columns``); for All, those
     of the tasks present in the store, else of the default task."""
     if task in TASKS:
         return list(default_columns(TASKS[task]))

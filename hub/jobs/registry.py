@@ -272,7 +272,8 @@ def store_card_rows(folders: list[str | Path], task: str, teacher_ref: str | Non
     failed: marked so and never ranked. Folders without a final card are skipped
     (one truth per run: the row copies the card's final status)."""
     from ..hardware import hardware_tag
-    from ..leaderboard import COLUMNS_BY_NAME, LeaderboardStore
+    from ..leaderboard import LeaderboardStore
+    from ..leaderboard_columns import COLUMNS_BY_NAME
     from ..runs import FINAL
     from ..tasks import TASKS
 
