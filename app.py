@@ -22,7 +22,7 @@ import gradio as gr
 
 from hub.paths import hub_home
 from hub.tasks import TASKS
-from ui import DEFAULT_TASK, PRIVATE, compare, distill, keyed, leaderboard, links, run_status
+from ui import DEFAULT_TASK, PRIVATE, compare, distill, distill_form, keyed, leaderboard, links, run_status
 
 CSS = """
 .hub-bar {height: 14px; border-radius: 7px; background: var(--neutral-200); overflow: hidden; margin: 6px 0;}
@@ -40,7 +40,7 @@ def launch_kwargs() -> dict:
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        "max_file_size": f"{distill.MAX_UPLOAD_MB}mb",
+        "max_file_size": f"{distill_form.MAX_UPLOAD_MB}mb",
         "blocked_paths": [str(hub_home())],
         "allowed_paths": [],
         "enable_monitoring": False,
@@ -74,11 +74,11 @@ def _wire_load(demo: gr.Blocks, tabs: gr.Tabs, notice: gr.Markdown, d: dict, c: 
     def on_load(owned, request: gr.Request):
         state = links.restore(request)
         out = keyed({**d, **session}, run_status.init_session(owned))
-        out[d["teacher"]] = gr.Dropdown(choices=distill.teacher_choices(DEFAULT_TASK))
-        out[d["student"]] = gr.Dropdown(choices=distill.student_choices(DEFAULT_TASK))
+        out[d["teacher"]] = gr.Dropdown(choices=distill_form.teacher_choices(DEFAULT_TASK))
+        out[d["student"]] = gr.Dropdown(choices=distill_form.student_choices(DEFAULT_TASK))
         cmp, board = state["compare"], state["leaderboard"]
         header = {"task": cmp["task"], **compare.task_updates(cmp["task"], cmp["a"], cmp["b"]),
-                  **compare.job_updates(distill.owned_status(owned), False)}
+                  **compare.job_updates(distill_form.owned_status(owned), False)}
         kind = TASKS[cmp["task"]].kind
         if kind in link_inputs and cmp["text"]:  # a link's text; never blank what a visitor typed before the load
             header[link_inputs[kind]] = cmp["text"]

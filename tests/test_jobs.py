@@ -967,7 +967,8 @@ def test_estimate_of_packed_text_counts_tokens(hub_home):
 
 def test_task_job_defaults_are_valid_settings():
     from hub.config import TASK_JOB_DEFAULTS
-    from ui.distill import SCHEMA_JOB_DEFAULTS, _teacher_trained, base_teacher, teacher_choices
+    from ui.distill import SCHEMA_JOB_DEFAULTS, base_teacher, teacher_choices
+    from ui.distill_form import _teacher_trained
 
     for task, d in TASK_JOB_DEFAULTS.items():
         assert set(d) <= set(SCHEMA_JOB_DEFAULTS)

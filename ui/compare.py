@@ -38,7 +38,9 @@ import gradio as gr
 from hub import jobs, published, views
 from hub.tasks import TASKS, Task
 
-from . import DEFAULT_TASK, PRIVATE, distill, esc, fault, implemented_tasks, keyed, refuse, run_status
+from . import DEFAULT_TASK, PRIVATE, esc, fault, implemented_tasks, keyed, refuse, run_status
+from .distill_estimate import quick_start_estimate
+from .distill_form import quick_start, quick_start_summary
 
 # task kind (``Task.kind``) -> its section module ``ui.<name>``
 SECTIONS = {"classification": "compare_classification", "qa": "compare_qa", "mlm": "compare_fill_mask",
@@ -211,8 +213,8 @@ def notice_text(task: str, n_models: int) -> str:
     have = f"No trained {task} models" if not n_models else f"Only one trained {task} model"
     if task != DEFAULT_TASK:
         return f"**{have} on this server yet.** Train a teacher and a student for it in the Distill tab."
-    when = distill.quick_start_estimate()
-    return (f"**{have} on this server yet.** Press **Quick start** to {distill.quick_start_summary()}"
+    when = quick_start_estimate()
+    return (f"**{have} on this server yet.** Press **Quick start** to {quick_start_summary()}"
             f"{f' — {esc(when)}' if when else ''}. The progress shows here and in the Distill tab; "
             "the pair appears in the lists when it is done.")
 
@@ -323,7 +325,7 @@ def wire(c: dict, session: dict) -> None:
                     or ":" in k]  # the sections and what their on_task updates
     c["task"].input(lambda t: keyed(c, {k: v for k, v in task_updates(t).items() if k in c}), c["task"],
                     follows_task, **PRIVATE, show_progress="hidden")
-    c["quick"].click(lambda owned: keyed(every, distill.quick_start(owned)), session["owned"],
+    c["quick"].click(lambda owned: keyed(every, quick_start(owned)), session["owned"],
                      [session[k] for k in ("watch", "owned", "timer", "seen")], **PRIVATE, concurrency_limit=1)
     c["pairs"].input(lambda t, i: keyed(c, pick_pair(t, i)), [c["task"], c["pairs"]],
                      [c["model_a"], c["model_b"], c["pair_note"]], **PRIVATE, show_progress="hidden")
