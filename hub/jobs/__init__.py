@@ -3,6 +3,7 @@
 | module | owns |
 |---|---|
 | ``queue.py`` | ``JobQueue``: one job at a time, positions, size limit, owners, persistence, supervising the child |
+| ``job.py`` | what a job is: its states, the files of its folder, the server's record (``Job``), atomic JSON writes |
 | ``runner.py`` | the child: ``python -m hub.jobs.runner JOB_FOLDER`` writes events, log and result files |
 | ``pipeline.py`` | what a job does: fine-tune if needed, distill, benchmark in a fresh process |
 | ``params.py`` | job parameters: ``hub.config.JobSettings`` plus the cross-field checks, the data source |
@@ -19,8 +20,8 @@ from .estimate import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES,
                        estimate, measured_rates, plan_steps)
 from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, job_stages,
                      resolve_data, safe_name, validate_params)
-from .queue import (ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED,
-                    DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, delete_job_models)
+from .job import ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED
+from .queue import DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, delete_job_models
 from .registry import (ModelEntry, allowed_models, default_pair, general_students, onnx_variants, resolve_teacher,
                        short_name,
                        trained_models)

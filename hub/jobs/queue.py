@@ -29,7 +29,6 @@ Two servers never share one queue folder (a lock file). No torch.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -39,12 +38,15 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..paths import hub_home, models_dir
 from .events import EventView, log_tail
+# what a job is (its states, folder files and record): importable from here as before
+from .job import (ACTIVE_STATES, EVENTS_FILE, FAILED, FINAL_STATES, FINISHED, JOB_FILE, LOG_FILE, LOSS_CURVES, QUEUED,
+                  RESULT_FILE, RUNNING, STOPPED, Job, _read_json, utc_now, write_json)
 from .params import safe_name
 from .process import _Child, _signal_name, process_alive, process_tag
 
@@ -53,14 +55,15 @@ try:  # POSIX; on other systems two servers could share a queue folder
 except ImportError:  # pragma: no cover
     fcntl = None
 
-QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
-ACTIVE_STATES = (QUEUED, RUNNING)
-FINAL_STATES = (FINISHED, STOPPED, FAILED)
+__all__ = [
+    "ACTIVE_STATES", "EVENTS_FILE", "FAILED", "FINAL_STATES", "FINISHED", "JOB_FILE", "LOG_FILE", "LOG_TAIL_LINES",
+    "LOSS_CURVES", "PIPELINES", "QUEUED", "REPO_ROOT", "RESTARTED", "RESULT_FILE", "RUNNING", "STOPPED",
+    "DuplicateJob", "Job", "JobActive", "JobQueue", "QueueFull", "default_queue", "delete_job_models", "utc_now",
+    "write_json",
+]
+
+
 RESTARTED = "server restarted"
-# the job folder: job.json is the server's, the rest the child's
-JOB_FILE, EVENTS_FILE, LOG_FILE, RESULT_FILE = "job.json", "events.jsonl", "log.txt", "result.json"
-# loss terms a job's curves can hold: fine-tuning's "ce", then hub.config.LOSS_TERMS
-LOSS_CURVES = ("ce", "embedding", "attention", "hidden", "prediction")
 LOG_TAIL_LINES = 20  # kept with a failed job's error
 PIPELINES = {"distill": "hub.jobs.pipeline:run_job", "dry-run": "hub.jobs.pipeline:dry_run"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -80,57 +83,8 @@ class JobActive(RuntimeError):
     """The job is queued or running: its models cannot be deleted now."""
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write a JSON file atomically (temp file + rename): readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, default=str, indent=1))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _hash(secret: str) -> str:
     return hashlib.sha256(str(secret).encode()).hexdigest()
-
-
-# ---------------------------------------------------------------- what a job is
-
-
-@dataclass
-class Job:
-    """The server's record of one job (``job.json``)."""
-
-    id: str
-    kind: str
-    params: dict
-    name: str
-    pipeline: str
-    state: str = QUEUED
-    created_at: str = field(default_factory=utc_now)
-    started_at: str | None = None
-    finished_at: str | None = None
-    error: str | None = None
-    log_tail: list = field(default_factory=list)  # a failed job's last log lines
-    owner_hash: str | None = None
-    child: str | None = None  # "pid:start time" of the runner process
-    stop_requested_at: float | None = None  # time.time() of the stop signal
-    killed: str | None = None  # why the server killed the child, when it did
-    fraction: float | None = None  # progress when it ended (summaries need no event reading)
-    models_deleted: list = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Job:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
 # ---------------------------------------------------------------- the queue

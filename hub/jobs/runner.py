@@ -39,7 +39,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from .queue import EVENTS_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, write_json
+from .job import EVENTS_FILE, JOB_FILE, LOG_FILE, RESULT_FILE, write_json
 
 POINTS_PER_STAGE = 500
 PROGRESS_EVERY_S = 2.0
