@@ -24,15 +24,12 @@ a block; ``topk_logit_cache = True``, see ``hub.teacher_cache.TopKLogitCache``).
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import math
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 
 from ..data import DataError, hub_texts
 from ..lm_eval import (
@@ -42,199 +39,19 @@ from ..lm_eval import (
     generation_speed,
     stream_side_by_side,
 )
-from ..textdata import Packed, pack_blocks, read_texts
+from ..textdata import read_texts
+# the data and the perplexity windows, importable from here as before
+from .generation_data import LMCollator, TextData, _example_stream, _joined, _slices, _stream, tokenizer_fingerprint
+from .generation_windows import LOGIT_BUDGET, Window, stride_windows, window_scores
+
+__all__ = ["DEFAULT_MAX_LENGTH", "KIND", "LATENCY_INPUTS", "LOGIT_BUDGET", "NEW_TOKENS", "PROMPT_TOKENS",
+           "GenerationKind", "LMCollator", "LMPredictor", "TextData", "Window", "stride_windows",
+           "tokenizer_fingerprint", "window_scores"]
 
 DEFAULT_MAX_LENGTH = 256
 PROMPT_TOKENS = 32  # natural-length latency inputs and generation prompts: a typed prompt's size
 LATENCY_INPUTS = 64  # distinct slices timed (cycled)
 NEW_TOKENS = 32  # tokens generated per timed generation call
-LOGIT_BUDGET = 2**26  # floats of logits per evaluation batch (256 MiB): batches shrink for large vocabularies
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass
-class TextData:
-    """Documents of the train and eval text, tokenized lazily per tokenizer and block size.
-
-    ``max_train``/``max_eval``: blocks to keep (None: all). ``reference_vocab``:
-    the vocabulary size every evaluated model must have (the benchmark's first
-    model), None when not known. ``source`` is recorded in run cards; packing adds
-    ``train_size``/``eval_size`` (blocks), ``block_size`` and token counts to it.
-    """
-
-    train_texts: list[str]
-    eval_texts: list[str]
-    max_train: int | None = None
-    max_eval: int | None = None
-    source: dict = field(default_factory=dict)
-    reference_vocab: int | None = None
-    _packed: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def eval_size(self) -> int | None:
-        """Not known before a tokenizer packs the eval text (``evaluate`` reports
-        the tokens it scored as ``eval_size``)."""
-        return None
-
-    def packed(self, split: str, tokenizer, block_size: int) -> Packed:
-        """The ``split`` ("train" or "eval") packed into blocks of ``block_size``
-        tokens with ``tokenizer`` (computed once per tokenizer and size)."""
-        texts, limit = (self.train_texts, self.max_train) if split == "train" else (self.eval_texts, self.max_eval)
-        if not texts:
-            raise DataError(f"no {split} text")
-        key = (split, tokenizer_fingerprint(tokenizer), block_size)
-        if key not in self._packed:
-            try:
-                packed = pack_blocks(tokenizer, texts, block_size, max_blocks=limit)
-            except DataError as exc:
-                raise DataError(f"{split} text: {exc}") from None
-            self._packed[key] = packed
-            self.source.update({f"{split}_size": len(packed.blocks), f"{split}_tokens": packed.n_block_tokens,
-                                "block_size": block_size})
-        return self._packed[key]
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """A digest of the tokenizer's full definition (vocabulary, merges, normalizer),
-    so that two tokenizer objects that split text alike share their packed blocks."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-class LMCollator:
-    """Stacks blocks into a batch, right-padding shorter ones (packed blocks are all
-    full, but any encoding of ``input_ids`` works): ``input_ids``/``attention_mask``
-    (B, L), ``labels`` (B, L) = ``input_ids`` with -100 on padding, and (B,)
-    tensors of the scalar columns (``idx``, ``length``)."""
-
-    def __init__(self, tokenizer):
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        self.pad_id = int(pad) if pad is not None else 0  # masked everywhere it appears
-
-    def __call__(self, features: list[dict]) -> dict:
-        longest = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(features), longest), dtype=torch.long)
-        for row, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[row, :n] = torch.as_tensor(f["input_ids"], dtype=torch.long)
-            mask[row, :n] = torch.as_tensor(f["attention_mask"], dtype=torch.long) if "attention_mask" in f else 1
-        batch = {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
-        for key in ("idx", "length"):
-            if key in features[0]:
-                batch[key] = torch.tensor([int(f[key]) for f in features], dtype=torch.long)
-        return batch
-
-
-def _stream(tokenizer, data: TextData, max_length: int) -> torch.Tensor:
-    """The eval text as one 1-D token stream: its packed blocks, joined back."""
-    return _joined(data.packed("eval", tokenizer, max_length))
-
-
-def _joined(packed: Packed) -> torch.Tensor:
-    return torch.tensor([i for block in packed.blocks for i in block], dtype=torch.long)
-
-
-def _slices(stream: torch.Tensor, length: int, count: int) -> list[dict]:
-    """Up to ``count`` consecutive batch-1 encodings of ``length`` tokens from ``stream``."""
-    n = max(1, min(count, stream.numel() // length))
-    out = []
-    for k in range(n):
-        ids = stream[k * length : (k + 1) * length]
-        if ids.numel() < length:  # a stream shorter than one slice: repeat it
-            ids = ids.repeat(math.ceil(length / max(ids.numel(), 1)))[:length]
-        ids = ids.unsqueeze(0)  # (1, length)
-        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
-    return out
-
-
-def _example_stream(tokenizer, task) -> torch.Tensor:
-    """Token ids of the task's example prompts (timing without data)."""
-    texts = [t for t in task.examples if isinstance(t, str)] or ["Once upon a time"]
-    ids = [i for t in texts for i in tokenizer(t, add_special_tokens=False)["input_ids"]]
-    if not ids:
-        raise ValueError("the example prompts have no tokens")
-    return torch.tensor(ids, dtype=torch.long)
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-@dataclass(frozen=True)
-class Window:
-    """One call of the sliding-window evaluation: tokens ``begin:end`` of the
-    stream; its last ``scored`` tokens are scored (the rest is context)."""
-
-    begin: int
-    end: int
-    scored: int
-
-
-def stride_windows(n: int, max_length: int, stride: int) -> list[Window]:
-    """HF's strided sliding window over ``n`` tokens, exactly as
-    :func:`hub.lm_eval.perplexity` walks it: windows start at 0, stride, 2·stride
-    ...; each scores the tokens the previous one did not (the first token of the
-    stream, which nothing predicts, never), the last reaches the end.
-
-    >>> [(w.begin, w.end, w.scored) for w in stride_windows(10, 4, 2)]
-    [(0, 4, 3), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
-    """
-    if max_length < 2:
-        raise ValueError(f"max_length must be >= 2, got {max_length}")
-    if not 1 <= stride <= max_length:
-        raise ValueError(f"stride must be in [1, max_length={max_length}], got {stride}")
-    windows, prev_end = [], 0
-    for begin in range(0, n, stride):
-        end = min(begin + max_length, n)
-        target = end - prev_end
-        scored = target - 1 if target == end - begin else target  # position 0 of a window is never predicted
-        prev_end = end
-        if scored <= 0:
-            break
-        windows.append(Window(begin, end, scored))
-        if end == n:
-            break
-    return windows
-
-
-def _keeps_logits(model) -> bool:
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
-
-
-@torch.inference_mode()
-def window_scores(model, stream: torch.Tensor, windows: list[Window], batch_size: int = 64) -> list[dict]:
-    """Per window: ``{"nll_sum", "scored", "top1"}`` — the summed NLL (nats) of its
-    scored tokens and the model's most likely token at each scored position.
-
-    Windows of equal shape are batched (at most ``LOGIT_BUDGET`` logits per
-    batch); only the logits of the scored positions are computed when the model
-    takes ``logits_to_keep``.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    vocab = model.config.vocab_size
-    keep_arg = _keeps_logits(model)
-    out: list[dict | None] = [None] * len(windows)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, w in enumerate(windows):
-        groups.setdefault((w.end - w.begin, w.scored), []).append(i)
-    for (length, scored), members in groups.items():
-        per_batch = max(1, min(batch_size, LOGIT_BUDGET // ((scored + 1) * vocab)))
-        for start in range(0, len(members), per_batch):
-            idx = members[start : start + per_batch]
-            ids = torch.stack([stream[windows[i].begin : windows[i].end] for i in idx]).to(device)  # (B, W)
-            kwargs = {"logits_to_keep": scored + 1} if keep_arg else {}
-            logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, **kwargs).logits
-            logits = logits[:, -(scored + 1) : -1].float()  # (B, scored, V): predict the last `scored` tokens
-            targets = ids[:, length - scored :]  # (B, scored)
-            nll = -F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, scored)
-            top1 = logits.argmax(-1)
-            for row, i in enumerate(idx):
-                out[i] = {"nll_sum": float(nll[row].double().sum()), "scored": scored, "top1": top1[row].tolist()}
-    return out
 
 
 # ---------------------------------------------------------------- the demo
