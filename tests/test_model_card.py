@@ -53,7 +53,10 @@ def front_matter(text: str) -> dict:
 
 
 def test_doctests():
+    import hub.model_card_metadata as meta
+
     assert doctest.testmod(mc).failed == 0
+    assert doctest.testmod(meta).failed == 0  # to_yaml, hub_model_id
 
 
 def test_to_yaml_round_trips_awkward_strings():
