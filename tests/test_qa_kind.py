@@ -398,7 +398,8 @@ def test_cli_evaluate_uses_the_recorded_threshold(tmp_path, data_dir, oracle, ca
 
 
 def test_cli_defaults_max_length_to_the_kind(data_dir):
-    from hub.cli import _train_config, build_parser
+    from hub.cli import build_parser
+    from hub.cli_commands import _train_config
 
     args = build_parser().parse_args(["finetune", "--task", "squad", "--model", "m", "--output-dir", "o"])
     assert _train_config(args, task=SQUAD).max_length == 384
