@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, augment, cloze, evaluate, bench, profile, bench-distill, leaderboard, export, delete.
+"""``python -m hub COMMAND``: finetune, distill, augment, cloze, evaluate, soup, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -11,7 +11,7 @@ import sys
 
 # the commands themselves (this docstring is the parser's description, so the pointer is here)
 from .cli_commands import (cmd_augment, cmd_bench, cmd_bench_distill, cmd_cloze, cmd_delete, cmd_distill, cmd_evaluate,
-                           cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile)
+                           cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile, cmd_soup)
 
 
 def _data_args(p: argparse.ArgumentParser, train: bool = True, limit_train: bool = True) -> None:
@@ -141,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_args(p)
     _data_args(p, train=False)
 
+    p = sub.add_parser("soup", help="average the weights of students distilled from one start (a model soup)",
+                       description="Average the weights of two or more models of one shape, task and tokenizer "
+                                   "trained from the same checkpoint (e.g. the same distillation with several "
+                                   "seeds) into one model of the same size and speed; with data, evaluate it.",
+                       allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--model", action="append", required=True, help="a model folder (repeat: two or more)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace what --output-dir holds")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-length", type=int, help="tokens per example (default: the model's training length)")
+    _eval_args(p)
+    _data_args(p, train=False)
+
     p = sub.add_parser("bench", help="benchmark models: quality, latency, memory, size", allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--model", action="append", required=True, help="folder, Hub id or arch:NAME (repeatable)")
@@ -203,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "augment": cmd_augment, "cloze": cmd_cloze,
-    "evaluate": cmd_evaluate,
+    "evaluate": cmd_evaluate, "soup": cmd_soup,
     "bench": cmd_bench, "profile": cmd_profile, "bench-distill": cmd_bench_distill, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 

@@ -140,24 +140,57 @@ def cmd_augment(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def _evaluate(args, task, ref: str) -> dict:
+    """The task kind's scores of the model ``ref`` on the eval data of ``args`` (with ``max_length``)."""
     from .inference import eval_options, trained_length
     from .kinds import get_kind
     from .models import load_model, load_tokenizer, resolve_model_ref
+
+    flags = _eval_options(args, task)
+    model, trained = load_model(ref, task)
+    if not trained:
+        raise SystemExit(f"error: {ref} has no trained {task.head} head; fine-tune it first")
+    data = _load_data(args, task, reference=model, need_train=False)
+    max_length = args.max_length or trained_length(ref, getattr(get_kind(task), "default_max_length", 128))
+    options = {**eval_options(resolve_model_ref(ref), task), **flags}  # the flag wins over the run card
+    result = get_kind(task).evaluate(model, load_tokenizer(ref), data, max_length=max_length,
+                                     batch_size=args.batch_size, **options)
+    result.pop("predictions", None)
+    return {"max_length": max_length, **result}
+
+
+def cmd_evaluate(args) -> int:
     from .tasks import get_task
 
     task = get_task(args.task)
-    flags = _eval_options(args, task)
-    model, trained = load_model(args.model, task)
-    if not trained:
-        raise SystemExit(f"error: {args.model} has no trained {task.head} head; fine-tune it first")
-    data = _load_data(args, task, reference=model, need_train=False)
-    max_length = args.max_length or trained_length(args.model, getattr(get_kind(task), "default_max_length", 128))
-    options = {**eval_options(resolve_model_ref(args.model), task), **flags}  # the flag wins over the run card
-    result = get_kind(task).evaluate(model, load_tokenizer(args.model), data, max_length=max_length,
-                                     batch_size=args.batch_size, **options)
-    result.pop("predictions", None)
-    print(json.dumps({"model": args.model, "task": task.name, "max_length": max_length, **result}, indent=2))
+    result = _evaluate(args, task, args.model)
+    print(json.dumps({"model": args.model, "task": task.name, **result}, indent=2))
+    return 0
+
+
+def cmd_soup(args) -> int:
+    from .runs import read_card, write_card
+    from .soup import make_soup, same_eval_source
+    from .tasks import get_task, retention
+
+    task = get_task(args.task)
+    _eval_options(args, task)  # a bad flag fails before any writing
+    card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite)
+    print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
+    if any([args.data_dir, args.eval_file, args.dataset]):
+        print("evaluating ...", file=sys.stderr, flush=True)
+        scores = _evaluate(args, task, args.output_dir)
+        card["eval"] = {"student": scores, "headline": task.headline}
+        cards = [read_card(m) for m in args.model]
+        teacher = ((cards[0] or {}).get("eval") or {}).get("teacher") if same_eval_source(cards) else None
+        if teacher and teacher.get("eval_size") == scores.get("eval_size"):  # the teacher's score on these examples
+            card["eval"].update(teacher=teacher, retention=retention(task, scores.get(task.headline),
+                                                                     teacher.get(task.headline)))
+        write_card(args.output_dir, card)
+    ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
+                   for i in card["soup"]["ingredients"]]  # the card keeps their full scores
+    print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,
+                      "eval": card.get("eval"), "warnings": card["warnings"]}, indent=2))
     return 0
 
 

@@ -1,0 +1,149 @@
+"""Weight averaging of students trained from the same start: a uniform "model soup"
+(Wortsman et al., 2022, *Model soups: averaging weights of multiple fine-tuned
+models improves accuracy without increasing inference time*).
+
+Students distilled from one checkpoint with different seeds (or learning rates)
+land in one basin of the loss; the average of their weights is one model of the
+same size and speed that is usually better than each of them. Students from
+different starts are not in one basin (their hidden units are permuted against
+each other): averaging them ruins both, so their run cards must name the same
+start. The soup is a plain model folder with a run card that lists its
+ingredients; ``python -m hub soup`` makes one and, given data, evaluates it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .runs import read_card, write_card
+
+WEIGHTS = "model.safetensors"
+COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+# config keys that say how a folder was written, not what the model is
+CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
+
+
+def _config(folder: Path) -> dict:
+    import json
+
+    cfg = json.loads((folder / "config.json").read_text())
+    return {k: v for k, v in cfg.items() if k not in CONFIG_NOISE}
+
+
+def _start(card: dict | None) -> str | None:
+    """The checkpoint a run started from: a student's ``student.spec``, a fine-tuned teacher's base model."""
+    if not card:
+        return None
+    student = card.get("student")
+    start = student.get("spec") if isinstance(student, dict) else None
+    start = start or card.get("base_model") or card.get("model")
+    if start and Path(start).exists():  # one folder named two ways is one start
+        return str(Path(start).resolve())
+    return start
+
+
+def check_ingredients(models: list[str], task: str) -> tuple[list[Path], list[dict | None], list[str]]:
+    """The folders, their run cards and warnings; a clear error for anything that
+    cannot be averaged (fewer than two models, no safetensors weights, another
+    task, another shape or tokenizer, unfinished runs, different starts)."""
+    from .kinds.mlm import tokenizer_fingerprint
+    from .models import load_tokenizer
+
+    folders = [Path(m) for m in models]
+    if len({f.resolve() for f in folders}) < 2:
+        raise ValueError("soup needs at least two different model folders")
+    for f in folders:
+        if not (f / WEIGHTS).is_file() or not (f / "config.json").is_file():
+            raise ValueError(f"{f} is not a model folder with {WEIGHTS} and config.json (soup reads local "
+                             "safetensors folders only)")
+    cards = [read_card(f) for f in folders]
+    warnings = []
+    for f, card in zip(folders, cards):
+        if card is None:
+            warnings.append(f"{f} has no run card: its task and start could not be checked")
+            continue
+        if card.get("task") != task:
+            raise ValueError(f"{f} is a {card.get('task')!r} model, not {task!r}")
+        if card.get("status") not in (None, "finished"):
+            raise ValueError(f"{f}: its run is {card.get('status')!r}, not finished: its weights are not final")
+    first = _config(folders[0])
+    for f in folders[1:]:
+        other = _config(f)
+        diff = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if diff:
+            raise ValueError(f"{f} and {folders[0]} differ in config {diff[0]!r} ({other.get(diff[0])!r} vs "
+                             f"{first.get(diff[0])!r}): only models of one shape can be averaged")
+    prints = {f: tokenizer_fingerprint(load_tokenizer(str(f))) for f in folders}
+    for f in folders[1:]:
+        if prints[f] != prints[folders[0]]:
+            raise ValueError(f"{f} and {folders[0]} tokenize differently: they cannot be averaged")
+    starts = {_start(c) for c in cards if c}
+    if len(starts) > 1:
+        raise ValueError(f"the runs started from different checkpoints ({', '.join(sorted(map(str, starts)))}): "
+                         "averaging models from different starts ruins them; soup students distilled from one start")
+    return folders, cards, warnings
+
+
+def average_state(folders: list[Path]) -> dict[str, torch.Tensor]:
+    """The uniform average of the folders' weights (float tensors averaged in float32
+    and stored in their own dtype; integer buffers must be equal)."""
+    states = [load_file(f / WEIGHTS) for f in folders]
+    keys = set(states[0])
+    out = {}
+    for f, state in zip(folders[1:], states[1:]):
+        if set(state) != keys:
+            missing = sorted(keys ^ set(state))[0]
+            raise ValueError(f"{f} and {folders[0]} hold different tensors (e.g. {missing!r})")
+    for key, first in states[0].items():
+        for f, state in zip(folders[1:], states[1:]):
+            if state[key].shape != first.shape:
+                raise ValueError(f"{key}: shape {tuple(state[key].shape)} in {f}, {tuple(first.shape)} in {folders[0]}")
+        if first.is_floating_point():
+            out[key] = (sum(s[key].float() for s in states) / len(states)).to(first.dtype)
+        elif all(torch.equal(s[key], first) for s in states):
+            out[key] = first
+        else:
+            raise ValueError(f"{key}: an integer tensor that differs between the models cannot be averaged")
+    return out
+
+
+def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: bool = False) -> dict:
+    """Average ``models`` into ``output_dir``; returns its run card (status finished,
+    ``soup`` lists the ingredients and their recorded evaluation)."""
+    from datetime import datetime, timezone
+
+    folders, cards, warnings = check_ingredients(models, task)
+    out = Path(output_dir)
+    if out.resolve() in {f.resolve() for f in folders}:
+        raise ValueError("--output-dir is one of the ingredients: write the soup to a new folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out} is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(out)
+    state = average_state(folders)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / WEIGHTS), metadata={"format": "pt"})
+    for name in COPIED:
+        if (folders[0] / name).is_file():
+            shutil.copy(folders[0] / name, out / name)
+    base = dict(cards[0] or {"task": task})
+    for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error"):
+        base.pop(stale, None)
+    card = {**base, "status": "finished", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "warnings": warnings,
+            "soup": {"method": "uniform weight average", "ingredients": [
+                {"path": str(f), "eval": ((c or {}).get("eval") or {}).get("student") or ((c or {}).get("eval") or {}).get("model")}
+                for f, c in zip(folders, cards)]}}
+    write_card(out, card)
+    return card
+
+
+def same_eval_source(cards: list[dict | None]) -> bool:
+    """Whether every ingredient names one teacher and one evaluation data source,
+    so the teacher's recorded score is the soup's reference too."""
+    keys = {(c.get("teacher"), (c.get("data") or {}).get("eval_file"), (c.get("data") or {}).get("data_dir"))
+            for c in cards if c}
+    return len(keys) == 1 and len(cards) == sum(1 for c in cards if c)

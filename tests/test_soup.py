@@ -1,0 +1,107 @@
+"""``python -m hub soup``: the uniform weight average of students from one start,
+its run card and evaluation, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from hub.cli import main
+
+
+def _ingredient(src, dest, seed: int):
+    """A copy of the student ``src`` with its float weights moved by seeded noise (a "second seed")."""
+    shutil.copytree(src, dest)
+    gen = torch.Generator().manual_seed(seed)
+    state = load_file(dest / "model.safetensors")
+    moved = {k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v for k, v in state.items()}
+    save_file(moved, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    for stale in dest.glob("checkpoint-*"):
+        shutil.rmtree(stale)
+    return dest, moved
+
+
+def _edit_card(folder, **changes):
+    card = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**card, **changes}))
+
+
+def test_soup_averages_weights_and_evaluates(trained_pair, tiny_data_dir, tmp_path, capsys):
+    _, student = trained_pair
+    a, wa = _ingredient(student, tmp_path / "a", 1)
+    b, wb = _ingredient(student, tmp_path / "b", 2)
+    out = tmp_path / "soup"
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b), "--output-dir", str(out),
+                 "--data-dir", str(tiny_data_dir)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    soup = load_file(out / "model.safetensors")
+    assert soup.keys() == wa.keys()
+    for k, v in soup.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, (wa[k] + wb[k]) / 2)
+            assert not torch.equal(v, wa[k])
+        else:
+            assert torch.equal(v, wa[k])
+    card = json.loads((out / "run.json").read_text())
+    assert card["status"] == "finished" and card["task"] == "sst2" and card["kind"] == "student"
+    assert [i["path"] for i in card["soup"]["ingredients"]] == [str(a), str(b)]
+    assert card["soup"]["ingredients"][0]["eval"]["accuracy"] == printed["ingredients"][0]["accuracy"]
+    # the soup's own scores, the same as `hub evaluate` gives, and retention against the ingredients' teacher
+    assert main(["evaluate", "--task", "sst2", "--model", str(out), "--data-dir", str(tiny_data_dir)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert card["eval"]["student"]["accuracy"] == evaluated["accuracy"] == printed["eval"]["student"]["accuracy"]
+    teacher = json.loads((student / "run.json").read_text())["eval"]["teacher"]
+    assert card["eval"]["teacher"] == teacher
+    assert card["eval"]["retention"] == pytest.approx(evaluated["accuracy"] / teacher["accuracy"])
+    assert "train_time_s" not in card and (out / "tokenizer.json").is_file()
+
+
+def test_soup_without_data_writes_no_scores(trained_pair, tmp_path, capsys):
+    _, student = trained_pair
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(student),
+                 "--output-dir", str(tmp_path / "soup")]) == 0
+    card = json.loads((tmp_path / "soup" / "run.json").read_text())
+    assert "eval" not in card and json.loads(capsys.readouterr().out)["eval"] is None
+
+
+def test_soup_refusals(trained_pair, tmp_path, capsys):
+    from conftest import make_tiny_bert
+
+    teacher, student = trained_pair
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+
+    def refused(*models, task="sst2", out=None):
+        args = ["soup", "--task", task, "--output-dir", str(out or tmp_path / "soup")]
+        for m in models:
+            args += ["--model", str(m)]
+        assert main(args) == 2
+        return capsys.readouterr().err
+
+    assert "at least two different" in refused(student, student)
+    assert "at least two different" in refused(student)
+    assert "not 'squad'" in refused(student, a, task="squad")
+    other = make_tiny_bert(tmp_path / "other", layers=3)  # no run card (a warning), and another shape
+    assert "differ in config" in refused(student, other)
+    # the teacher has the same task and tokenizer, but another shape and start
+    assert "differ in config" in refused(student, teacher)
+    c, _ = _ingredient(student, tmp_path / "c", 3)
+    _edit_card(c, student={"spec": "tinybert-4l-312"})
+    assert "different checkpoints" in refused(student, c)
+    d, _ = _ingredient(student, tmp_path / "d", 4)
+    _edit_card(d, status="running")
+    assert "not finished" in refused(student, d)
+    e = tmp_path / "e"
+    shutil.copytree(student, e)
+    (e / "model.safetensors").rename(e / "weights.bin")
+    assert "safetensors" in refused(student, e)
+    assert "one of the ingredients" in refused(student, a, out=a)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine")
+    assert "--overwrite" in refused(student, a, out=busy)
+    assert (busy / "keep.txt").read_text() == "mine" and not (tmp_path / "soup").exists()
