@@ -133,7 +133,8 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     base = dict(cards[0] or {"task": task})
     for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error"):
         base.pop(stale, None)
-    card = {**base, "status": "finished", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "warnings": warnings,
+    card = {**base, "status": "finished", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "warnings": list(dict.fromkeys([*base.get("warnings", []), *warnings])),  # the teacher's still hold
             "soup": {"method": "uniform weight average", "ingredients": [
                 {"path": str(f), "eval": ((c or {}).get("eval") or {}).get("student") or ((c or {}).get("eval") or {}).get("model")}
                 for f, c in zip(folders, cards)]}}

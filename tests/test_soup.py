@@ -58,6 +58,7 @@ def test_soup_averages_weights_and_evaluates(trained_pair, tiny_data_dir, tmp_pa
     assert card["eval"]["teacher"] == teacher
     assert card["eval"]["retention"] == pytest.approx(evaluated["accuracy"] / teacher["accuracy"])
     assert "train_time_s" not in card and (out / "tokenizer.json").is_file()
+    assert card["warnings"] == json.loads((student / "run.json").read_text()).get("warnings", [])
 
 
 def test_soup_without_data_writes_no_scores(trained_pair, tmp_path, capsys):
