@@ -407,3 +407,14 @@ def adaptor(outputs) -> dict:
         "hidden": getattr(outputs, "hidden_states", None),
         "attention": getattr(outputs, "attentions", None),
     }
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A digest of the tokenizer's full definition (vocabulary, merges, normalizer):
+    two tokenizer objects that split text alike (a teacher's and a student's folder)
+    share it, so they share packed blocks and masks, and may be averaged (``hub soup``)."""
+    import hashlib
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()

@@ -50,8 +50,7 @@ def check_ingredients(models: list[str], task: str) -> tuple[list[Path], list[di
     """The folders, their run cards and warnings; a clear error for anything that
     cannot be averaged (fewer than two models, no safetensors weights, another
     task, another shape or tokenizer, unfinished runs, different starts)."""
-    from .kinds.mlm import tokenizer_fingerprint
-    from .models import load_tokenizer
+    from .models import load_tokenizer, tokenizer_fingerprint
 
     folders = [Path(m) for m in models]
     if len({f.resolve() for f in folders}) < 2:

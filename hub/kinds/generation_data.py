@@ -6,13 +6,13 @@ token stream, cut into the batch-1 slices the benchmark times.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
 import torch
 
 from ..data import DataError
+from ..models import tokenizer_fingerprint
 from ..textdata import Packed, pack_blocks
 
 
@@ -56,14 +56,6 @@ class TextData:
             self.source.update({f"{split}_size": len(packed.blocks), f"{split}_tokens": packed.n_block_tokens,
                                 "block_size": block_size})
         return self._packed[key]
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """A digest of the tokenizer's full definition (vocabulary, merges, normalizer),
-    so that two tokenizer objects that split text alike share their packed blocks."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 class LMCollator:

@@ -31,7 +31,6 @@ eval text. Predictions (for agreement) are the top-1 ids per masked token.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ import torch
 from ..data import DataError, hub_texts
 from ..metrics import agreement as _agreement
 from ..metrics import load_metric
+from ..models import tokenizer_fingerprint
 from ..textdata import Packed, mask_tokens, pack_blocks, read_texts
 
 DEFAULT_MAX_LENGTH = 128
@@ -110,14 +110,6 @@ class TextData:
             ids, _ = self.block_ids(split, tokenizer, max_length)
             self._cache[key] = static_masks(ids, tokenizer, TRAIN_MASK_SEED if split == "train" else EVAL_MASK_SEED)
         return self._cache[key]
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """A digest of the tokenizer's definition: two tokenizer objects that split text
-    alike (the teacher's and a student's folder) share their blocks and masks."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def special_frame(tokenizer) -> tuple[list[int], list[int]]:
