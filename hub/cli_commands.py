@@ -169,24 +169,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_soup(args) -> int:
-    from .runs import read_card, write_card
-    from .soup import make_soup, same_eval_source
-    from .tasks import get_task, retention
+    from .soup import make_soup
+    from .tasks import get_task
 
     task = get_task(args.task)
     _eval_options(args, task)  # a bad flag fails before any writing
-    card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite)
-    print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
-    if any([args.data_dir, args.eval_file, args.dataset]):
-        print("evaluating ...", file=sys.stderr, flush=True)
-        scores = _evaluate(args, task, args.output_dir)
-        card["eval"] = {"student": scores, "headline": task.headline}
-        cards = [read_card(m) for m in args.model]
-        teacher = ((cards[0] or {}).get("eval") or {}).get("teacher") if same_eval_source(cards) else None
-        if teacher and teacher.get("eval_size") == scores.get("eval_size"):  # the teacher's score on these examples
-            card["eval"].update(teacher=teacher, retention=retention(task, scores.get(task.headline),
-                                                                     teacher.get(task.headline)))
-        write_card(args.output_dir, card)
+
+    def evaluate(folder) -> dict:
+        print(f"averaged {len(args.model)} models into {folder}; evaluating ...", file=sys.stderr, flush=True)
+        return _evaluate(args, task, str(folder))
+
+    has_data = any([args.data_dir, args.eval_file, args.dataset])
+    card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite,
+                     evaluate=evaluate if has_data else None)
+    if not has_data:
+        print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
     ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,

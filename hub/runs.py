@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .paths import models_dir
 
 FINAL = ("finished", "stopped", "failed")
+
+
+def utc_now() -> str:
+    """The time a run card (or a job) records: ISO 8601 in UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def read_card(folder: str | Path) -> dict | None:

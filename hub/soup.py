@@ -14,12 +14,13 @@ ingredients; ``python -m hub soup`` makes one and, given data, evaluates it.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .runs import read_card, write_card
+from .runs import read_card, utc_now, write_card
 
 WEIGHTS = "model.safetensors"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -110,10 +111,13 @@ def average_state(folders: list[Path]) -> dict[str, torch.Tensor]:
     return out
 
 
-def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: bool = False) -> dict:
+def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: bool = False,
+              evaluate: Callable[[Path], dict] | None = None) -> dict:
     """Average ``models`` into ``output_dir``; returns its run card (status finished,
-    ``soup`` lists the ingredients and their recorded evaluation)."""
-    from datetime import datetime, timezone
+    ``soup`` lists the ingredients and their recorded evaluation). ``evaluate(folder)``
+    scores the soup; the ingredients' recorded teacher score and the retention
+    against it are added when they share teacher and eval data."""
+    from .tasks import get_task, retention
 
     folders, cards, warnings = check_ingredients(models, task)
     out = Path(output_dir)
@@ -132,12 +136,20 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     base = dict(cards[0] or {"task": task})
     for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error"):
         base.pop(stale, None)
-    card = {**base, "status": "finished", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    recorded = [(c or {}).get("eval") or {} for c in cards]
+    card = {**base, "status": "finished", "created_at": utc_now(),
             "warnings": list(dict.fromkeys([*base.get("warnings", []), *warnings])),  # the teacher's still hold
             "soup": {"method": "uniform weight average", "ingredients": [
-                {"path": str(f), "eval": ((c or {}).get("eval") or {}).get("student") or ((c or {}).get("eval") or {}).get("model")}
-                for f, c in zip(folders, cards)]}}
+                {"path": str(f), "eval": r.get("student") or r.get("model")} for f, r in zip(folders, recorded)]}}
     write_card(out, card)
+    if evaluate is not None:
+        t = get_task(task)
+        scores = evaluate(out)
+        card["eval"] = {"student": scores, "headline": t.headline}
+        teacher = recorded[0].get("teacher") if same_eval_source(cards) else None
+        if teacher and teacher.get("eval_size") == scores.get("eval_size"):  # the teacher's score on these examples
+            card["eval"].update(teacher=teacher, retention=retention(t, scores.get(t.headline), teacher.get(t.headline)))
+        write_card(out, card)
     return card
 
 

@@ -14,7 +14,6 @@ import shutil
 import threading
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ from .config import TrainConfig
 from .hardware import hardware_info, training_device
 from .kinds import check_eval_options, get_kind
 from .models import load_model, load_tokenizer, model_size
-from .runs import write_card
+from .runs import utc_now, write_card
 from .tasks import Task, retention
 from .teacher_cache import ProgressHook
 
@@ -115,7 +114,7 @@ def base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict 
         "kind": kind,
         "task": task.name,
         "status": "running",
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": utc_now(),
         "data": data.source,
         "train": asdict(cfg),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},

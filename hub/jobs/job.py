@@ -9,8 +9,9 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
+
+from ..runs import utc_now  # jobs are stamped as run cards are
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
 ACTIVE_STATES = (QUEUED, RUNNING)
@@ -19,10 +20,6 @@ FINAL_STATES = (FINISHED, STOPPED, FAILED)
 JOB_FILE, EVENTS_FILE, LOG_FILE, RESULT_FILE = "job.json", "events.jsonl", "log.txt", "result.json"
 # loss terms a job's curves can hold: fine-tuning's "ce", then hub.config.LOSS_TERMS
 LOSS_CURVES = ("ce", "embedding", "attention", "hidden", "prediction")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def write_json(path: Path, data: dict) -> None:
