@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint student before distilling (structured pruning: a faster student)")
     from .config import DistillConfig, TrainConfig, add_arguments
 
+    p.add_argument("--teacher-cache", metavar="DIR",
+                   help="keep the teacher's cached logits (prediction stage) in DIR and reuse them in later runs on "
+                        "the same teacher and training data (another seed, learning rate or student): the file is "
+                        "named by a hash of the teacher's weights and the encoded training set")
     add_arguments(p, DistillConfig)
     p.set_defaults(stages=None)  # none given: the task kind's stages (general distillation: intermediate only)
     _data_args(p)

@@ -56,7 +56,10 @@ def _print_progress(event: dict) -> None:
     elif event.get("stage") == "warning":
         print(f"warning: {event['message']}", file=sys.stderr, flush=True)
     elif event.get("stage") == "teacher-logits":
-        if step == total and total:
+        if step == total and total and event.get("cache_file"):
+            print(f"read the teacher's logits for {total} training examples from {event['cache_file']}",
+                  file=sys.stderr, flush=True)
+        elif step == total and total:
             print(f"cached the teacher's logits for {total} training examples", file=sys.stderr, flush=True)
     elif step == 1 or step == total or step % 25 == 0:
         terms = " ".join(f"{k}={v:.4f}" for k, v in event.get("losses", {}).items())
@@ -105,7 +108,8 @@ def cmd_distill(args) -> int:
     options = _eval_options(args, task)
     data = _load_data(args, task)
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec, task.kind), task), dcfg,
-                   progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options)
+                   progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options,
+                   teacher_cache=args.teacher_cache)
     return _report(card, args)
 
 

@@ -174,9 +174,12 @@ def distill(
     resume: bool = False,
     overwrite: bool = False,
     eval_options: dict | None = None,
+    teacher_cache: str | Path | None = None,
 ) -> dict:
     """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card.
-    ``eval_options`` as for :func:`finetune` (the teacher is scored with them too)."""
+    ``eval_options`` as for :func:`finetune` (the teacher is scored with them too);
+    ``teacher_cache``: a folder keeping the teacher's cached logits between runs
+    (see :func:`hub.teacher_cache.stage_cache`)."""
     cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student, task.kind))
     if cfg.learning_rate is None:
         cfg.learning_rate = default_learning_rate(student, task.kind)
@@ -255,7 +258,8 @@ def distill(
             n = card["intermediate_train_samples"] if stage == "intermediate" else None
             stage_ds = train_ds if n is None else kind.encode_train(tokenizer, kind.first_examples(data, n),
                                                                      cfg.max_length)
-            cache = stage_cache(stage, teacher, stage_ds, collator, kind, dcfg, progress, card, cfg.batch_size)
+            cache = stage_cache(stage, teacher, stage_ds, collator, kind, dcfg, progress, card, cfg.batch_size,
+                                teacher_cache)
             trainer, callback = stage_trainer(stage, module, teacher, stage_ds, collator, kind, cfg, dcfg, layer_map,
                                               stage_dir, cache, progress, cancel)
             speeds.append({**run_trainer(trainer, stage_dir, resume, callback), "stage": stage})

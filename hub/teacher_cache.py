@@ -7,14 +7,23 @@ batches first, and looked up by example index in every epoch.
 * :class:`TopKLogitCache` keeps the teacher's k largest logits per token, for the
   kinds whose per-token vocabulary is too big to keep (generation, MLM);
 * :func:`stage_cache` decides which a stage gets, or none (the teacher then runs
-  in every training step).
+  in every training step), and with a ``cache_dir`` (``distill --teacher-cache DIR``)
+  keeps it on disk for the next run on the same teacher and data (torchdistill's
+  cached teacher outputs): a file named by a hash of the teacher's weights and of
+  the encoded training set, so another seed, learning rate or student skips the
+  teacher pass, and any change to either misses and recomputes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import losses
@@ -155,24 +164,134 @@ def _teacher_passes(teacher, dataset, collator, kind, batch_size: int, progress:
 
 def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConfig,
                 progress: ProgressHook | None = None, card: dict | None = None,
-                batch_size: int = 32) -> LogitCache | TopKLogitCache | None:
+                batch_size: int = 32, cache_dir: str | Path | None = None) -> LogitCache | TopKLogitCache | None:
     """What ``stage`` needs of the teacher, computed once, when that is only its
     logits (the prediction stage with a KD term): all of them for a kind that caches
     (``cache_logits``), the top ``dcfg.logit_cache_topk`` per token for a token-level
     kind that asked for it (its size and time recorded in ``card["logit_cache"]``);
-    else None (the teacher runs in every step)."""
+    else None (the teacher runs in every step).
+
+    With ``cache_dir`` the logits are read from there when an earlier run stored
+    them for the same teacher weights, training set and cache kind (see
+    :func:`cache_key`), else computed and stored; ``card["teacher_cache"]`` says
+    which (the file, ``reused``, seconds)."""
     if stage != "prediction" or dcfg.alpha >= 1.0:
         return None
     full = getattr(kind, "cache_logits", True)
     if not full and not dcfg.logit_cache_topk:
         return None
+    t0 = time.perf_counter()
+    path = None
+    if cache_dir is not None:
+        variant = "full" if full else f"top{dcfg.logit_cache_topk}"
+        path = Path(cache_dir) / f"{cache_key(teacher, train_ds, kind, variant)}.safetensors"
+        cache = load_cache(path, train_ds["idx"])
+        if cache is not None:
+            if progress:
+                progress({"stage": "teacher-logits", "step": len(train_ds), "total": len(train_ds), "losses": {},
+                          "cache_file": str(path)})
+            _record(card, cache, path, True, t0, full)
+            return cache
     if progress:
         progress({"stage": "teacher-logits", "step": 0, "total": len(train_ds), "losses": {}})
     if full:
-        return teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
-    t0 = time.perf_counter()
-    cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, batch_size, progress)
-    if card is not None:
+        cache = teacher_logits_for(teacher, train_ds, collator, kind, progress=progress)
+    else:
+        cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, batch_size, progress)
+    if path is not None:
+        save_cache(cache, path)
+    _record(card, cache, path, False, t0, full)
+    return cache
+
+
+def _record(card: dict | None, cache, path: Path | None, reused: bool, t0: float, full: bool) -> None:
+    if card is None:
+        return
+    seconds = round(time.perf_counter() - t0, 2)
+    if not full:
         card["logit_cache"] = {"k": cache.k, "tokens": cache.tokens, "memory_mb": round(cache.nbytes / 2**20, 2),
-                               "values": "float16", "indices": "int32", "time_s": round(time.perf_counter() - t0, 2)}
+                               "values": "float16", "indices": "int32", "time_s": seconds}
+    if path is not None:
+        card["teacher_cache"] = {"file": str(path), "reused": reused, "time_s": seconds}
+
+
+# ------------------------------------------------------------ on disk
+
+CACHE_FORMAT = 1  # bump when what a cache file holds, or how its key is made, changes
+
+
+def cache_key(teacher, dataset, kind, variant: str) -> str:
+    """A hex digest naming a cache file: the format, the kind, the ``variant``
+    ("full" or "topK"), the teacher's dtype and every tensor of its state dict
+    (names and bytes: another fine-tune, even of the same folder, is another key),
+    and every column of the encoded training set (the windows, their order and
+    their targets). Hashing 86 MB of weights and 15,000 windows takes about a second."""
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{type(kind).__name__}|{variant}|{teacher.dtype}".encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
+        h.update(flat.view(torch.uint8).numpy().tobytes())
+    h.update(f"rows={len(dataset)}".encode())
+    for column in sorted(dataset.column_names):
+        h.update(f"|{column}".encode())
+        for value in dataset[column]:
+            a = np.asarray(value)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def save_cache(cache: LogitCache | TopKLogitCache, path: Path) -> None:
+    """Writes ``cache`` as one safetensors file (tensors ``"{idx}.{part}"``),
+    atomically: a temporary file renamed into place, so a run killed while
+    writing leaves no half file that a later run would read."""
+    from safetensors.torch import save_file
+
+    if isinstance(cache, TopKLogitCache):
+        tensors = {f"{i}.{part}": t for i, row in cache.rows.items() for part, t in zip("vi", row)}
+        meta = {"type": "topk", "k": str(cache.k)}
+    else:
+        tensors = {f"{i}.{head}": t for i, row in cache.rows.items() for head, t in enumerate(row)}
+        meta = {"type": "full", "token_level": json.dumps(cache.token_level),
+                "heads": str(len(next(iter(cache.rows.values()))) if cache.rows else 0)}
+    meta.update(format=str(CACHE_FORMAT), rows=str(len(cache.rows)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: t.contiguous() for k, t in tensors.items()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_cache(path: Path, idx: list[int]) -> LogitCache | TopKLogitCache | None:
+    """The cache stored at ``path``, or None when there is none, it is of another
+    format or damaged, or its rows are not exactly the examples ``idx`` (then it is
+    recomputed and overwritten)."""
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != str(CACHE_FORMAT) or meta.get("rows") != str(len(idx)):
+            return None
+        tensors = load_file(str(path))
+    except Exception:  # noqa: BLE001 - a damaged file is a miss, never a crash
+        return None
+    grouped: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        i, part = key.split(".")
+        grouped.setdefault(int(i), {})[part] = t
+    if sorted(grouped) != sorted(int(i) for i in idx):
+        return None
+    if meta.get("type") == "topk":
+        cache = TopKLogitCache(int(meta["k"]))
+        cache.rows = {i: (p["v"], p["i"]) for i, p in grouped.items()}
+    else:
+        cache = LogitCache(token_level=json.loads(meta.get("token_level", "false")))
+        heads = int(meta.get("heads", 1))
+        cache.rows = {i: tuple(p[str(h)] for h in range(heads)) for i, p in grouped.items()}
     return cache

@@ -430,3 +430,101 @@ def test_run_card_records_the_training_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
     hw = base_card("student", SST2, Data(), TrainConfig())["hardware"]
     assert hw["device"] == "cuda" and hw["gpu"] == "NVIDIA H200"
+
+
+def test_teacher_cache_on_disk_is_reused_and_gives_the_same_student(tmp_path, trained_pair, data, tiny_data_dir,
+                                                                     monkeypatch):
+    """distill(teacher_cache=DIR): the first run computes and stores the teacher's
+    logits, a second run on the same teacher and data reads them (no teacher pass)
+    and trains the very same student; another training set is another file."""
+    import hub.teacher_cache as C
+    from safetensors.torch import load_file
+
+    calls = {"cache": 0}
+    real = C.teacher_logits_for
+
+    def counting(*a, **k):
+        calls["cache"] += 1
+        return real(*a, **k)
+
+    monkeypatch.setattr(C, "teacher_logits_for", counting)
+    teacher_dir, _ = trained_pair
+    store = tmp_path / "store"
+    cfg = dict(epochs=1, batch_size=32, learning_rate=1e-3, seed=7)
+    cards = [distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(tmp_path / f"s{i}"),
+                     TrainConfig(**cfg), DistillConfig(stages=("prediction",)), teacher_cache=store)
+             for i in range(2)]
+    assert calls["cache"] == 1
+    files = list(store.glob("*.safetensors"))
+    assert len(files) == 1 and not list(store.glob(".*tmp"))
+    assert [c["teacher_cache"]["reused"] for c in cards] == [False, True]
+    assert cards[1]["teacher_cache"]["file"] == str(files[0])
+    a, b = (load_file(str(tmp_path / f"s{i}" / "model.safetensors")) for i in range(2))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a different training set (fewer sentences) is a different key: computed again, stored beside
+    fewer = load_classification(SST2, data_dir=str(tiny_data_dir), max_train_samples=50)
+    distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), fewer, str(tmp_path / "s2"),
+            TrainConfig(**cfg), DistillConfig(stages=("prediction",)), teacher_cache=store)
+    assert calls["cache"] == 2 and len(list(store.glob("*.safetensors"))) == 2
+
+
+def test_teacher_cache_files_round_trip_and_misses(tmp_path, trained_pair, data):
+    """Both cache types survive the disk exactly; a damaged file, a file of other
+    rows and a key of other weights are misses, never errors."""
+    from transformers import DataCollatorWithPadding
+
+    from hub.data import tokenize
+    from hub.kinds import get_kind
+    from hub.models import load_model, load_tokenizer
+    from hub.teacher_cache import TopKLogitCache, cache_key, load_cache, save_cache
+
+    teacher, _ = load_model(str(trained_pair[0]), SST2)
+    tok = load_tokenizer(str(trained_pair[0]))
+    ds = tokenize(tok, data.train_texts[:12], data.train_labels[:12])
+    kind = get_kind(SST2)
+    full = teacher_logits_for(teacher, ds, DataCollatorWithPadding(tok), kind, batch_size=5)
+    path = tmp_path / f"{cache_key(teacher, ds, kind, 'full')}.safetensors"
+    save_cache(full, path)
+    back = load_cache(path, ds["idx"])
+    assert back.rows.keys() == full.rows.keys() and back.token_level == full.token_level
+    assert all(torch.equal(back.rows[i][0], full.rows[i][0]) for i in full.rows)
+    assert load_cache(path, list(range(11))) is None  # other rows
+    assert load_cache(tmp_path / "absent.safetensors", ds["idx"]) is None
+
+    topk = TopKLogitCache(3)
+    topk.put([4, 9], torch.randn(2, 5, 3), torch.randint(0, 100_000, (2, 5, 3)), [5, 2])
+    save_cache(topk, tmp_path / "topk.safetensors")
+    back = load_cache(tmp_path / "topk.safetensors", [9, 4])
+    assert isinstance(back, TopKLogitCache) and back.k == 3
+    for i in (4, 9):
+        assert all(torch.equal(x, y) for x, y in zip(back.rows[i], topk.rows[i]))
+
+    path.write_bytes(path.read_bytes()[:100])  # damaged (a copy cut short)
+    assert load_cache(path, ds["idx"]) is None
+
+    # the key follows the weights and the data
+    key = cache_key(teacher, ds, kind, "full")
+    assert cache_key(teacher, ds, kind, "top8") != key
+    assert cache_key(teacher, ds.select(range(11)), kind, "full") != key
+    with torch.no_grad():
+        next(teacher.parameters()).add_(1e-3)
+    assert cache_key(teacher, ds, kind, "full") != key
+
+
+def test_teacher_cache_write_is_atomic(tmp_path, monkeypatch):
+    """A write that dies midway leaves neither a cache file nor its temporary."""
+    import safetensors.torch
+
+    from hub.teacher_cache import LogitCache, save_cache
+
+    cache = LogitCache(token_level=False)
+    cache.put([0, 1], [torch.randn(2, 2)], [3, 3])
+
+    def dies(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", dies)
+    with pytest.raises(KeyboardInterrupt):
+        save_cache(cache, tmp_path / "c.safetensors")
+    assert list(tmp_path.iterdir()) == []
