@@ -41,3 +41,9 @@ def onnx_cache_dir(model_folder: str | Path, quantization: str) -> Path:
     folder = Path(model_folder).resolve()
     key = hashlib.sha1(str(folder).encode()).hexdigest()[:12]
     return hub_home() / "cache" / "onnx" / f"{folder.name}-{key}-{quantization}"
+
+
+def teacher_cache_dir() -> Path:
+    """Where the app's jobs keep teachers' cached logits between runs
+    (``hub.teacher_cache``; least recently used files go beyond its disk budget)."""
+    return hub_home() / "cache" / "teacher-logits"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -190,6 +191,7 @@ def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConf
             if progress:
                 progress({"stage": "teacher-logits", "step": len(train_ds), "total": len(train_ds), "losses": {},
                           "cache_file": str(path)})
+            os.utime(path)  # recently used: the last to go when the folder is over its budget
             _record(card, cache, path, True, t0, full)
             return cache
     if progress:
@@ -200,6 +202,7 @@ def stage_cache(stage: str, teacher, train_ds, collator, kind, dcfg: DistillConf
         cache = teacher_topk_for(teacher, train_ds, collator, kind, dcfg.logit_cache_topk, batch_size, progress)
     if path is not None:
         save_cache(cache, path)
+        evict(path.parent, keep=path)
     _record(card, cache, path, False, t0, full)
     return cache
 
@@ -218,6 +221,29 @@ def _record(card: dict | None, cache, path: Path | None, reused: bool, t0: float
 # ------------------------------------------------------------ on disk
 
 CACHE_FORMAT = 1  # bump when what a cache file holds, or how its key is made, changes
+DISK_BUDGET_BYTES = 2 * 2**30  # a cache folder holds at most this much; least recently used files go first
+_CACHE_NAME = re.compile(r"^[0-9a-f]{32}\.safetensors$")  # only files named by cache_key are ever deleted
+
+
+def evict(folder: Path, keep: Path | None = None, budget: int | None = None) -> list[Path]:
+    """Deletes the least recently used cache files of ``folder`` (by modification
+    time: a reuse touches its file) until the rest fit in ``budget`` bytes
+    (``DISK_BUDGET_BYTES``); never ``keep`` and never a file that ``cache_key``
+    did not name. Returns the deleted paths."""
+    budget = DISK_BUDGET_BYTES if budget is None else budget
+    files = [f for f in folder.iterdir() if _CACHE_NAME.match(f.name) and f.is_file()]
+    files.sort(key=lambda f: f.stat().st_mtime)
+    total = sum(f.stat().st_size for f in files)
+    deleted = []
+    for f in files:
+        if total <= budget:
+            break
+        if keep is not None and f.resolve() == Path(keep).resolve():
+            continue
+        total -= f.stat().st_size
+        f.unlink(missing_ok=True)
+        deleted.append(f)
+    return deleted
 
 
 def cache_key(teacher, dataset, kind, variant: str) -> str:

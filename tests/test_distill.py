@@ -250,6 +250,14 @@ def test_cli_end_to_end(tmp_path, tiny_data_dir, capsys):
                  "--max-eval-samples", "10"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["eval_size"] == 10 and set(out) >= {"accuracy", "f1"}
+    # --teacher-cache: the second run of the prediction stage reads what the first stored
+    for name in ("c1", "c2"):
+        assert main(["distill", "--teacher", str(tmp_path / "t"), "--student", "teacher-layers:1", "--stages",
+                     "prediction", "--teacher-cache", str(tmp_path / "tc"), "--output-dir", str(tmp_path / name),
+                     *common]) == 0
+    err = capsys.readouterr().err
+    assert "cached the teacher's logits for 64 training examples" in err
+    assert "read the teacher's logits for 64 training examples from " + str(tmp_path / "tc") in err
     # clear errors, exit code 2, no traceback
     assert main(["distill", "--teacher", str(make_bare_bert(tmp_path / "bare")), "--student", "teacher-layers:1",
                  "--output-dir",
@@ -528,3 +536,23 @@ def test_teacher_cache_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_cache(cache, tmp_path / "c.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_teacher_cache_folder_keeps_to_its_budget(tmp_path):
+    """Beyond the budget the least recently used cache files go, never the one
+    just written and never a file the cache did not name."""
+    import os
+
+    from hub.teacher_cache import evict
+
+    names = [f"{i:032x}.safetensors" for i in range(4)]
+    for age, name in enumerate(names):
+        f = tmp_path / name
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + age, 1000 + age))  # names[0] the oldest
+    (tmp_path / "mine.safetensors").write_bytes(b"y" * 1000)  # a user's own file in the folder
+    os.utime(tmp_path / names[0], (5000, 5000))  # names[0] just reused: now the most recent
+    deleted = evict(tmp_path, keep=tmp_path / names[3], budget=250)
+    assert [d.name for d in deleted] == [names[1], names[2]]
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([names[0], names[3], "mine.safetensors"])
+    assert evict(tmp_path, keep=tmp_path / names[3], budget=0) == [tmp_path / names[0]]

@@ -694,10 +694,12 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
 
     cancel = threading.Event()
 
-    specs = []
+    specs, caches = [], []
 
-    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
+                     teacher_cache=None):
         specs.append(spec)
+        caches.append(teacher_cache)
         Path(output_dir).mkdir(parents=True)
         cancel.set()  # the stop arrives as training ends
         card = {"kind": "student", "task": "sst2", "status": card_status, "eval": {"student": {"accuracy": 0.5}}}
@@ -715,6 +717,7 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
     ctx.close()
     assert result["status"] == job_status and result["student"]["status"] == card_status
     assert [(s.kind, s.layers, s.prune_ffn) for s in specs] == [("teacher-layers", 2, 32)]  # the job's pruning
+    assert caches == [hub_home / "cache" / "teacher-logits"]  # jobs keep the teacher's logits for the next job
     assert result["data"]["kind"] == "local"
     rows = LeaderboardStore().rows()
     if job_status == "finished":

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..paths import models_dir
+from ..paths import models_dir, teacher_cache_dir
 from ..runs import read_card
 from .estimate import earlier_phases, plan_steps, train_rows
 from .params import resolve_data, validate_params
@@ -142,7 +142,7 @@ def run_job(ctx) -> dict:
                          intermediate_train_samples=n_inter)
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
-                progress=ctx.progress, cancel=ctx.cancel)
+                progress=ctx.progress, cancel=ctx.cancel, teacher_cache=teacher_cache_dir())
     finally:
         result["student"] = summary(student_dir)
     status = (result["student"] or {}).get("status") or "failed"
