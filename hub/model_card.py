@@ -154,6 +154,11 @@ def _intro(card: dict, name: str) -> list[str]:
             shape += "; feed-forward layers pruned to their most important neurons before distillation"
         lead = (f"A TinyBERT-style student (`{spec.get('spec', 'custom')}`: {shape}) distilled from the teacher "
                 f"{teacher_md} with Distill Hub's TinyBERT task distillation.")
+        if card.get("soup"):
+            n = len(card["soup"].get("ingredients") or [])
+            lead = (f"A model soup: the uniform weight average of {n} TinyBERT-style students (`{spec.get('spec', 'custom')}`"
+                    f": {shape}), each distilled from the teacher {teacher_md} with Distill Hub from the same start — "
+                    "one model of the same size and speed as each of them.")
     else:
         lead = f"A teacher fine-tuned from {teacher_md} with Distill Hub, ready to be distilled into smaller students."
     out = [f"# {name}", "", lead, "", f"Task: **{card.get('task')}**" + (f" — {task.description}" if task else ""), ""]
@@ -172,16 +177,43 @@ def _teacher_section(card: dict) -> list[str]:
     return out + [""]
 
 
+def _soup_section(card: dict) -> list[str]:
+    """The ingredients of a soup (``hub soup``): the settings in which they differ and their recorded scores."""
+    soup = card.get("soup") or {}
+    items = soup.get("ingredients") or []
+    if not items:
+        return []
+    head = (card.get("eval") or {}).get("headline") or getattr(TASKS.get(card.get("task", "")), "headline", None)
+    keys = list(dict.fromkeys(k for i in items for k in (i.get("settings") or {})))
+    out = ["## Soup", "", f"Method: {soup.get('method', 'uniform weight average')} of these students' weights "
+           "(the settings in which they differ, and each one's score as its own run recorded it):", "",
+           "| ingredient | " + " | ".join(k.replace("_", " ") for k in keys) + (f" | {METRIC_NAMES.get(head, head)}"
+                                                                             if head else "") + " |",
+           "|---|" + "---|" * (len(keys) + bool(head))]
+    for i in items:
+        cells = [f"`{Path(i['path']).name}`"] + [str((i.get("settings") or {}).get(k, "")) for k in keys]
+        if head:
+            cells.append(_pct(head, (i.get("eval") or {}).get(head)))
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def _recipe_section(card: dict) -> list[str]:
     out = ["## Recipe", ""]
+    if card.get("soup"):
+        out += ["Every ingredient was distilled this way (settings missing here differ between them: see Soup).", ""]
+
+    def value(key):  # a soup's card leaves out the settings its ingredients differ in
+        return card[key] if key in card or not card.get("soup") else "see Soup"
+
     if card.get("kind") == "student":
         weights = card.get("loss_weights") or {}
         divergence = card.get("divergence") or "forward"
         layer_map = card.get("layer_map") or []
         out += [
-            f"- stages: {', '.join(card.get('stages') or [])} "
+            f"- stages: {', '.join(card.get('stages') or []) or value('stages')} "
             "(TinyBERT task distillation: intermediate layers, then the prediction layer)",
-            f"- temperature T = {card.get('temperature')}, α = {card.get('alpha')} (prediction loss = "
+            f"- temperature T = {value('temperature')}, α = {value('alpha')} (prediction loss = "
             f"α·CE(labels) + (1 − α)·T²·{DIVERGENCE_TEXT.get(divergence, divergence)})",
             "- loss weights: " + (", ".join(f"{k} {v:g}" for k, v in weights.items()) or "—"),
             "- layer map (student layer → teacher layer, 1-based): "
@@ -209,12 +241,17 @@ def _hardware_section(card: dict) -> list[str]:
         speed = card.get("train_examples_per_s")
         out.append(f"- wall time: {card['wall_time_s']:.0f} s" + (f" ({speed:.1f} training examples/s)" if speed else ""))
     if card.get("created_at"):
-        out.append(f"- trained: {card['created_at']}")
+        out.append(f"- {'averaged' if card.get('soup') else 'trained'}: {card['created_at']}")
     return out + [""]
 
 
 def _reproduce_section(card: dict) -> list[str]:
     task = TASKS.get(card.get("task", ""))
+    if card.get("soup"):
+        models = " ".join(f"--model {Path(i['path']).name}" for i in card["soup"].get("ingredients") or [])
+        return ["## Reproduce", "", "From the Distill Hub repository, with the ingredients' folders (each holds the "
+                "run card and README of its own distillation, with its command):", "", "```bash",
+                f"python -m hub soup --task {card.get('task')} {models} --output-dir runs/soup", "```", ""]
     command = reproduce_command(card)
     out = ["## Reproduce", "", "From the Distill Hub repository:", "", "```bash", command, "```", ""]
     if "DATA_DIR" in command.split():
@@ -255,6 +292,7 @@ def model_card(card: dict, repo_id: str | None = None, name: str | None = None) 
     out += _intro(card, name)
     out += _teacher_section(card)
     out += ["## Data", ""] + _data_section(card) + [""]
+    out += _soup_section(card)
     out += _recipe_section(card)
     out += ["## Results", ""] + _metrics_table(card) + [""]
     out += _hardware_section(card)

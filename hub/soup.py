@@ -26,6 +26,9 @@ WEIGHTS = "model.safetensors"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 # config keys that say how a folder was written, not what the model is
 CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
+# a distillation run card's recipe keys (besides its ``train`` settings) that may differ between ingredients
+RECIPE_KEYS = ("stages", "temperature", "alpha", "divergence", "jsd_beta", "kl_positions", "loss_weights",
+               "layer_map", "intermediate_learning_rate", "intermediate_train_samples", "logit_cache_topk")
 
 
 def _config(folder: Path) -> dict:
@@ -134,14 +137,26 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         if (folders[0] / name).is_file():
             shutil.copy(folders[0] / name, out / name)
     base = dict(cards[0] or {"task": task})
-    for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error"):
+    for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error",
+                  "teacher_cache", "logit_cache"):
         base.pop(stale, None)
+    # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
+    # ingredient: a soup has no one seed
+    settings = [{**((c or {}).get("train") or {}), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}}
+                for c in cards]
+    differ = _differing(settings)
+    base["train"] = {k: v for k, v in (base.get("train") or {}).items() if k not in differ}
+    for key in RECIPE_KEYS:
+        if key in differ:
+            base.pop(key, None)
     recorded = [(c or {}).get("eval") or {} for c in cards]
     card = {**base, "status": "finished", "created_at": utc_now(),
             "warnings": list(dict.fromkeys([*base.get("warnings", []), *warnings])),  # the teacher's still hold
             "soup": {"method": "uniform weight average", "ingredients": [
-                {"path": str(f), "eval": r.get("student") or r.get("model")} for f, r in zip(folders, recorded)]}}
+                {"path": str(f), "settings": {k: st.get(k) for k in differ}, "eval": r.get("student") or r.get("model")}
+                for f, r, st in zip(folders, recorded, settings)]}}
     write_card(out, card)
+    _write_readme(out, card)
     if evaluate is not None:
         t = get_task(task)
         scores = evaluate(out)
@@ -150,7 +165,21 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         if teacher and teacher.get("eval_size") == scores.get("eval_size"):  # the teacher's score on these examples
             card["eval"].update(teacher=teacher, retention=retention(t, scores.get(t.headline), teacher.get(t.headline)))
         write_card(out, card)
+        _write_readme(out, card)
     return card
+
+
+def _differing(settings: list[dict]) -> list[str]:
+    """The setting names whose values differ between the ingredients (a seed, a learning rate)."""
+    keys = list(dict.fromkeys(k for st in settings for k in st))
+    return [k for k in keys if any(st.get(k) != settings[0].get(k) for st in settings)]
+
+
+def _write_readme(out: Path, card: dict) -> None:
+    """The soup's model card (README.md), as finetune and distill write theirs."""
+    from .model_card import write_model_card
+
+    write_model_card(out, card)
 
 
 def same_eval_source(cards: list[dict | None]) -> bool:

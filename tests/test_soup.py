@@ -70,6 +70,33 @@ def test_soup_without_data_writes_no_scores(trained_pair, tmp_path, capsys):
     assert "eval" not in card and json.loads(capsys.readouterr().out)["eval"] is None
 
 
+def test_soup_card_lists_what_differs_and_has_a_model_card(trained_pair, tmp_path, capsys):
+    """The settings the ingredients differ in (seed, learning rate, alpha) leave the
+    soup's card and are listed per ingredient; the folder gets a README (model card)
+    that says it is a soup, with its ingredients and the soup command."""
+    _, student = trained_pair
+    recorded = json.loads((student / "run.json").read_text())
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+    b, _ = _ingredient(student, tmp_path / "b", 2)
+    _edit_card(a, train={**recorded["train"], "seed": 43, "learning_rate": 2e-4}, alpha=0.8)
+    out = tmp_path / "soup"
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b), "--output-dir", str(out)]) == 0
+    card = json.loads((out / "run.json").read_text())
+    assert "seed" not in card["train"] and "learning_rate" not in card["train"] and "alpha" not in card
+    assert card["train"]["epochs"] == recorded["train"]["epochs"] and card["temperature"] == recorded["temperature"]
+    assert [i["settings"] for i in card["soup"]["ingredients"]] == [
+        {"learning_rate": 2e-4, "seed": 43, "alpha": 0.8},
+        {"learning_rate": recorded["train"]["learning_rate"], "seed": recorded["train"]["seed"],
+         "alpha": recorded["alpha"]}]
+    readme = (out / "README.md").read_text()
+    assert "A model soup: the uniform weight average of 2" in readme
+    section = readme[readme.index("## Soup"):readme.index("## Recipe")]
+    assert "| ingredient | learning rate | seed | alpha | Accuracy |" in section, section
+    assert f"| `a` | 0.0002 | 43 | 0.8 | {100 * recorded['eval']['student']['accuracy']:.2f}% |" in section, section
+    assert "α = see Soup" in readme and "python -m hub soup --task sst2 --model a --model b" in readme
+    assert "python -m hub distill" not in readme  # an ingredient's command would not rebuild the soup
+
+
 def test_soup_refusals(trained_pair, tmp_path, capsys):
     from conftest import make_tiny_bert
 
