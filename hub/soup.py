@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .config import STUDENT_PRESETS
 from .runs import read_card, utc_now, write_card
 
 WEIGHTS = "model.safetensors"
@@ -39,7 +40,11 @@ def _config(folder: Path) -> dict:
 
 
 def _start(card: dict | None) -> str | None:
-    """The checkpoint a run started from: a student's ``student.spec``, a fine-tuned teacher's base model."""
+    """The weights a run started from: a student's ``student.spec``, a fine-tuned teacher's base model.
+
+    A checkpoint folder is its resolved path; ``teacher-layers:K`` is K layers *of its
+    teacher* (another teacher, another start); a preset or custom shape starts from
+    random weights drawn with the run's seed (another seed, another start)."""
     if not card:
         return None
     student = card.get("student")
@@ -47,6 +52,11 @@ def _start(card: dict | None) -> str | None:
     start = start or card.get("base_model") or card.get("model")
     if start and Path(start).exists():  # one folder named two ways is one start
         return str(Path(start).resolve())
+    if start and start.startswith("teacher-layers:"):
+        teacher = card.get("teacher")
+        return f"{start} of {Path(teacher).resolve() if teacher and Path(teacher).exists() else teacher}"
+    if start and (start in STUDENT_PRESETS or start.startswith("custom")):
+        return f"{start} drawn with seed {(card.get('train') or {}).get('seed')}"
     return start
 
 

@@ -120,6 +120,19 @@ def test_soup_refusals(trained_pair, tmp_path, capsys):
     c, _ = _ingredient(student, tmp_path / "c", 3)
     _edit_card(c, student={"spec": "tinybert-4l-312"})
     assert "different checkpoints" in refused(student, c)
+    # teacher-layers:K of another teacher is another start; so is a random-init shape drawn with another seed
+    recorded = json.loads((student / "run.json").read_text())
+    _edit_card(c, student={"spec": recorded["student"]["spec"]}, teacher=str(tmp_path / "another-teacher"))
+    assert "different checkpoints" in refused(student, c)
+    r1, _ = _ingredient(student, tmp_path / "r1", 5)
+    r2, _ = _ingredient(student, tmp_path / "r2", 6)
+    for folder, seed in ((r1, 1), (r2, 2)):
+        _edit_card(folder, student={"spec": "custom-2x32x2x37"}, train={**recorded["train"], "seed": seed})
+    assert "drawn with seed 1" in refused(r1, r2)
+    _edit_card(r2, train={**recorded["train"], "seed": 1})  # the same draw: one start
+    assert main(["soup", "--task", "sst2", "--model", str(r1), "--model", str(r2), "--output-dir",
+                 str(tmp_path / "same-draw")]) == 0
+    capsys.readouterr()
     d, _ = _ingredient(student, tmp_path / "d", 4)
     _edit_card(d, status="running")
     assert "not finished" in refused(student, d)
