@@ -270,7 +270,7 @@ def _training_frame(task, source, max_train_samples: int | None):
 def training_questions(task, source, max_train_samples: int | None) -> tuple[list[dict], dict]:
     """The task's training questions (flat SQuAD examples) and a description of them."""
     from .data import DataError
-    from .kinds.qa import _hub_examples, check_source, read_examples
+    from .kinds.qa_data import _hub_examples, check_source, read_examples
 
     check_source(source)
     if source.dataset:

@@ -193,7 +193,7 @@ def _summary(originals: int, made: int, per_context: int, seed: int, max_context
 
 def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_column: str | None = None,
                max_contexts: int | None = None, seed: int = 42) -> dict:
-    """Loaded QA data (``hub.kinds.qa.QAData``) made a cloze transfer set in place:
+    """Loaded QA data (``hub.kinds.qa_data.QAData``) made a cloze transfer set in place:
     its training questions, then :func:`cloze_transfer_set`'s; ``data.source``
     records it (``train_size``, ``augmentation``) as :func:`cloze_file`'s sidecar
     does, so run and model cards describe it. Returns the summary."""

@@ -45,7 +45,7 @@ BLOCK_KINDS: tuple[str, ...] = ("mlm", "general", "generation")
 TASK_JOB_DEFAULTS: dict[str, dict] = {
     "generation": {"teacher": "smollm2-135m", "train_samples": 128, "eval_samples": 16, "max_length": 128,
                    "stages": ("prediction",)},
-    # the CLI's QA window (hub.kinds.qa.DEFAULT_MAX_LENGTH); a question costs about the same at 128 (more windows)
+    # the CLI's QA window (hub.kinds.qa_data.DEFAULT_MAX_LENGTH); a question costs about the same at 128 (more windows)
     "squad": {"max_length": 384},
 }
 # tasks whose base teacher (base_teacher) teaches as it is (a trained LM; general distillation needs no head); any

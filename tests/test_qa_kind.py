@@ -19,7 +19,8 @@ import torch
 
 from hub.data import DataError, DataSource
 from hub.kinds import get_kind
-from hub.kinds.qa import NEG, QAKind, QATargets, doc_stride_for
+from hub.kinds.qa import NEG, QAKind
+from hub.kinds.qa_data import QATargets, doc_stride_for
 from hub.tasks import get_task
 
 SQUAD = get_task("squad")
@@ -594,7 +595,7 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
     assert card["data"]["train_size"] == 43 and card["data"]["augmentation"]["proposer"] == "cloze"
     assert card["train"]["learning_rate"] == 5e-4  # QA's default for every student (hub.config.KIND_LEARNING_RATES)
     assert card["intermediate_train_samples"] == 40
-    from hub.kinds.qa import QAData
+    from hub.kinds.qa_data import QAData
     from hub.models import load_tokenizer
 
     tok = load_tokenizer(str(teacher))

@@ -38,219 +38,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import torch
+from dataclasses import replace
 
 from .. import squad
 from ..squad_scores import answer_f1, normalize_answer, null_threshold_search, squad_scores
-from ..data import DataError, augmentation_of, hub_splits, read_table
+from ..data import DataError, augmentation_of
 from ..metrics import load_metric
+from .qa_data import (DEFAULT_MAX_LENGTH, DOC_STRIDE, MODEL_INPUTS, QACollator, QAData, QATargets, _answerable,
+                      _context_masks, _hub_examples, check_source, doc_stride_for, read_examples)
+from .qa_predict import Answer, QAPredictor, _pair_and_gold, window_logits
+
+__all__ = [  # the kind, and what moved to .qa_data and .qa_predict (still importable from here)
+    "KIND", "NEG", "QAKind",
+    "DEFAULT_MAX_LENGTH", "DOC_STRIDE", "MODEL_INPUTS", "QACollator", "QAData", "QATargets", "check_source",
+    "doc_stride_for", "read_examples", "Answer", "QAPredictor", "window_logits",
+]
 
 NEG = -1.0e4  # logit of a position that must not take probability (finite: KL stays 0 * finite there)
-DOC_STRIDE = 128
-DEFAULT_MAX_LENGTH = 384
-MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
-
-
-def doc_stride_for(max_length: int, doc_stride: int = DOC_STRIDE) -> int:
-    """The window overlap used at ``max_length``: ``doc_stride`` (128), at most a
-    third of the window (so that shorter windows still leave room for the context).
-
-    >>> doc_stride_for(384), doc_stride_for(128)
-    (128, 42)
-    """
-    return min(doc_stride, max_length // 3)
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass
-class QAData:
-    """Flat SQuAD examples (see ``hub.squad``): ``train`` may be empty (evaluation)."""
-
-    train: list[dict]
-    eval: list[dict]
-    source: dict = field(default_factory=dict)
-
-    @property
-    def eval_size(self) -> int:
-        return len(self.eval)
-
-
-def read_examples(path: str | Path) -> list[dict]:
-    """Flat examples from a SQuAD JSON file, or from a table of Hub-style rows
-    (``.jsonl``/``.parquet``: id, title, context, question, answers)."""
-    path = Path(path)
-    if path.suffix.lower() in (".jsonl", ".parquet"):
-        return squad.squad_from_records(read_table(path), path.name)
-    return squad.read_squad(path)
-
-
-def check_source(source) -> None:
-    """A QA data source: exactly one (``DataSource.check``) and no column names (SQuAD's fields are fixed)."""
-    source.check()
-    if source.text_column or source.label_column:
-        raise DataError("question answering reads fixed SQuAD fields (question, context, answers); "
-                        "--text-column/--label-column do not apply")
-
-
-def _hub_examples(task, dataset: str, config: str | None, need_train: bool):
-    """Train/eval examples of a Hub data set (``squad``, ``squad_v2``; needs network or the cache)."""
-    ds, splits, config = hub_splits(task, dataset, config, need_train, "--data-dir or --train-file/--eval-file (SQuAD JSON)")
-    train = squad.squad_from_records(ds[splits[0]], f"{dataset}/{splits[0]}") if need_train else []
-    evals = squad.squad_from_records(ds[splits[1]], f"{dataset}/{splits[1]}")
-    return train, evals, {"kind": "hub", "dataset": dataset, "config": config}
-
-
-def _answerable(examples: list[dict]) -> int:
-    return sum(1 for ex in examples if ex["answers"]["text"] and not ex.get("is_impossible", False))
-
-
-# ---------------------------------------------------------------- encoding and batching
-
-
-def _context_masks(windows: dict) -> list[list[int]]:
-    """Per window: 1 on context tokens and on the CLS token (no answer), else 0."""
-    masks = []
-    for offsets, cls in zip(windows["offset_mapping"], windows["cls_index"]):
-        mask = [int(o is not None) for o in offsets]
-        mask[cls] = 1
-        masks.append(mask)
-    return masks
-
-
-class QACollator:
-    """Pads encoded windows into a batch: the tokenizer pads the model inputs,
-    ``context_mask`` is padded with 0 on the tokenizer's padding side; other
-    scalar columns (positions, ``idx``, ``length``) become (B,) tensors."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def __call__(self, features: list[dict]) -> dict:
-        masks = [f["context_mask"] for f in features if "context_mask" in f]
-        rest = [{k: v for k, v in f.items() if k != "context_mask"} for f in features]
-        batch = dict(self.tokenizer.pad(rest, padding=True, return_tensors="pt"))
-        if masks:
-            if len(masks) != len(features):
-                raise ValueError("some windows of the batch have a context_mask and some do not")
-            seq_len = batch["input_ids"].shape[1]
-            left = self.tokenizer.padding_side == "left"
-            batch["context_mask"] = torch.tensor(
-                [[0] * (seq_len - len(m)) + list(m) if left else list(m) + [0] * (seq_len - len(m)) for m in masks],
-                dtype=torch.long)  # (B, L)
-        return batch
-
-
-class QATargets(dict):
-    """``{"start_positions", "end_positions"}`` (what ``model(**inputs, **targets)``
-    takes) plus, as an attribute, the ``context_mask`` (B, L) the adaptor needs."""
-
-    def __init__(self, targets: dict, context_mask: torch.Tensor | None):
-        super().__init__(targets)
-        self.context_mask = context_mask
-
-
-def _to_device(batch: dict, model) -> dict:
-    device = getattr(model, "device", torch.device("cpu"))
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-@torch.inference_mode()
-def window_logits(model, tokenizer, windows: dict, batch_size: int = 64) -> tuple[list, list]:
-    """Start and end logits of every window of ``encode_eval``, each trimmed to
-    its window's length: two lists of W float tensors (L_w,). Batches are formed
-    by length (less padding); the window order is kept."""
-    model.eval()
-    names = [k for k in MODEL_INPUTS if k in windows]
-    n = len(windows["input_ids"])
-    order = sorted(range(n), key=lambda w: len(windows["input_ids"][w]))
-    starts, ends = [None] * n, [None] * n
-    for b in range(0, n, batch_size):
-        idx = order[b : b + batch_size]
-        batch = tokenizer.pad([{k: windows[k][w] for k in names} for w in idx], padding=True, return_tensors="pt")
-        out = model(**_to_device(dict(batch), model))
-        s, e = out.start_logits.float().cpu(), out.end_logits.float().cpu()  # (B, L)
-        for row, w in enumerate(idx):
-            length = len(windows["input_ids"][w])
-            offset = s.shape[1] - length if tokenizer.padding_side == "left" else 0
-            starts[w], ends[w] = s[row, offset : offset + length], e[row, offset : offset + length]
-    return starts, ends
-
-
-# ---------------------------------------------------------------- the demo
-
-
-@dataclass
-class Answer:
-    answer: str
-    score: float
-    start_char: int | None
-    end_char: int | None
-    no_answer: bool
-    latency_ms: float
-    null_score: float | None = None
-
-
-class QAPredictor:
-    """A loaded QA model + tokenizer answering questions about contexts of any
-    length (every window of the context is read; the best span wins)."""
-
-    def __init__(self, model, tokenizer, task=None, max_length: int = DEFAULT_MAX_LENGTH, null_threshold: float = 0.0,
-                 batch_size: int = 32):
-        self.model, self.tokenizer, self.task = model.eval(), tokenizer, task
-        self.max_length, self.null_threshold, self.batch_size = max_length, null_threshold, batch_size
-
-    def _answers(self, items: list[tuple[str, str]]) -> list[Answer]:
-        examples = []
-        for i, (question, context) in enumerate(items):
-            if not isinstance(question, str) or not question.strip():
-                raise ValueError(f"item {i}: empty question")
-            if not isinstance(context, str) or not context.strip():
-                raise ValueError(f"item {i}: empty context")
-            examples.append({"id": str(i), "question": question, "context": context,
-                             "answers": {"text": [], "answer_start": []}})
-        windows = squad.encode_eval(self.tokenizer, examples, self.max_length, doc_stride_for(self.max_length))
-        starts, ends = window_logits(self.model, self.tokenizer, windows, self.batch_size)
-        found = squad.postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
-        out = []
-        for ex in examples:
-            r = found[ex["id"]]
-            out.append(Answer(r["text"], float(r["score"]), r["start_char"], r["end_char"], r["text"] == "", 0.0,
-                              float(r["null_score"])))
-        return out
-
-    def predict(self, question: str, context: str) -> dict:
-        """``{answer, score, start_char, end_char, no_answer, latency_ms, null_score}``;
-        ``answer`` is ``context[start_char:end_char]``, or ``""`` with ``no_answer``."""
-        t0 = time.perf_counter()
-        answer = self._answers([(question, context)])[0]
-        answer.latency_ms = (time.perf_counter() - t0) * 1000
-        return answer.__dict__
-
-    def predict_batch(self, items: list[tuple[str, str]]) -> list[str]:
-        """Answer texts (``""`` for no answer) of (question, context) pairs."""
-        return [a.answer for a in self._answers(list(items))] if items else []
-
-
-def _pair_and_gold(item, i: int):
-    """(question, context, gold texts or None) of a compare item: a (question,
-    context[, answers]) tuple or a dict with question, context and optional answers
-    (a list of texts or SQuAD's {"text": [...]}; an empty list means unanswerable)."""
-    if isinstance(item, dict):
-        q, c, gold = item.get("question"), item.get("context"), item.get("answers")
-    elif isinstance(item, (tuple, list)) and len(item) in (2, 3):
-        q, c, gold = item[0], item[1], item[2] if len(item) == 3 else None
-    else:
-        raise ValueError(f"item {i}: expected (question, context[, answers]) or a dict with question and context")
-    if isinstance(gold, dict):
-        gold = gold.get("text")
-    if isinstance(gold, str):
-        gold = [gold]
-    return q, c, (None if gold is None else list(gold))
 
 
 # ---------------------------------------------------------------- the kind
