@@ -86,7 +86,8 @@ def _probe_main(argv: list[str]) -> None:
     import gc
 
     from .bench_measure import interleaved_latency, percentile
-    from .benchmark import Protocol, is_arch, load_for_bench, quantize_int8
+    from .bench_models import is_arch, load_for_bench, quantize_int8
+    from .benchmark import Protocol
     from .models import _auto_class, resolve_model_ref
     from .tasks import get_task
 

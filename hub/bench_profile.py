@@ -260,7 +260,7 @@ def profile_models(task, refs: list[str], data=None, calls: int = 20, warmup: in
                    log=None) -> list[dict]:
     """One profile per model (see the module doc), on this machine's thread count
     (or ``threads``), with its FLOP bound at the profiled input's length."""
-    from .benchmark import _trained_length, load_for_bench
+    from .bench_models import _trained_length, load_for_bench
     from .hardware import hardware_info, hardware_tag
     from .kinds import get_kind
     from .onnx_runtime import OnnxModel

@@ -43,9 +43,7 @@ them (``hub.leaderboard.LeaderboardStore.add_rows``).
 
 from __future__ import annotations
 
-import json
 import statistics
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,13 +51,19 @@ import torch
 
 from .bench_measure import (disk_mb, flop_bound, flops_per_example, interleaved_latency, matmul_peak_gflops,
                             median_flops, param_bytes, percentile, serialized_mb, throughput, tokenize_latency)
+from .bench_models import (ARCH_PREFIX, TOKENIZER_FOR_ARCH, Entry, _is_arch, _model_size, _onnx_entry, _trained_length,
+                           is_arch, load_for_bench, onnx_folder, quantize_int8, stored_ref)
 from .bench_probe import memory_probe
 from .hardware import hardware_info, hardware_tag
 from .tasks import Task
 
-ARCH_PREFIX = "arch:"
+__all__ = [  # the protocol, and what moved to .bench_models (still importable from here)
+    "DEFAULT_FIXED_LENGTH", "Protocol", "fixed_length", "format_table", "run_benchmark",
+    "ARCH_PREFIX", "TOKENIZER_FOR_ARCH", "Entry", "is_arch", "load_for_bench", "onnx_folder", "quantize_int8",
+    "stored_ref",
+]
+
 DEFAULT_FIXED_LENGTH = 128  # columns *_fixed: the fixed length of a row is its seq_len_fixed (QA: 384)
-TOKENIZER_FOR_ARCH = "minilm-l6"  # BERT's uncased 30,522-word vocabulary, available offline
 
 
 def fixed_length(protocol: "Protocol", kind, max_positions: list[int]) -> int:
@@ -96,78 +100,7 @@ class Protocol:
         return cls(name="quick", warmup=3, min_calls=30, min_seconds=1.0, throughput_seconds=1.0, memory=False)
 
 
-# ---------------------------------------------------------------- loading
-
-
-def is_arch(ref: str) -> bool:
-    """``arch:NAME``: a timing-only architecture with random weights."""
-    return ref.startswith(ARCH_PREFIX)
-
-
-_is_arch = is_arch
-
-
-def _model_size(model) -> int:
-    from .models import model_size
-
-    return model_size(model)
-
-
-def load_for_bench(ref: str, task: Task, num_labels: int = 2, spin: bool = False):
-    """(model, tokenizer, run card or None). ``arch:NAME`` gives random weights.
-    ``spin``: an ONNX Runtime session's worker threads spin-wait between calls (the
-    setting of a process that serves ONNX models only; see ``hub.onnx_runtime``)."""
-    from .models import build_architecture, load_model, load_tokenizer, resolve_model_ref
-
-    if _is_arch(ref):
-        model = build_architecture(ref[len(ARCH_PREFIX):], task, num_labels=num_labels)
-        return model.eval(), load_tokenizer(TOKENIZER_FOR_ARCH), None
-    from .onnx_runtime import OnnxModel, is_onnx_dir
-
-    if is_onnx_dir(ref):  # an exported folder (the memory probe of an ONNX variant)
-        model = OnnxModel.from_dir(ref, threads=torch.get_num_threads(), spin=spin)
-        card_path = Path(ref) / "run.json"
-        return model, load_tokenizer(ref), json.loads(card_path.read_text()) if card_path.is_file() else None
-    model, trained = load_model(ref, task)
-    if not trained:
-        raise ValueError(f"{ref} has no trained {task.head} head: its quality numbers would be meaningless")
-    card_path = Path(resolve_model_ref(ref)) / "run.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else None
-    return model.eval(), load_tokenizer(ref), card
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the Linear layers; (model, None) or (None, reason)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in 2.13 but works
-            from torch.ao.quantization import quantize_dynamic
-
-            engines = torch.backends.quantized.supported_engines
-            if not any(e in engines for e in ("x86", "fbgemm", "qnnpack", "onednn")):
-                return None, f"no quantized engine in this torch build ({engines})"
-            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8).eval(), None
-    except Exception as exc:  # noqa: BLE001 - any failure is reported in the row
-        return None, f"{type(exc).__name__}: {exc}"
-
-
 # ---------------------------------------------------------------- the run
-
-
-@dataclass
-class Entry:
-    """One measured model (a variant: fp32 or int8)."""
-
-    ref: str
-    name: str
-    model: object
-    tokenizer: object
-    card: dict | None
-    quantization: str = "fp32"
-    is_teacher: bool = False
-    params: int | None = None  # weights of the fp32 model (packed int8 weights are not nn.Parameters)
-    runtime: str = "torch"
-    folder: str | None = None  # the exported folder of an ONNX variant (memory probe, size on disk)
 
 
 def _summ(ms: list[float]) -> dict:
@@ -362,58 +295,6 @@ def _against_peak(rows: list[dict], peaks: list[float]) -> None:
             row.update(flop_bound(row["flops_natural"], peak, row["latency_p50_ms"]))
             if row.get("latency_alone_p50_ms"):  # how close to the bound when served alone
                 row["alone_over_bound"] = row["latency_alone_p50_ms"] / row["flop_bound_ms"]
-
-
-def onnx_folder(ref: str, quantization: str) -> Path:
-    """Where the benchmark keeps the ONNX export of a model folder (re-exported when
-    the model's weights are newer than the export): ``hub.paths.onnx_cache_dir``."""
-    from .paths import onnx_cache_dir
-
-    return onnx_cache_dir(ref, quantization)
-
-
-def _onnx_entry(ref: str, name: str, task: Task, tok, card, quantization: str, params, log) -> Entry:
-    """An ONNX Runtime variant of ``ref`` (exported on first use, or its reason for being unavailable)."""
-    label = f"{name} (onnx{' int8' if quantization == 'int8' else ''})"
-    try:
-        from .export import export_onnx
-        from .models import resolve_model_ref
-        from .onnx_runtime import OnnxModel, is_onnx_dir
-
-        folder = onnx_folder(resolve_model_ref(ref), quantization)
-        weights = Path(resolve_model_ref(ref)) / "model.safetensors"
-        stale = weights.is_file() and is_onnx_dir(folder) and weights.stat().st_mtime > (folder / "model.onnx").stat().st_mtime
-        if not is_onnx_dir(folder) or stale:
-            log(f"exporting {name} to ONNX ({quantization}) ...")
-            export_onnx(ref, str(folder), quantize="int8" if quantization == "int8" else None, head=task.head)
-        model = OnnxModel.from_dir(folder, threads=torch.get_num_threads())
-        return Entry(ref, label, model, tok, card, quantization=quantization, params=params, runtime="onnx",
-                     folder=str(folder))
-    except Exception as exc:  # noqa: BLE001 - reported in the row, never fatal for the other models
-        return Entry(ref, label, None, tok, card, quantization=f"{quantization} unavailable: {type(exc).__name__}: {exc}"[:300],
-                     params=params, runtime="onnx")
-
-
-def _trained_length(card: dict | None) -> int:
-    try:
-        return int(card["train"]["max_length"])
-    except (TypeError, KeyError, ValueError):
-        return 128
-
-
-def stored_ref(ref: str) -> str:
-    """What a row records as its model: an alias with a local folder (``minilm-l6``,
-    ``smollm2-135m`` once converted) becomes that folder, so the app can load the
-    model from the leaderboard like any CLI-trained one; anything else is kept."""
-    from .models import ALIASES, LOCAL_TEACHER_ALIASES, resolve_model_ref
-
-    if ref not in (*ALIASES, *LOCAL_TEACHER_ALIASES):
-        return ref
-    try:
-        folder = resolve_model_ref(ref)
-    except (OSError, ValueError):
-        return ref
-    return folder if Path(folder).is_dir() else ref
 
 
 def _quality_row(e: Entry, task: Task, kind, data, tag: str, hw: dict, threads: int, protocol: Protocol,

@@ -306,7 +306,7 @@ def test_benchmark_doctests():
 
 def test_rows_record_an_alias_by_its_local_folder():
     """The app lists leaderboard models by folder: an alias with a local folder is stored as that folder."""
-    from hub.benchmark import stored_ref
+    from hub.bench_models import stored_ref
     from hub.models import resolve_model_ref
 
     folder = resolve_model_ref("minilm-l6")
