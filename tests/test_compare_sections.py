@@ -122,23 +122,23 @@ def test_qa_long_context_is_read_in_windows_and_markup_is_escaped(home):
     (QUESTION, "x" * 20_001, "context is too long"),
 ])
 def test_qa_limits_are_refused_in_the_handler(home, question, context, message):
-    from ui import compare_qa
+    from ui import compare_qa_api
 
     a, b = home["squad"]
     with pytest.raises(gr.Error, match=message) as err:
-        compare_qa.api_compare_qa("squad", a, b, question, context)
+        compare_qa_api.api_compare_qa("squad", a, b, question, context)
     assert "xxxx" not in err.value.message
 
 
 def test_qa_refuses_unknown_models_and_other_kinds(home):
-    from ui import compare_qa
+    from ui import compare_qa_api
 
     a, _ = home["squad"]
     with pytest.raises(gr.Error, match="Model B is not one of") as err:
-        compare_qa.api_compare_qa("squad", a, "../../etc/passwd", QUESTION, CONTEXT)
+        compare_qa_api.api_compare_qa("squad", a, "../../etc/passwd", QUESTION, CONTEXT)
     assert "passwd" not in err.value.message
     with pytest.raises(gr.Error, match="not qa"):
-        compare_qa.api_compare_qa("sst2", a, a, QUESTION, CONTEXT)
+        compare_qa_api.api_compare_qa("sst2", a, a, QUESTION, CONTEXT)
 
 
 def test_qa_examples_link_and_gold(home, tmp_path, monkeypatch):
@@ -224,11 +224,11 @@ def test_qa_batch_of_pasted_json_scores_against_gold(home):
     (5, "x" * 500_001, "too long"),
 ])
 def test_qa_batch_limits_are_refused(home, n, squad_json, message):
-    from ui import compare_qa
+    from ui import compare_qa_api
 
     a, b = home["squad"]
     with pytest.raises(gr.Error, match=message):
-        compare_qa.api_compare_qa_batch("squad", a, b, n, squad_json)
+        compare_qa_api.api_compare_qa_batch("squad", a, b, n, squad_json)
 
 
 def test_qa_batch_refuses_too_many_pasted_questions_and_empty_paste(home):
