@@ -1,5 +1,5 @@
-"""Extractive QA building blocks: SQuAD reading and validation, window encoding and
-postprocessing (hub/squad.py), and the official-rules metric (hub/squad_scores.py)."""
+"""Extractive QA building blocks: SQuAD reading and validation, window encoding (hub/squad.py),
+postprocessing (hub/squad_postprocess.py), and the official-rules metric (hub/squad_scores.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from hub.data import DataError
 from hub.squad import (
     encode_eval,
     encode_train,
-    postprocess,
     read_squad,
     squad_from_records,
 )
+from hub.squad_postprocess import postprocess
 from hub.squad_scores import answer_f1, normalize_answer, squad_scores
 
 QA_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "ran", "to",

@@ -14,7 +14,7 @@ Metrics: exact match and F1 (0-100) with the official SQuAD 2.0 rules, through
 our ``evaluate`` module ``squad_v2_local``.
 
 The null-answer threshold. A question gets "no answer" when its null score beats
-its best span by more than ``null_threshold`` logits (``hub.squad.postprocess``).
+its best span by more than ``null_threshold`` logits (``hub.squad_postprocess.postprocess``).
 ``evaluate`` scores exact match and F1 at the threshold it is given, and also
 reports what the official SQuAD 2.0 script reports: ``best_exact``/``best_f1``,
 the scores at the best threshold for this eval set, and ``best_exact_thresh``/
@@ -41,6 +41,7 @@ import time
 from dataclasses import replace
 
 from .. import squad
+from ..squad_postprocess import postprocess
 from ..squad_scores import answer_f1, normalize_answer, null_threshold_search, squad_scores
 from ..data import DataError, augmentation_of
 from ..metrics import load_metric
@@ -168,10 +169,10 @@ class QAKind:
 
     def answers(self, model, tokenizer, examples: list[dict], max_length: int, batch_size: int = 64,
                 null_threshold: float | None = None) -> dict:
-        """``hub.squad.postprocess`` results of ``model`` on ``examples``: {id: {text, score, ...}}."""
+        """``hub.squad_postprocess.postprocess`` results of ``model`` on ``examples``: {id: {text, score, ...}}."""
         windows = squad.encode_eval(tokenizer, examples, max_length, doc_stride_for(max_length))
         starts, ends = window_logits(model, tokenizer, windows, batch_size)
-        return squad.postprocess(examples, windows, starts, ends, null_threshold=self.threshold(null_threshold))
+        return postprocess(examples, windows, starts, ends, null_threshold=self.threshold(null_threshold))
 
     def evaluate(self, model, tokenizer, data: QAData, max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 64,
                  null_threshold: float | None = None) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import squad
+from ..squad_postprocess import postprocess
 from .qa_data import DEFAULT_MAX_LENGTH, MODEL_INPUTS, doc_stride_for
 
 
@@ -75,7 +76,7 @@ class QAPredictor:
                              "answers": {"text": [], "answer_start": []}})
         windows = squad.encode_eval(self.tokenizer, examples, self.max_length, doc_stride_for(self.max_length))
         starts, ends = window_logits(self.model, self.tokenizer, windows, self.batch_size)
-        found = squad.postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
+        found = postprocess(examples, windows, starts, ends, null_threshold=self.null_threshold)
         out = []
         for ex in examples:
             r = found[ex["id"]]
