@@ -451,7 +451,7 @@ def _fake_model(folder: Path, card: dict) -> Path:
 
 
 def test_measured_rates_come_from_runs_of_the_same_task_kind(hub_home):
-    from hub.jobs.estimate import measured_rates
+    from hub.jobs.estimate_rates import measured_rates
     from hub.paths import models_dir
 
     teacher = _fake_model(models_dir() / "old" / "teacher", {"kind": "teacher", "base_model": "minilm-l6",
@@ -950,7 +950,7 @@ def test_estimate_of_packed_text_counts_tokens(hub_home):
     """Generation (blocks of max_length tokens) is estimated in tokens: twice the block length costs twice as
     long, and the app's generation defaults are a few minutes at the default rate, not hours."""
     from hub.config import TASK_JOB_DEFAULTS
-    from hub.jobs.estimate import DEFAULT_TOKEN_RATES
+    from hub.jobs.estimate_rates import DEFAULT_TOKEN_RATES
 
     base = {"task": "generation", "teacher": "smollm2-135m", "student": "teacher-layers:10", "train_samples": 32,
             "eval_samples": 16, "stages": ["prediction"]}
@@ -1051,6 +1051,6 @@ def test_estimate_of_an_augmented_job(hub_home, tiny_data_dir):
     assert "augment" not in plain["phases"] and more["phases"]["augment"]["seconds"] > 0
     assert more["distill_examples"] == pytest.approx(plain["distill_examples"] * (1 + 4 * 0.73), rel=0.02)
     from hub.config import AUGMENT_KINDS
-    from hub.jobs.estimate import AUGMENT_YIELD
+    from hub.jobs.estimate_rates import AUGMENT_YIELD
 
     assert set(AUGMENT_YIELD) == set(AUGMENT_KINDS)  # each kind that can be augmented has its measured growth

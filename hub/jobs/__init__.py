@@ -8,6 +8,7 @@
 | ``pipeline.py`` | what a job does: fine-tune if needed, distill, benchmark in a fresh process |
 | ``params.py`` | job parameters: ``hub.config.JobSettings`` plus the cross-field checks, the data source |
 | ``estimate.py`` | the cost estimate from the chosen data and measured rates |
+| ``estimate_rates.py`` | what the estimate rests on: the default guesses, the rates and phase times measured here |
 | ``registry.py`` | the trained models a browser may use, teacher references, display names |
 | ``uploads.py`` | uploaded data files, checked and staged |
 
@@ -16,8 +17,9 @@ child process does). The names below are what ``app.py`` uses.
 """
 
 from ..config import UPLOAD_SUFFIXES
-from .estimate import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES, MEASURED, OVERHEAD_S, earlier_phases,
-                       estimate, measured_rates, plan_steps)
+from .estimate import estimate, plan_steps
+from .estimate_rates import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES, MEASURED, OVERHEAD_S,
+                             earlier_phases, measured_rates)
 from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, job_stages,
                      resolve_data, safe_name, validate_params)
 from .job import ACTIVE_STATES, FAILED, FINAL_STATES, FINISHED, LOSS_CURVES, QUEUED, RUNNING, STOPPED

@@ -14,7 +14,8 @@ logits, the student's evaluation, the quick benchmark) plus a fixed overhead.
   (same task, teacher origin, student, eval size and length, same machine)
   recorded in its ``result.json`` (``phases``, written by ``hub.jobs.runner``);
   caching is scaled by its examples.
-* Anything not measured here is ``DEFAULT_RATES`` / ``DEFAULT_PHASES``. The
+* Anything not measured here is ``DEFAULT_RATES`` / ``DEFAULT_PHASES`` (these and
+  the measured rates and phases live in :mod:`hub.jobs.estimate_rates`). The
   answer says which (``"basis": "measured"`` or ``"default guess"``, per phase).
 
 No torch: config files are read as JSON.
@@ -28,60 +29,18 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers, teaches_as_it_is
+from .estimate_rates import (AUGMENT_YIELD, CLOZE_TRAIN_YIELD, DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES,
+                             DEFAULT_TOKEN_RATES, KIND_PHASES, KIND_RATES, MAX_EARLIER_JOBS, MEASURED, OVERHEAD_S,
+                             _phase_seconds, earlier_phases, job_key, measured_rates)
 from .params import check_data, resolve_data, validate_params
-from .registry import alias_path, resolve_teacher, teacher_origin, trained_models
+from .registry import alias_path, resolve_teacher
 
-# The default guesses come from one Quick start measured end to end on a quiet AMD EPYC machine with
-# 2 vCPUs, 2026-11-28 (sst2; minilm-l6 fine-tuned on 2,000 examples, teacher-layers:3 distilled on 4,000,
-# one epoch each, 64 tokens, 872 eval examples; 5 min 10 s in all): fine-tuning 2,000 examples in 37 s;
-# the intermediate stage 4,000 in 81 s and the prediction stage 4,000 in 60 s; caching the teacher's
-# logits 4,000 in 61 s (batches in data order; sorted by length, a second Quick start the same day took
-# 20.7 s for them, 4 min 11 s in all); the teacher's evaluation 10 s and the student's 5 s; the quick
-# benchmark of both 37 s.
-DEFAULT_RATES = {"finetune": 54.0, "distill": 57.0}  # training examples/s (distill: both stages, 8,000 in 141 s)
-DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, or training set for caching
-    "evaluate-teacher": (87.0, 0.0),  # 872 in 10 s
-    "teacher-logits": (193.0, 0.0),  # 4,000 in 20.7 s (length-sorted batches)
-    "evaluate": (174.0, 0.0),  # 872 in 5 s
-    "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
-    "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
-    "cloze": (20_000.0, 1.0),  # rule-made questions: 1,090 XQuAD + 3,027 WikiText-2 paragraphs in 0.5 s
-}
-# cloze questions about a QA job's training contexts, per training question, at k questions a paragraph: XQuAD's
-# 1,090 questions have 215 contexts, which gave 215, 373 and 700 cloze questions at k = 1, 2, 4 (2026-12-05)
-CLOZE_TRAIN_YIELD = (0.05, 0.15)  # a + b * k
-# data augmentation keeps the distinct copies only, so the training set grows by this much per copy asked for:
-# 58,362 of the 80,000 drawn for the first 20,000 SST-2 training sentences (4 a sentence); 3,786 of the 4,360
-# drawn for the 1,090 XQuAD training questions (the teacher's embeddings, 2026-11-28)
-AUGMENT_YIELD = {"classification": 0.73, "qa": 0.87}
-# Extractive QA, in questions/s at the default 384-token window (a question is about one window; at 128 tokens
-# it spans about 2.7 windows of a third the length: roughly the same cost). 2 vCPUs (Intel Xeon), 2026-12-05,
-# the 1,090 XQuAD questions: minilm-l6 fine-tuned 5 epochs in 867 s (6.3/s); teacher-layers:3, the intermediate
-# stage 5 epochs in 731 s and the prediction stage 5 epochs in 363 s (teacher logits cached): 10,900 question-
-# passes in 1,093 s
-KIND_RATES = {"qa": {"finetune": 6.3, "distill": 10.0}}
-# Kinds that train on blocks of max_length tokens (BLOCK_KINDS) are estimated in tokens/s, converted to blocks/s at
-# the job's block length. Default guesses from this machine: generation, an app job smollm2-135m -> teacher-layers:4,
-# 32 blocks of 128 tokens in 46 s of training (88 tokens/s, quiet, 2026-11-28; the first step included); mlm,
-# minilm-l6's MLM head, 320 blocks of 128 in about 620 s under load (66 tokens/s).
-DEFAULT_TOKEN_RATES = {  # kind -> phase -> training tokens/s
-    "generation": {"finetune": 88.0, "distill": 88.0},
-    "mlm": {"finetune": 66.0, "distill": 66.0},
-    "general": {"finetune": 66.0, "distill": 66.0},
-}
-# per-kind default guesses for the phases without steps (examples/s, fixed seconds) where a kind differs from
-# sentences: generation scores 16 blocks of 128 with the 135M teacher in 57 s and times decoding (greedy, both
-# models) in 111 s (the 32-block app job above)
-KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0, 0.0), "benchmark": (0.3, 58.0)},
-               # embedding proposals for the 1,090 XQuAD training questions: 10.7 s with loading (names: many
-               # distinct words, each one nearest-neighbour search over the vocabulary)
-               # the 1,407 dev-subset questions: the teacher in about 18 s, the student in 10 s; the teacher's logits
-               # for the 1,119 training windows in about 17 s (2026-12-05, the runs of KIND_RATES)
-               "qa": {"augment": (140.0, 3.0), "evaluate-teacher": (80.0, 0.0), "evaluate": (140.0, 0.0),
-                      "teacher-logits": (65.0, 0.0)}}
-OVERHEAD_S = 19.0  # the rest of the 5 min 10 s: the child process's start, imports and loading
-MEASURED, DEFAULT_GUESS = "measured", "default guess"
-MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
+__all__ = [  # the estimate, and what moved to .estimate_rates (still importable from here)
+    "estimate", "plan_steps", "train_rows", "student_shape", "student_label", "cloze_questions",
+    "AUGMENT_YIELD", "CLOZE_TRAIN_YIELD", "DEFAULT_GUESS", "DEFAULT_PHASES", "DEFAULT_RATES", "DEFAULT_TOKEN_RATES",
+    "KIND_PHASES", "KIND_RATES", "MAX_EARLIER_JOBS", "MEASURED", "OVERHEAD_S", "earlier_phases", "job_key",
+    "measured_rates",
+]
 
 
 def plan_steps(n_examples: int, epochs: float, batch_size: int, max_steps: int = -1) -> int:
@@ -167,116 +126,6 @@ def student_label(p: dict) -> str:
     return p["student"]
 
 
-def measured_rates(teacher: str | None = None, student: str | None = None,
-                   shape: tuple | None = None, root: str | Path | None = None,
-                   kind: str | None = None, max_length: int | None = None) -> dict:
-    """Training examples/s per phase: ``{"finetune": rate, "distill": rate}``, each
-    ``{"examples_per_s", "basis", "source"}``. Only finished runs on this machine
-    count (newest first): fine-tuning of the same base model; distillation from
-    the same teacher origin into the same student spec, else into a student of
-    the same ``shape``; else the default. With ``kind``, only runs of a task of that
-    kind count (a QA window of 384 tokens trains far slower than an SST-2 sentence)."""
-    from ..hardware import cpu_cores, cpu_model
-    from ..tasks import TASKS
-
-    here = (cpu_model(), cpu_cores())
-    origin = teacher_origin(teacher)
-    found: dict[str, tuple[int, float, str]] = {}  # phase -> (match rank, rate, source)
-
-    def offer(phase: str, rank: int, rate: float, source: str) -> None:
-        if phase not in found or rank > found[phase][0]:  # newest first: the first hit wins a tie
-            found[phase] = (rank, rate, source)
-
-    blocks = kind in BLOCK_KINDS and bool(max_length)
-    for e in trained_models(root=root):
-        card, rate = e.card, e.card.get("train_examples_per_s")
-        hw = card.get("hardware") or {}
-        if not rate or e.status != "finished" or (hw.get("cpu"), hw.get("cores")) != here:
-            continue
-        if kind is not None and card.get("task") in TASKS and TASKS[card["task"]].kind != kind:
-            continue
-        if blocks:  # its blocks/s at its own block length, as blocks/s at this job's
-            try:
-                rate = float(rate) * int(card["train"]["max_length"]) / int(max_length)
-            except (KeyError, TypeError, ValueError):
-                continue
-        elif kind == "qa":  # the card counts windows, the estimate questions (a long context spans several windows)
-            rate = _question_passes_per_s(card)
-            if rate is None:
-                continue
-        if e.role == "teacher":
-            if origin is not None and card.get("base_model") == origin:
-                offer("finetune", 2, float(rate), f"measured: {e.key}, same base model")
-            continue
-        s = card.get("student") or {}
-        same_teacher = origin is not None and teacher_origin(card.get("teacher")) == origin
-        if same_teacher and student is not None and s.get("spec") == student:
-            offer("distill", 2, float(rate), f"measured: {e.key}, same teacher and student")
-        elif shape is not None and (s.get("layers"), s.get("hidden"), s.get("heads"), s.get("ffn")) == tuple(shape):
-            offer("distill", 1, float(rate), f"measured: {e.key}, same student shape")
-    out = {}
-    for phase, default in DEFAULT_RATES.items():
-        default = KIND_RATES.get(kind, {}).get(phase, default)
-        if blocks and kind in DEFAULT_TOKEN_RATES:
-            default = DEFAULT_TOKEN_RATES[kind][phase] / int(max_length)  # blocks/s
-        if phase in found:
-            out[phase] = {"examples_per_s": found[phase][1], "basis": MEASURED, "source": found[phase][2]}
-        else:
-            out[phase] = {"examples_per_s": default, "basis": DEFAULT_GUESS,
-                          "source": "default guess for a 2-core CPU (no earlier run like this one)"}
-    return out
-
-
-def _question_passes_per_s(card: dict) -> float | None:
-    """A QA run's training questions per second: questions x epochs summed over its stages
-    (fine-tuning is one; an intermediate stage on the first ``intermediate_train_samples``
-    only counts those) over its training time; None when the card lacks any of them."""
-    try:
-        n, epochs, seconds = card["data"]["train_size"], card["train"]["epochs"], card["train_time_s"]
-        n_inter = card.get("intermediate_train_samples") or n
-        passes = sum(n_inter if s == "intermediate" else n for s in card.get("stages") or [None])
-        return float(passes) * float(epochs) / float(seconds)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        return None
-
-
-def job_key(p: dict) -> tuple:
-    """What makes two jobs' non-training phases take about the same time: task,
-    teacher origin, student, eval size and length."""
-    return (p.get("task"), teacher_origin(p.get("teacher")), p.get("student"), p.get("layers"), p.get("hidden"),
-            p.get("eval_samples"), p.get("max_length"))
-
-
-def earlier_phases(p: dict, jobs_root: str | Path | None = None) -> dict[str, dict]:
-    """Phase -> ``{"seconds", "examples", "source"}`` from the newest finished job
-    like ``p`` (:func:`job_key`) on this machine that ran the phase (its
-    ``result.json``: ``phases`` and ``hardware``). ``jobs_root`` defaults to the
-    app's queue folder."""
-    from ..hardware import cpu_cores, cpu_model
-    from ..paths import hub_home
-
-    root = Path(jobs_root) if jobs_root is not None else hub_home() / "jobs"
-    try:
-        folders = sorted((f for f in root.iterdir() if f.is_dir()), reverse=True)[:MAX_EARLIER_JOBS]  # ids sort by time
-    except OSError:
-        return {}
-    here, key, out = {"cpu": cpu_model(), "cores": cpu_cores()}, job_key(p), {}
-    for folder in folders:
-        try:
-            job = json.loads((folder / "job.json").read_text())
-            result = json.loads((folder / "result.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if result.get("status") != "finished" or result.get("hardware") != here \
-                or job_key(job.get("params") or {}) != key:
-            continue
-        for phase, took in (result.get("phases") or {}).items():
-            if phase not in out and isinstance(took, dict) and took.get("seconds"):
-                out[phase] = {"seconds": float(took["seconds"]), "examples": int(took.get("examples") or 0),
-                              "source": f"measured: job {job.get('name', folder.name)}"}
-    return out
-
-
 def _teacher_needs_finetune(p: dict, teacher_trained: bool | None) -> bool:
     """Whether the job will fine-tune first: never for a task without a head
     (general distillation teaches a bare encoder); as told; else from the registry
@@ -293,19 +142,6 @@ def _teacher_needs_finetune(p: dict, teacher_trained: bool | None) -> bool:
 
         card = read_card(p["teacher"])
     return not (card and card.get("kind") == "teacher" and card.get("status") == "finished")
-
-
-def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: str | None = None) -> dict:
-    """One non-training phase's seconds: an earlier job's (caching scaled by its
-    examples), else the default guess."""
-    seen = earlier.get(phase)
-    scaled = phase in ("teacher-logits", "augment")  # their time grows with the training set
-    if seen and (not scaled or seen["examples"]):
-        seconds = seen["seconds"] * (examples / seen["examples"] if scaled else 1.0)
-        return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}
-    rate, fixed = KIND_PHASES.get(kind, {}).get(phase, DEFAULT_PHASES[phase])
-    return {"seconds": round(fixed + examples / rate, 1), "basis": DEFAULT_GUESS,
-            "source": "default guess for a 2-core CPU (no earlier job like this one)"}
 
 
 def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path | None = None,
