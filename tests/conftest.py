@@ -123,7 +123,8 @@ def run_job_without_training(monkeypatch, params: dict, folder: Path, metric: st
 
     seen = {}
 
-    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
+                     teacher_cache=None):
         seen.update(data=data, alpha=dcfg.alpha, dcfg=dcfg)
         Path(output_dir).mkdir(parents=True)
         card = {"kind": "student", "task": task.name, "status": "finished", "eval": {"student": {metric: 0.5}}}

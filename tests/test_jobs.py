@@ -889,7 +889,8 @@ def test_a_general_job_takes_the_stages_its_kind_has(hub_home, tiny_teacher_dir,
 
     seen = {}
 
-    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None):
+    def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
+                     teacher_cache=None):
         seen["stages"] = dcfg.stages
         Path(output_dir).mkdir(parents=True)
         card = {"kind": "student", "task": "general", "status": "finished", "eval": {"student": {"hidden_mse": 0.1}}}
