@@ -195,6 +195,9 @@ def _write_readme(out: Path, card: dict) -> None:
 def same_eval_source(cards: list[dict | None]) -> bool:
     """Whether every ingredient names one teacher and one evaluation data source,
     so the teacher's recorded score is the soup's reference too."""
-    keys = {(c.get("teacher"), (c.get("data") or {}).get("eval_file"), (c.get("data") or {}).get("data_dir"))
-            for c in cards if c}
+    def same(path):  # one file named two ways (relative, absolute) is one file
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+    keys = {(same(c.get("teacher")), same((c.get("data") or {}).get("eval_file")),
+             same((c.get("data") or {}).get("data_dir"))) for c in cards if c}
     return len(keys) == 1 and len(cards) == sum(1 for c in cards if c)

@@ -34,6 +34,12 @@ def test_soup_averages_weights_and_evaluates(trained_pair, tiny_data_dir, tmp_pa
     _, student = trained_pair
     a, wa = _ingredient(student, tmp_path / "a", 1)
     b, wb = _ingredient(student, tmp_path / "b", 2)
+    # b's run named its teacher and data folder relative to where it ran: the same files, so one teacher reference
+    import os
+
+    recorded = json.loads((b / "run.json").read_text())
+    _edit_card(b, teacher=os.path.relpath(recorded["teacher"]),
+               data={**recorded["data"], "data_dir": os.path.relpath(recorded["data"]["data_dir"])})
     out = tmp_path / "soup"
     assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b), "--output-dir", str(out),
                  "--data-dir", str(tiny_data_dir)]) == 0
