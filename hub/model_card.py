@@ -46,10 +46,14 @@ class HubUploadError(RuntimeError):
 
 # ---------------------------------------------------------------- body
 
-def _pct(metric: str, value) -> str:
+def _pct(metric: str, value, card: dict | None = None) -> str:
+    """A score as the card shows it: SQuAD's scores are on 0-100 already (``hub.squad``),
+    other tasks' accuracy and F1 are fractions shown as percentages, perplexity as it is.
+    The scale comes from the task, never from the value (a SQuAD NoAns F1 of 0.99 is 0.99)."""
     if not isinstance(value, (int, float)):
         return "—"
-    if metric == "perplexity" or value > 1:
+    task = TASKS.get((card or {}).get("task", ""))
+    if metric == "perplexity" or (task is not None and task.kind == "qa"):
         return f"{value:.2f}"
     return f"{100 * value:.2f}%"
 
@@ -115,7 +119,7 @@ def _metrics_table(card: dict) -> list[str]:
             ratio = None
             if isinstance(t.get(m), (int, float)) and t[m] and s[m]:
                 ratio = t[m] / s[m] if m in LOWER_IS_BETTER else s[m] / t[m]
-            rows.append(f"| {METRIC_NAMES.get(m, m)} | {_pct(m, t.get(m))} | {_pct(m, s[m])} | "
+            rows.append(f"| {METRIC_NAMES.get(m, m)} | {_pct(m, t.get(m), card)} | {_pct(m, s[m], card)} | "
                         + (f"{ratio:.3f}" if ratio is not None else "—") + " |")
         rows.append(f"| parameters | {_millions(card.get('teacher_params'))} | {_millions(card.get('params'))} | "
                     + (f"{card['params'] / card['teacher_params']:.3f} (size ratio)"
@@ -125,7 +129,7 @@ def _metrics_table(card: dict) -> list[str]:
             rows += ["", f"**Retention** ({METRIC_NAMES.get(names[0], names[0])}, {how}, same evaluation set): "
                      f"**{100 * ev['retention']:.1f}%**."]
     else:
-        rows = ["| metric | value |", "|---|---|"] + [f"| {METRIC_NAMES.get(m, m)} | {_pct(m, s[m])} |" for m in names]
+        rows = ["| metric | value |", "|---|---|"] + [f"| {METRIC_NAMES.get(m, m)} | {_pct(m, s[m], card)} |" for m in names]
         rows.append(f"| parameters | {_millions(card.get('params'))} |")
     n = s.get("eval_size")
     if n:
@@ -173,7 +177,7 @@ def _teacher_section(card: dict) -> list[str]:
         return ["## Base model", "", f"- started from: {teacher_md}", f"- parameters: {_millions(card.get('params'))}", ""]
     out = ["## Teacher", "", f"- model: {teacher_md}", f"- parameters: {_millions(card.get('teacher_params'))}"]
     scores = (card.get("eval") or {}).get("teacher") or {}
-    out += [f"- {METRIC_NAMES.get(m, m)}: {_pct(m, scores[m])}" for m in _metric_names(card, scores)]
+    out += [f"- {METRIC_NAMES.get(m, m)}: {_pct(m, scores[m], card)}" for m in _metric_names(card, scores)]
     return out + [""]
 
 
@@ -193,7 +197,7 @@ def _soup_section(card: dict) -> list[str]:
     for i in items:
         cells = [f"`{Path(i['path']).name}`"] + [str((i.get("settings") or {}).get(k, "")) for k in keys]
         if head:
-            cells.append(_pct(head, (i.get("eval") or {}).get(head)))
+            cells.append(_pct(head, (i.get("eval") or {}).get(head), card))
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 

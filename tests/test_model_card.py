@@ -98,6 +98,17 @@ def test_body_has_every_section_and_the_numbers():
     assert "/srv/x" not in text  # no server paths in a public card
 
 
+def test_squad_scores_are_shown_on_their_own_0_100_scale():
+    """SQuAD's scores are 0-100 already: a NoAns F1 of 0.997 (under one point) is not 99.7%,
+    and a classification F1 of 0.83 is 83%."""
+    qa = {"exact_match": 21.0, "f1": 27.1, "NoAns_f1": 0.997, "eval_size": 1407}
+    text = model_card(student_card(task="squad", eval={"student": qa, "teacher": {**qa, "NoAns_f1": 1.71},
+                                                       "retention": 1.0}))
+    assert "| F1 | 27.10 | 27.10 | 1.000 |" in text
+    assert "| F1 (unanswerable) | 1.71 | 1.00 | 0.583 |" in text and "99.70%" not in text
+    assert "| F1 | 88.90% | 83.41% |" in model_card(student_card())
+
+
 def test_reproduce_command_parses_with_the_cli_and_matches_the_card():
     from hub.cli import build_parser
 
