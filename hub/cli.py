@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", required=True, help="a model folder (repeat: two or more)")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--overwrite", action="store_true", help="replace what --output-dir holds")
+    p.add_argument("--push-to-hub", metavar="REPO", help="upload the soup's folder (with its model card) to this Hub "
+                   "repo (online)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, help="tokens per example (default: the model's training length)")
     _eval_args(p)

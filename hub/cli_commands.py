@@ -192,6 +192,10 @@ def cmd_soup(args) -> int:
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,
                       "eval": card.get("eval"), "warnings": card["warnings"]}, indent=2))
+    if args.push_to_hub:
+        from .model_card import push_to_hub
+
+        print(f"uploaded to {push_to_hub(Path(args.output_dir), args.push_to_hub)}", file=sys.stderr)
     return 0
 
 

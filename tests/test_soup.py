@@ -103,6 +103,27 @@ def test_soup_card_lists_what_differs_and_has_a_model_card(trained_pair, tmp_pat
     assert "python -m hub distill" not in readme  # an ingredient's command would not rebuild the soup
 
 
+def test_soup_pushes_its_folder_to_the_hub(trained_pair, tmp_path, capsys, monkeypatch):
+    """--push-to-hub uploads the soup's folder (model card included); offline it says so
+    with exit code 2 and keeps the soup."""
+    from unittest import mock
+
+    from huggingface_hub import constants
+
+    _, student = trained_pair
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+    args = ["soup", "--task", "sst2", "--model", str(a), "--model", str(student), "--push-to-hub", "me/soup"]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert main([*args, "--output-dir", str(tmp_path / "s1")]) == 2
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err and (tmp_path / "s1" / "README.md").is_file()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with mock.patch("huggingface_hub.HfApi") as api_cls:
+        api_cls.return_value.create_repo.return_value = "https://huggingface.co/me/soup"
+        assert main([*args, "--output-dir", str(tmp_path / "s2")]) == 0
+    assert api_cls.return_value.upload_folder.call_args.kwargs["folder_path"] == str(tmp_path / "s2")
+    assert "uploaded to https://huggingface.co/me/soup" in capsys.readouterr().err
+
+
 def test_soup_refusals(trained_pair, tmp_path, capsys):
     from conftest import make_tiny_bert
 
