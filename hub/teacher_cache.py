@@ -252,7 +252,8 @@ def cache_key(teacher, dataset, kind, variant: str) -> str:
     (names and bytes: another fine-tune, even of the same folder, is another key),
     and every column of the encoded training set (the windows, their order and
     their targets). Measured: the key and the read of the file took 2.3 s for 86 MB of
-    weights and 15,475 QA windows of 384 tokens (2-core CPU), against 574 s for the teacher's pass."""
+    weights and 15,475 QA windows of 384 tokens (2-core CPU), against 574 s for the teacher's pass (tests
+    running beside it)."""
     h = hashlib.sha256(f"{CACHE_FORMAT}|{type(kind).__name__}|{variant}|{teacher.dtype}".encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)
