@@ -56,11 +56,10 @@ def _print_progress(event: dict) -> None:
     elif event.get("stage") == "warning":
         print(f"warning: {event['message']}", file=sys.stderr, flush=True)
     elif event.get("stage") == "teacher-logits":
-        if step == total and total and event.get("cache_file"):
-            print(f"read the teacher's logits for {total} training examples from {event['cache_file']}",
-                  file=sys.stderr, flush=True)
-        elif step == total and total:
-            print(f"cached the teacher's logits for {total} training examples", file=sys.stderr, flush=True)
+        if step == total and total:
+            done = f"read the teacher's logits for {total} training examples from {event['cache_file']}" \
+                if event.get("cache_file") else f"cached the teacher's logits for {total} training examples"
+            print(done, file=sys.stderr, flush=True)
     elif step == 1 or step == total or step % 25 == 0:
         terms = " ".join(f"{k}={v:.4f}" for k, v in event.get("losses", {}).items())
         print(
