@@ -39,6 +39,12 @@ def _config(folder: Path) -> dict:
     return {k: v for k, v in cfg.items() if k not in CONFIG_NOISE}
 
 
+def _resolved(path: str | None) -> str | None:
+    """An existing file or folder as its resolved path (one folder named two ways,
+    relative and absolute, is one folder); anything else (a Hub id, a spec) as it is."""
+    return str(Path(path).resolve()) if path and Path(path).exists() else path
+
+
 def _start(card: dict | None) -> str | None:
     """The weights a run started from: a student's ``student.spec``, a fine-tuned teacher's base model.
 
@@ -51,10 +57,9 @@ def _start(card: dict | None) -> str | None:
     start = student.get("spec") if isinstance(student, dict) else None
     start = start or card.get("base_model") or card.get("model")
     if start and Path(start).exists():  # one folder named two ways is one start
-        return str(Path(start).resolve())
+        return _resolved(start)
     if start and start.startswith("teacher-layers:"):
-        teacher = card.get("teacher")
-        return f"{start} of {Path(teacher).resolve() if teacher and Path(teacher).exists() else teacher}"
+        return f"{start} of {_resolved(card.get('teacher'))}"
     if start and (start in STUDENT_PRESETS or start.startswith("custom")):
         return f"{start} drawn with seed {(card.get('train') or {}).get('seed')}"
     return start
@@ -195,9 +200,6 @@ def _write_readme(out: Path, card: dict) -> None:
 def same_eval_source(cards: list[dict | None]) -> bool:
     """Whether every ingredient names one teacher and one evaluation data source,
     so the teacher's recorded score is the soup's reference too."""
-    def same(path):  # one file named two ways (relative, absolute) is one file
-        return str(Path(path).resolve()) if path and Path(path).exists() else path
-
-    keys = {(same(c.get("teacher")), same((c.get("data") or {}).get("eval_file")),
-             same((c.get("data") or {}).get("data_dir"))) for c in cards if c}
+    keys = {(_resolved(c.get("teacher")), _resolved((c.get("data") or {}).get("eval_file")),
+             _resolved((c.get("data") or {}).get("data_dir"))) for c in cards if c}
     return len(keys) == 1 and len(cards) == sum(1 for c in cards if c)
