@@ -16,7 +16,8 @@ count, so only the loop differs:
 * **ours**: the Trainer that :func:`hub.distill.distill` runs for each stage
   (:func:`hub.distill.stage_trainer`: length-grouped batches, dynamic padding;
   in the prediction stage the student alone, against teacher logits cached once
-  by :func:`hub.teacher_cache.stage_cache` — that caching time is *included* in ours).
+  by :func:`hub.teacher_cache.stage_cache` — that caching time is *included* in ours —
+  and PyTorch's fused attention, SDPA, in the prediction stage: :func:`hub.distill.stage_attention`).
 
 Stages run back to back in one process (reference, then ours, per stage, after
 one untimed warm-up step of each model), each loop's prediction stage starting
@@ -131,15 +132,19 @@ def our_stage(stage: str, module: D.DistillModule, teacher, train_ds, collator, 
     """One stage of :func:`hub.distill.distill`'s own loop (``cfg.max_steps``
     steps): seconds of the teacher-logit cache, of the training steps, and the
     mean padded length of the batches it trained on."""
-    t0 = time.perf_counter()
-    cache = D.stage_cache(stage, teacher, train_ds, collator, kind, dcfg)
-    cache_s = time.perf_counter() - t0
-    trainer, _ = D.stage_trainer(stage, module, teacher, train_ds, collator, kind, cfg, dcfg, layer_map, stage_dir,
-                                 cache)
-    trainer.remove_callback(PrinterCallback)
-    timer = _StepTimer()
-    trainer.add_callback(timer)
-    trainer.train()
+    D.stage_attention(stage, module.student, teacher)  # as distill's stages run (SDPA in the prediction stage)
+    try:
+        t0 = time.perf_counter()
+        cache = D.stage_cache(stage, teacher, train_ds, collator, kind, dcfg)
+        cache_s = time.perf_counter() - t0
+        trainer, _ = D.stage_trainer(stage, module, teacher, train_ds, collator, kind, cfg, dcfg, layer_map,
+                                     stage_dir, cache)
+        trainer.remove_callback(PrinterCallback)
+        timer = _StepTimer()
+        trainer.add_callback(timer)
+        trainer.train()
+    finally:  # the reference loop asks both models for attention maps: eager again
+        D.stage_attention("intermediate", module.student, teacher)
     batches = [b["input_ids"].shape for _, b in zip(range(cfg.max_steps), trainer.get_train_dataloader())]
     tokens = sum(b.numel() for b in batches) / sum(b[0] for b in batches)  # the data order is seeded: the same batches
     return {"cache_s": cache_s if cache is not None else None, "train_s": timer.seconds,

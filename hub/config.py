@@ -116,6 +116,9 @@ def setting(default: Any = None, lo: float | None = None, hi: float | None = Non
     return field(default=default, metadata=meta)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings shared by fine-tuning and each distillation stage."""
@@ -129,6 +132,14 @@ class TrainConfig:
     seed: int = setting(42, 0, 2**31 - 1, "random seed (data order, initialisation, masking)")
     save_steps: int = setting(200, 1, 1_000_000, "checkpoint every N steps")
     max_steps: int = setting(-1, -1, 1_000_000, "cap on optimisation steps per stage (-1: none)")
+    attention_dropout: float | None = setting(
+        None, 0.0, 0.9, "dropout on the attention probabilities while training (default: the model's own, BERT's "
+        "0.1); 0 lets PyTorch's fused attention kernel run, several times faster a step on a CPU (the mask of a "
+        "(batch x heads x length x length) dropout dominates a 384-token step); the saved model keeps its own value")
+    precision: str = setting(
+        "fp32", help="training arithmetic: fp32, or bf16 mixed precision (autocast: weights, optimiser state, losses "
+        "and the saved model stay fp32; several times faster where the chip multiplies bf16 natively: CPUs with "
+        "AMX or AVX512-BF16, recent GPUs)", choices=PRECISIONS)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from .config import STAGES, DistillConfig, TrainConfig
 from .config import default_learning_rate as _default_lr
 from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
-                     model_size)
+                     model_size, set_attention_dropout)
 from .teacher_cache import LogitCache, ProgressHook, TopKLogitCache, stage_cache
 from .tasks import Task
 from .training import ProgressCallback, base_card, check_output_dir, eval_scores, finish, run_trainer, training_args
@@ -82,6 +82,13 @@ class DistillTrainer(Trainer):
         super()._save(output_dir, state_dict=_unshared(state_dict if state_dict is not None else self.model.state_dict()))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # the Trainer's autocast (--precision bf16) wraps the prepared model's forward; the losses call the
+        # student and the teacher directly, so they enter it here (a no-op in fp32); hub.losses work in fp32
+        with self.accelerator.autocast():
+            loss = self._loss(model, inputs)
+        return (loss, None) if return_outputs else loss
+
+    def _loss(self, model, inputs) -> torch.Tensor:
         idx = inputs.pop("idx")
         inputs.pop("length", None)
         targets = self.kind.split_targets(inputs)
@@ -118,7 +125,7 @@ class DistillTrainer(Trainer):
         self.terms.clear()
         self.terms.update({k: float(v.detach()) for k, v in terms.items()})
         self.terms["total"] = float(loss.detach())
-        return (loss, None) if return_outputs else loss
+        return loss
 
 
 class _Logits:
@@ -200,6 +207,8 @@ def distill(
                          "tokens; use at most that (k = vocabulary size is the full KL)")
     set_seed(cfg.seed)  # random-init students and heads: same seed, same initial weights
     student_model, default_map = build_student(student, teacher, task, kind.head_kwargs(data))
+    if cfg.attention_dropout is not None:
+        set_attention_dropout(student_model, cfg.attention_dropout)
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
     layer_map = losses.validate_layer_map(list(dcfg.layer_map), n_S, n_T) if dcfg.layer_map else default_map
     out = Path(output_dir)
@@ -243,7 +252,7 @@ def distill(
         projection=module.fit_dense is not None,
     )
     if teacher_scores.get("warning"):
-        card["warnings"] = [teacher_scores["warning"]]
+        card.setdefault("warnings", []).append(teacher_scores["warning"])
 
     def run_stages() -> list[dict]:
         speeds = []
@@ -258,6 +267,7 @@ def distill(
             n = card["intermediate_train_samples"] if stage == "intermediate" else None
             stage_ds = train_ds if n is None else kind.encode_train(tokenizer, kind.first_examples(data, n),
                                                                      cfg.max_length)
+            card.setdefault("attention", {})[stage] = stage_attention(stage, module.student, teacher)
             cache = stage_cache(stage, teacher, stage_ds, collator, kind, dcfg, progress, card, cfg.batch_size,
                                 teacher_cache)
             trainer, callback = stage_trainer(stage, module, teacher, stage_ds, collator, kind, cfg, dcfg, layer_map,
@@ -270,6 +280,24 @@ def distill(
 
     return finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
+
+
+def stage_attention(stage: str, student, teacher) -> dict:
+    """Set the attention kernel of both models for ``stage`` and return them: the
+    intermediate stage matches attention maps, which only the eager kernel returns;
+    the prediction stage needs logits alone and runs PyTorch's fused SDPA (the same
+    arithmetic, about 1.8x faster a step on 384-token windows of this CPU) where the
+    architecture has it. A saved model does not record it (each load chooses)."""
+    want = "eager" if stage == "intermediate" else "sdpa"
+    used = {}
+    for name, model in (("student", student), ("teacher", teacher)):
+        if getattr(model.config, "_attn_implementation", None) != want:
+            try:
+                model.set_attn_implementation(want)
+            except (ValueError, ImportError, AttributeError):  # an architecture without SDPA keeps eager
+                pass
+        used[name] = getattr(model.config, "_attn_implementation", None) or "eager"
+    return used
 
 
 def _stage_size(kind, data, dcfg: DistillConfig) -> int | None:

@@ -35,6 +35,19 @@ def training_device() -> str:
     return "cpu"
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` multiplies bf16 natively (CUDA: the GPU says so; CPU: oneDNN's
+    check for AVX512-BF16 or AMX). Elsewhere bf16 autocast is emulated: correct, but
+    slower than fp32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
 def hardware_info(device: str = "cpu") -> dict:
     import torch
     import transformers

@@ -203,6 +203,7 @@ def hidden_mse_loss(
     """
     if projection is not None:
         hidden_S = projection(hidden_S)
+    hidden_S, hidden_T = hidden_S.float(), hidden_T.float()  # bf16 autocast: the loss in fp32
     if hidden_S.shape != hidden_T.shape:
         raise ValueError(
             f"hidden shapes differ after projection: {tuple(hidden_S.shape)} vs {tuple(hidden_T.shape)}"
@@ -224,6 +225,7 @@ def attention_mse_loss(
     attention_S (B, H_S, L, L), attention_T (B, H_T, L, L), attention_mask (B, L).
     With H_S != H_T both maps are averaged over heads first (see module doc).
     """
+    attention_S, attention_T = attention_S.float(), attention_T.float()  # bf16 autocast: the loss in fp32
     if attention_S.shape[1] != attention_T.shape[1]:
         attention_S = attention_S.mean(dim=1, keepdim=True)
         attention_T = attention_T.mean(dim=1, keepdim=True)

@@ -418,3 +418,26 @@ def tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def set_attention_dropout(model, p: float) -> int:
+    """Set the dropout on the attention probabilities of every attention module of
+    ``model`` to ``p`` for training (BERT-family ``Dropout`` modules, Llama-style
+    ``attention_dropout`` floats); the config keeps its value, so the saved model
+    does too. Returns how many modules changed; an architecture with none is refused."""
+    from torch import nn
+
+    n = 0
+    for module in model.modules():
+        name = type(module).__name__
+        if not name.endswith(("SelfAttention", "Attention")):
+            continue
+        if isinstance(getattr(module, "dropout", None), nn.Dropout):
+            module.dropout.p = p
+            n += 1
+        elif isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = p
+            n += 1
+    if not n:
+        raise ValueError(f"--attention-dropout: no attention dropout found in this {model.config.model_type} model")
+    return n

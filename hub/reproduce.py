@@ -95,6 +95,10 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
     for key, flag, default in (("warmup_ratio", "--warmup-ratio", 0.1), ("weight_decay", "--weight-decay", 0.01)):
         if train.get(key) is not None and train[key] != default:  # flags only where they differ from the defaults
             args += [flag, f"{train[key]:g}"]
+    if train.get("attention_dropout") is not None:
+        args += ["--attention-dropout", f"{train['attention_dropout']:g}"]
+    if train.get("precision", "fp32") != "fp32":
+        args += ["--precision", train["precision"]]
     if (train.get("max_steps") or -1) > 0:
         args += ["--max-steps", str(train["max_steps"])]
     args += ["--output-dir", output_dir]

@@ -22,9 +22,9 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_utils import get_last_checkpoint
 
 from .config import TrainConfig
-from .hardware import hardware_info, training_device
+from .hardware import hardware_info, native_bf16, training_device
 from .kinds import check_eval_options, get_kind
-from .models import load_model, load_tokenizer, model_size
+from .models import load_model, load_tokenizer, model_size, set_attention_dropout
 from .runs import utc_now, write_card
 from .tasks import Task, retention
 from .teacher_cache import ProgressHook
@@ -69,7 +69,10 @@ class ProgressCallback(TrainerCallback):
 
 
 def training_args(out: Path, cfg: TrainConfig, lr: float, epochs: float) -> TrainingArguments:
+    bf16 = cfg.precision == "bf16"
     return TrainingArguments(
+        bf16=bf16,  # autocast; the Trainer keeps weights and optimiser state in fp32
+        use_cpu=bf16 and training_device() == "cpu",  # the Trainer's bf16 check asks for this on a CPU
         output_dir=str(out),
         num_train_epochs=epochs,
         max_steps=cfg.max_steps,
@@ -110,6 +113,7 @@ def check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
 def base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict | None = None) -> dict:
     import transformers
 
+    device = training_device()
     card = {
         "kind": kind,
         "task": task.name,
@@ -118,8 +122,11 @@ def base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict 
         "data": data.source,
         "train": asdict(cfg),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "hardware": hardware_info(training_device()),
+        "hardware": hardware_info(device),
     }
+    if cfg.precision == "bf16" and device in ("cpu", "cuda") and not native_bf16(device):
+        card["warnings"] = [f"bf16 is emulated on this {device} (no native bf16 arithmetic): the run is correct but "
+                            "slower than fp32; use --precision fp32 here"]
     if getattr(data, "label_names", None) is not None:
         card["labels"] = data.label_names
     if eval_options:  # read back by every later load (hub.inference.eval_options)
@@ -183,6 +190,8 @@ def finetune(
     tokenizer = load_tokenizer(model_ref)
     set_seed(cfg.seed)  # the new head's initialisation is part of the run: same seed, same weights
     model, _ = load_model(model_ref, task, **kind.head_kwargs(data))
+    if cfg.attention_dropout is not None:
+        set_attention_dropout(model, cfg.attention_dropout)
     card = base_card("teacher", task, data, cfg, eval_options)
     card.update(base_model=model_ref, params=model_size(model))
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)

@@ -556,3 +556,68 @@ def test_teacher_cache_folder_keeps_to_its_budget(tmp_path):
     assert [d.name for d in deleted] == [names[1], names[2]]
     assert sorted(f.name for f in tmp_path.iterdir()) == sorted([names[0], names[3], "mine.safetensors"])
     assert evict(tmp_path, keep=tmp_path / names[3], budget=0) == [tmp_path / names[0]]
+
+
+def test_bf16_distillation_runs_in_autocast_and_saves_fp32(tmp_path, trained_pair, tiny_data_dir, monkeypatch):
+    """--precision bf16: the student's matmuls run in bf16 (autocast), its weights, the losses and the saved model
+    stay fp32, the card and its reproduce command say bf16; a chip without native bf16 gets a warning."""
+    import hub.distill as D
+    from hub.cli import main
+    from hub.reproduce import reproduce_command
+
+    teacher, _ = trained_pair
+    seen: dict = {}
+    compute = D.DistillTrainer.compute_loss
+
+    def spy(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        hook = model.student.bert.encoder.layer[0].attention.self.query.register_forward_hook(
+            lambda m, i, o: seen.setdefault(self.stage, (o.dtype, m.weight.dtype)) and None)
+        loss = compute(self, model, inputs, return_outputs, num_items_in_batch)
+        hook.remove()
+        seen.setdefault("loss_" + self.stage, loss.dtype)
+        assert torch.isfinite(loss)
+        return loss
+
+    monkeypatch.setattr(D.DistillTrainer, "compute_loss", spy)
+    common = ["--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64", "--max-steps", "2",
+              "--teacher", str(teacher), "--student", "teacher-layers:2"]
+    assert main(["distill", *common, "--precision", "bf16", "--output-dir", str(tmp_path / "b")]) == 0
+    assert seen["intermediate"] == (torch.bfloat16, torch.float32) == seen["prediction"]
+    assert seen["loss_intermediate"] == torch.float32 == seen["loss_prediction"]
+    card = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert card["train"]["precision"] == "bf16" and card["status"] == "finished"
+    assert "--precision bf16" in reproduce_command(card)
+    student = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "b"))
+    assert all(p.dtype == torch.float32 for p in student.parameters())
+    seen.clear()
+    assert main(["distill", *common, "--output-dir", str(tmp_path / "f")]) == 0  # the default stays fp32
+    assert seen["prediction"] == (torch.float32, torch.float32)
+    assert "--precision" not in reproduce_command(json.loads((tmp_path / "f" / "run.json").read_text()))
+    monkeypatch.setattr("hub.training.native_bf16", lambda device: False)
+    assert main(["distill", *common, "--precision", "bf16", "--output-dir", str(tmp_path / "e")]) == 0
+    assert any("bf16 is emulated" in w for w in json.loads((tmp_path / "e" / "run.json").read_text())["warnings"])
+
+
+def test_bf16_finetuning_runs_in_autocast(tmp_path, tiny_data_dir, monkeypatch):
+    import hub.training as T
+    from hub.cli import main
+
+    base = make_tiny_bert(tmp_path / "base")
+    seen: list = []
+    compute = T._FinetuneTrainer.compute_loss
+
+    def spy(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        layer = model.bert.encoder.layer[0].attention.self.query
+        hook = layer.register_forward_hook(lambda m, i, o: seen.append((o.dtype, m.weight.dtype)) and None)
+        loss = compute(self, model, inputs, return_outputs, num_items_in_batch)
+        hook.remove()
+        return loss
+
+    monkeypatch.setattr(T._FinetuneTrainer, "compute_loss", spy)
+    assert main(["finetune", "--task", "sst2", "--model", str(base), "--data-dir", str(tiny_data_dir),
+                 "--max-train-samples", "64", "--max-steps", "2", "--precision", "bf16",
+                 "--output-dir", str(tmp_path / "t")]) == 0
+    assert seen and set(seen) == {(torch.bfloat16, torch.float32)}
+    assert json.loads((tmp_path / "t" / "run.json").read_text())["train"]["precision"] == "bf16"
+    model = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "t"))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
