@@ -228,6 +228,11 @@ class JobSettings:
     max_steps: int = setting(-1, -1, 1_000_000, "cap on steps per stage (quick runs)")
     save_steps: int = setting(200, 1, 1_000_000, "checkpoint every N steps")
     seed: int = setting(42, 0, 2**31 - 1, "random seed")
+    precision: str = setting("fp32", help="training arithmetic: fp32, or bf16 mixed precision (faster where the "
+                             "chip has bf16: CPUs with AMX or AVX512-BF16, recent GPUs)", choices=PRECISIONS)
+    attention_dropout: float | None = setting(None, 0.0, 0.9, "dropout on the attention probabilities while "
+                                              "training (default: the model's own, 0.1 for BERT); 0 is several "
+                                              "times faster a step on a CPU")
     name: str | None = setting(None, help="folder name under the models folder")
     benchmark: bool = setting(True, help="benchmark the models for the leaderboard afterwards")
 

@@ -422,8 +422,8 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def set_attention_dropout(model, p: float) -> int:
     """Set the dropout on the attention probabilities of every attention module of
-    ``model`` to ``p`` for training (BERT-family ``Dropout`` modules, Llama-style
-    ``attention_dropout`` floats); the config keeps its value, so the saved model
+    ``model`` to ``p`` for training (BERT-family and GPT-2 ``Dropout`` modules,
+    Llama-style ``attention_dropout`` floats); the config keeps its value, so the saved model
     does too. Returns how many modules changed; an architecture with none is refused."""
     from torch import nn
 
@@ -432,12 +432,14 @@ def set_attention_dropout(model, p: float) -> int:
         name = type(module).__name__
         if not name.endswith(("SelfAttention", "Attention")):
             continue
-        if isinstance(getattr(module, "dropout", None), nn.Dropout):
-            module.dropout.p = p
+        drop = getattr(module, "dropout", None) or getattr(module, "attn_dropout", None)  # BERT-family, GPT-2
+        if isinstance(drop, nn.Dropout):
+            drop.p = p
             n += 1
         elif isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = p
             n += 1
     if not n:
-        raise ValueError(f"--attention-dropout: no attention dropout found in this {model.config.model_type} model")
+        what = getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
+        raise ValueError(f"--attention-dropout: no attention dropout found in this {what} model")
     return n

@@ -14,13 +14,14 @@ ingredients; ``python -m hub soup`` makes one and, given data, evaluates it.
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import STUDENT_PRESETS
+from .config import STUDENT_PRESETS, TrainConfig
 from .runs import read_card, utc_now, write_card
 
 WEIGHTS = "model.safetensors"
@@ -157,7 +158,9 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         base.pop(stale, None)
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed
-    settings = [{**((c or {}).get("train") or {}), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}}
+    # a setting an older card lacks (precision, attention_dropout) had its default then
+    defaults = asdict(TrainConfig())
+    settings = [{**defaults, **((c or {}).get("train") or {}), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}}
                 for c in cards]
     differ = _differing(settings)
     base["train"] = {k: v for k, v in (base.get("train") or {}).items() if k not in differ}

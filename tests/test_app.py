@@ -791,3 +791,18 @@ def test_views_doctests():
     from hub import views
 
     assert doctest.testmod(views).failed == 0
+
+
+def test_job_params_carry_the_arithmetic_fields():
+    from ui.distill_form import OWN_DROPOUT, job_params
+
+    form = {"task": "sst2", "student": "teacher-layers:3", "stages": ["intermediate", "prediction"], "precision": "bf16",
+            "attention_dropout": "0"}
+    p = job_params(form, None)
+    assert (p["precision"], p["attention_dropout"]) == ("bf16", "0")
+    p = job_params({**form, "precision": "fp32", "attention_dropout": OWN_DROPOUT}, None)
+    assert (p["precision"], p["attention_dropout"]) == ("fp32", None)
+    from hub import jobs
+
+    params = {k: v for k, v in job_params(form, None).items() if v is not None and k != "data"}
+    assert jobs.validate_params(params)["attention_dropout"] == 0.0

@@ -218,3 +218,21 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     task.fill("sst2")
     task.press("Enter")
     cloze.wait_for(state="hidden")  # extractive QA only
+
+
+def test_distill_arithmetic_fields_go_with_the_job(page, app_url, shots):
+    """bf16 and no attention dropout are picked in the form's Settings and reach the job's parameters (the
+    estimate's request carries the whole form: it must accept them without an error)."""
+    page.goto(f"{app_url}/?tab=distill")
+    estimate = page.locator("#distill-estimate")
+    estimate.get_by_text("Estimated time").wait_for()
+    page.get_by_text("Settings", exact=True).click()
+    page.locator("#distill-attention-dropout input").click()
+    page.locator("ul[role=listbox] li").filter(has_text="0 (faster)").click()
+    page.locator("#distill-precision input").click()
+    page.locator("ul[role=listbox] li").filter(has_text="bf16").click()
+    page.wait_for_timeout(1500)
+    assert toasts(page).count() == 0 and "Estimated time" in estimate.inner_text()
+    assert page.locator("#distill-precision input").input_value() == "bf16"
+    assert page.locator("#distill-attention-dropout input").input_value() == "0 (faster)"
+    page.screenshot(path=str(shots / "distill-arithmetic.png"), full_page=True)

@@ -621,3 +621,61 @@ def test_bf16_finetuning_runs_in_autocast(tmp_path, tiny_data_dir, monkeypatch):
     assert json.loads((tmp_path / "t" / "run.json").read_text())["train"]["precision"] == "bf16"
     model = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "t"))
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_attention_dropout_is_set_for_training_and_the_saved_model_keeps_its_own(tmp_path, trained_pair,
+                                                                                 tiny_data_dir, monkeypatch):
+    """--attention-dropout 0: the student trains without dropout on its attention probabilities (so the fused SDPA
+    kernel runs in the prediction stage, the intermediate stage keeping eager attention for its maps), the saved
+    config keeps the architecture's 0.1, and the card and its reproduce command carry the flag."""
+    import hub.distill as D
+    from hub.cli import main
+    from hub.reproduce import reproduce_command
+
+    teacher, _ = trained_pair
+    seen: dict = {}
+    compute = D.DistillTrainer.compute_loss
+
+    def spy(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        attn = model.student.bert.encoder.layer[0].attention.self
+        seen[self.stage] = (attn.dropout.p, model.student.config._attn_implementation, self.teacher.config._attn_implementation)
+        return compute(self, model, inputs, return_outputs, num_items_in_batch)
+
+    monkeypatch.setattr(D.DistillTrainer, "compute_loss", spy)
+    assert main(["distill", "--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64",
+                 "--max-steps", "2", "--teacher", str(teacher), "--student", "teacher-layers:2",
+                 "--attention-dropout", "0", "--output-dir", str(tmp_path / "s")]) == 0
+    assert seen == {"intermediate": (0.0, "eager", "eager"), "prediction": (0.0, "sdpa", "sdpa")}
+    card = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert card["train"]["attention_dropout"] == 0.0 and "--attention-dropout 0" in reproduce_command(card)
+    assert card["attention"] == {"intermediate": {"student": "eager", "teacher": "eager"},
+                                 "prediction": {"student": "sdpa", "teacher": "sdpa"}}
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["attention_probs_dropout_prob"] == 0.1
+    seen.clear()
+    assert main(["distill", "--task", "sst2", "--data-dir", str(tiny_data_dir), "--max-train-samples", "64",
+                 "--max-steps", "2", "--teacher", str(teacher), "--student", "teacher-layers:2", "--stages",
+                 "prediction", "--output-dir", str(tmp_path / "d")]) == 0
+    assert seen == {"prediction": (0.1, "sdpa", "sdpa")}  # by default the model's own dropout
+    assert "--attention-dropout" not in reproduce_command(json.loads((tmp_path / "d" / "run.json").read_text()))
+
+
+def test_set_attention_dropout_covers_bert_distilbert_gpt2_and_llama():
+    from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model,
+                              LlamaConfig, LlamaModel)
+
+    from hub.models import set_attention_dropout
+
+    small = dict(vocab_size=64)
+    models = [BertModel(BertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, **small)),
+              DistilBertModel(DistilBertConfig(dim=16, n_layers=2, n_heads=2, hidden_dim=32, **small)),
+              GPT2Model(GPT2Config(n_embd=16, n_layer=2, n_head=2, **small)),
+              LlamaModel(LlamaConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                                     **small))]
+    for model in models:
+        before = model.config.to_dict()
+        assert set_attention_dropout(model, 0.25) == 2, type(model).__name__
+        assert model.config.to_dict() == before  # the saved model keeps its own value
+    assert models[0].encoder.layer[1].attention.self.dropout.p == 0.25
+    assert models[2].h[0].attn.attn_dropout.p == 0.25 and models[3].layers[0].self_attn.attention_dropout == 0.25
+    with pytest.raises(ValueError, match="no attention dropout"):
+        set_attention_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.0)

@@ -473,6 +473,29 @@ def test_measured_rates_come_from_runs_of_the_same_task_kind(hub_home):
     assert qa["distill"]["examples_per_s"] == 100 * 2 * 2 / 40.0 and qa["distill"]["basis"] == "measured"
 
 
+def test_measured_rates_count_only_runs_trained_with_the_same_arithmetic(hub_home):
+    """A bf16 run without attention dropout trains about 3x faster: it says nothing of an fp32 job, and the
+    reverse; cards from before the settings existed count as fp32 with the model's own dropout."""
+    from hub.jobs.estimate_rates import measured_rates
+    from hub.paths import models_dir
+
+    student = {"kind": "student", "teacher": "minilm-l6",
+               "student": {"spec": "teacher-layers:3", "layers": 3, "hidden": 384, "heads": 12, "ffn": 1536}}
+    _fake_model(models_dir() / "old" / "student", {**student, "train_examples_per_s": 100.0})
+    args = ("minilm-l6", "teacher-layers:3", (3, 384, 12, 1536))
+    assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 100.0
+    fast = ("bf16", 0.0)
+    assert measured_rates(*args, kind="classification", arithmetic=fast)["distill"]["basis"] == "default guess"
+    _fake_model(models_dir() / "fast" / "student", {**student, "train_examples_per_s": 300.0,
+                                                    "train": {"precision": "bf16", "attention_dropout": 0.0}})
+    assert measured_rates(*args, kind="classification", arithmetic=fast)["distill"]["examples_per_s"] == 300.0
+    assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 100.0
+    p = jobs.validate_params({"precision": "bf16", "attention_dropout": 0})
+    assert (p["precision"], p["attention_dropout"]) == fast
+    with pytest.raises(ValueError):
+        jobs.validate_params({"precision": "fp16"})
+
+
 def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_dir, tmp_path):
     from hub.paths import models_dir
 
@@ -698,7 +721,7 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
 
     def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
                      teacher_cache=None):
-        specs.append(spec)
+        specs.append((spec, cfg.precision, cfg.attention_dropout))
         caches.append(teacher_cache)
         Path(output_dir).mkdir(parents=True)
         cancel.set()  # the stop arrives as training ends
@@ -709,14 +732,15 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
     monkeypatch.setattr(hub.distill, "distill", fake_distill)
     params = jobs.validate_params({"teacher": str(tiny_teacher_dir), "data": {"data_dir": str(tiny_data_dir)},
                                    "student": "teacher-layers:2", "prune_ffn": 32, "train_samples": 32,
-                                   "eval_samples": 16})
+                                   "eval_samples": 16, "precision": "bf16", "attention_dropout": 0})
     folder = tmp_path / "job"
     folder.mkdir()
     ctx = JobContext(folder, {"id": "x", "name": "decide", "params": params}, cancel)
     result = pipeline.run_job(ctx)
     ctx.close()
     assert result["status"] == job_status and result["student"]["status"] == card_status
-    assert [(s.kind, s.layers, s.prune_ffn) for s in specs] == [("teacher-layers", 2, 32)]  # the job's pruning
+    # the job's pruning and arithmetic
+    assert [(s.kind, s.layers, s.prune_ffn, p, a) for s, p, a in specs] == [("teacher-layers", 2, 32, "bf16", 0.0)]
     assert caches == [hub_home / "cache" / "teacher-logits"]  # jobs keep the teacher's logits for the next job
     assert result["data"]["kind"] == "local"
     rows = LeaderboardStore().rows()

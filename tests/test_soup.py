@@ -173,3 +173,23 @@ def test_soup_refusals(trained_pair, tmp_path, capsys):
     (busy / "keep.txt").write_text("mine")
     assert "--overwrite" in refused(student, a, out=busy)
     assert (busy / "keep.txt").read_text() == "mine" and not (tmp_path / "soup").exists()
+
+
+def test_soup_reads_a_setting_an_older_card_lacks_as_its_default(trained_pair, tmp_path, capsys):
+    """Cards written before --precision/--attention-dropout existed lack them: beside an fp32 card they do not
+    differ; a bf16 ingredient does, and is listed so."""
+    _, student = trained_pair
+    recorded = json.loads((student / "run.json").read_text())
+    old_train = {k: v for k, v in recorded["train"].items() if k not in ("precision", "attention_dropout")}
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+    b, _ = _ingredient(student, tmp_path / "b", 2)
+    c, _ = _ingredient(student, tmp_path / "c", 3)
+    _edit_card(a, train=old_train)
+    _edit_card(b, train={**old_train, "precision": "fp32", "attention_dropout": None})
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b), "--output-dir", str(tmp_path / "s1")]) == 0
+    assert json.loads((tmp_path / "s1" / "run.json").read_text())["soup"]["ingredients"][0]["settings"] == {}
+    _edit_card(c, train={**old_train, "precision": "bf16"})
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(c), "--output-dir", str(tmp_path / "s2")]) == 0
+    card = json.loads((tmp_path / "s2" / "run.json").read_text())
+    assert [i["settings"] for i in card["soup"]["ingredients"]] == [{"precision": "fp32"}, {"precision": "bf16"}]
+    assert "precision" not in card["train"]

@@ -41,7 +41,8 @@ LABELS = {
     "batch_size": "batch size", "finetune_learning_rate": "fine-tune learning rate",
     "learning_rate": "learning rate", "max_length": "max length (tokens)", "temperature": "temperature",
     "alpha": "alpha", "stages": "stages", "name": "Run name", "augment": "data augmentation (copies per example)",
-    "cloze": "cloze questions (per paragraph)",
+    "cloze": "cloze questions (per paragraph)", "precision": "arithmetic",
+    "attention_dropout": "attention dropout",
 }
 # words of pipeline messages (CLI flags, data keys) -> the page's fields
 MESSAGE_LABELS = {**LABELS, "max_train_samples": LABELS["train_samples"],

@@ -22,7 +22,7 @@ from . import DEFAULT_TASK, LABELS, MESSAGE_LABELS, PRIVATE, implemented_tasks, 
 # the form's choices, the job it starts and the estimate live in their own modules, importable from here as before
 from .distill_estimate import ESTIMATE_PHASES, api_estimate, basis_text, estimate_markdown, quick_start_estimate
 from .distill_form import (ALIAS, CUSTOM_SHAPE, DEFAULT_STUDENT, HUB, LOCAL, MAX_UPLOAD_MB, QUICK_START, ROLE_WORDS,
-                           STUDENTS, UPLOAD, _is_qa, augmentable, data_source, job_params, learning_rate_for,
+                           ATTENTION_DROPOUT_CHOICES, OWN_DROPOUT, STUDENTS, UPLOAD, _is_qa, augmentable, data_source, job_params, learning_rate_for,
                            local_datasets, owned_status, page_error, prunable, quick_start, quick_start_params,
                            quick_start_summary, start_job, student_choices, submit, teacher_choices, upload_formats,
                            upload_hint)
@@ -42,7 +42,8 @@ UPLOADABLE = list(dict.fromkeys(UPLOAD_SUFFIXES + QA_UPLOAD_SUFFIXES))  # the se
 FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "prune_ffn", "source", "local_name", "hub_id",
         "hub_config", "upload_train", "upload_eval", "text_column", "label_column", "finetune_samples",
         "train_samples", "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate",
-        "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "cloze", "name")
+        "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "cloze", "precision",
+        "attention_dropout", "name")
 
 
 API = {"estimate": api_estimate, "job_status": run_status.api_job_status}
@@ -140,6 +141,14 @@ def build() -> dict:
                     s = spec(JobSettings, "stages")
                     c["stages"] = gr.CheckboxGroup(list(s["choices"]), value=list(s["default"]), label=LABELS["stages"],
                                                    info=s["help"])
+                with gr.Row():
+                    s = spec(JobSettings, "precision")
+                    c["precision"] = gr.Dropdown(list(s["choices"]), value=s["default"], label=LABELS["precision"],
+                                                 info=s["help"], elem_id="distill-precision")
+                    s = spec(JobSettings, "attention_dropout")
+                    c["attention_dropout"] = gr.Dropdown(ATTENTION_DROPOUT_CHOICES, value=OWN_DROPOUT,
+                                                         label=LABELS["attention_dropout"], info=s["help"],
+                                                         elem_id="distill-attention-dropout")
                 with gr.Row(visible=augmentable(DEFAULT_TASK)) as c["augment_row"]:
                     c["augment"] = _number("augment", precision=0)
                     c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
@@ -170,7 +179,8 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     # (the estimate never sees a data set of the former task)
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
                            "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
-                           "prune_ffn", "eval_samples", "max_length", "augment", "cloze", "alpha")]
+                           "prune_ffn", "eval_samples", "max_length", "augment", "cloze", "alpha", "precision",
+                           "attention_dropout")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
     demo.load(show_estimate, form, c["estimate"], **PRIVATE)

@@ -183,12 +183,19 @@ def _cloze(form: dict) -> dict:
     return {"cloze": int(form["cloze"])} if _is_qa(form.get("task")) and form.get("cloze") else {}
 
 
+OWN_DROPOUT = "own"
+# the attention-dropout field: the model's own value (None in the job) or 0 (the fused attention kernel runs)
+ATTENTION_DROPOUT_CHOICES = [("the model's own (0.1 for BERT)", OWN_DROPOUT), ("0 (faster)", "0")]
+
+
 def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
             "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate", "batch_size",
-            "max_length", "temperature", "alpha")
+            "max_length", "temperature", "alpha", "precision")
     params = {k: form.get(k) for k in keys}
+    params["attention_dropout"] = None if form.get("attention_dropout") in (None, OWN_DROPOUT) else \
+        form["attention_dropout"]
     if _is_qa(form.get("task")):  # SQuAD's fields are fixed: the (hidden) column fields do not apply
         params["text_column"] = params["label_column"] = None
     if form.get("student") == "custom":

@@ -72,7 +72,8 @@ MAX_EARLIER_JOBS = 200  # newest job folders read for phase timings
 
 def measured_rates(teacher: str | None = None, student: str | None = None,
                    shape: tuple | None = None, root: str | Path | None = None,
-                   kind: str | None = None, max_length: int | None = None) -> dict:
+                   kind: str | None = None, max_length: int | None = None,
+                   arithmetic: tuple = ("fp32", None)) -> dict:
     """Training examples/s per phase: ``{"finetune": rate, "distill": rate}``, each
     ``{"examples_per_s", "basis", "source"}``. Only finished runs on this machine
     count (newest first): fine-tuning of the same base model; distillation from
@@ -97,6 +98,9 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
         if not rate or e.status != "finished" or (hw.get("cpu"), hw.get("cores")) != here:
             continue
         if kind is not None and card.get("task") in TASKS and TASKS[card["task"]].kind != kind:
+            continue
+        train = card.get("train") or {}
+        if (train.get("precision", "fp32"), train.get("attention_dropout")) != tuple(arithmetic):
             continue
         if blocks:  # its blocks/s at its own block length, as blocks/s at this job's
             try:

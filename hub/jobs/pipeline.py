@@ -71,7 +71,8 @@ def run_job(ctx) -> dict:
 
     def cfg(epochs: float, lr: float | None) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=p["batch_size"], learning_rate=lr, max_length=p["max_length"],
-                           seed=p["seed"], save_steps=p["save_steps"], max_steps=p["max_steps"])
+                           seed=p["seed"], save_steps=p["save_steps"], max_steps=p["max_steps"],
+                           precision=p.get("precision", "fp32"), attention_dropout=p.get("attention_dropout"))
 
     n_inter: int | None = None  # a cloze job's intermediate stage: its training questions only (see _cloze)
 
