@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -379,6 +380,20 @@ def _unshared(state: dict) -> dict:
     return out
 
 
+def _same_file(a: str | None, b: str | None) -> bool:
+    """Whether two recorded paths name one file: the same text, or both found from here and the same file
+    (``runs/x.json`` against ``/work/main/runs/x.json``). A relative path written from another folder and not
+    found from here is not the same: the teacher is evaluated again rather than trusted."""
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainConfig, progress,
                    eval_options: dict | None = None) -> dict:
     """The teacher's scores on the eval set, before distilling (read from its run
@@ -395,7 +410,7 @@ def _teacher_check(ref, teacher, tokenizer, kind, data, task: Task, cfg: TrainCo
                                    for k in getattr(kind, "eval_options", ()))
         if ev and card.get("status") == "finished" and ev.get("max_length") == cfg.max_length and same_settings \
                 and ev.get("eval_size") == data.source.get("eval_size") and data.source.get("eval_file") \
-                and card.get("data", {}).get("eval_file") == data.source.get("eval_file"):
+                and _same_file(card.get("data", {}).get("eval_file"), data.source.get("eval_file")):
             scores = {k: v for k, v in ev.items()}
     if scores is None:
         if progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import threading
 
 import pytest
@@ -679,3 +680,20 @@ def test_set_attention_dropout_covers_bert_distilbert_gpt2_and_llama():
     assert models[2].h[0].attn.attn_dropout.p == 0.25 and models[3].layers[0].self_attn.attention_dropout == 0.25
     with pytest.raises(ValueError, match="no attention dropout"):
         set_attention_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.0)
+
+
+def test_teacher_scores_are_read_from_its_card_however_the_eval_file_is_spelled(tmp_path, trained_pair,
+                                                                               tiny_data_dir, monkeypatch):
+    """The teacher's card names the eval file one way (absolute), the distillation another (relative): one file,
+    so its recorded scores are used and the teacher is not evaluated again."""
+    teacher, _ = trained_pair
+    recorded = json.loads((teacher / "run.json").read_text())
+    assert Path(recorded["data"]["eval_file"]).is_absolute()
+    monkeypatch.chdir(tiny_data_dir.parent)
+    relative = load_classification(SST2, data_dir=tiny_data_dir.name)
+    assert not Path(relative.source["eval_file"]).is_absolute()
+    events: list = []
+    card = distill(SST2, str(teacher), parse_student("teacher-layers:2"), relative, str(tmp_path / "s"),
+                   TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, max_steps=1), progress=events.append)
+    assert "evaluate-teacher" not in {e["stage"] for e in events}
+    assert card["eval"]["teacher"]["accuracy"] == recorded["eval"]["model"]["accuracy"]
