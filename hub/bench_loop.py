@@ -47,7 +47,7 @@ from . import losses
 from .config import DistillConfig, TrainConfig
 from .hardware import hardware_info, hardware_tag
 from .kinds import get_kind
-from .models import StudentSpec, adaptor, build_student, load_model, load_tokenizer
+from .models import StudentSpec, adaptor, build_student, load_model, load_tokenizer, set_attention_dropout
 
 REFERENCE_LENGTH = 128  # TinyBERT's max_seq_length for GLUE tasks
 
@@ -199,6 +199,8 @@ def bench_distill(task, teacher_ref: str, student: StudentSpec, data, steps: int
     log("warm-up step of each model ...")
     reference_stage("intermediate", copy.deepcopy(initial), teacher, train_ds, fixed, kind, cfg, dcfg, layer_map, 1)
     ours, ref = copy.deepcopy(initial), copy.deepcopy(initial)
+    if cfg.attention_dropout is not None:  # ours only: the reference trains as TinyBERT's code does
+        set_attention_dropout(ours.student, cfg.attention_dropout)
     stages = []
     with tempfile.TemporaryDirectory(prefix="bench-distill-") as work:
         for stage in dcfg.stages:
@@ -220,6 +222,7 @@ def bench_distill(task, teacher_ref: str, student: StudentSpec, data, steps: int
         "steps": steps,
         "batch_size": cfg.batch_size, "examples": n, "mean_length": sum(train_ds["length"]) / n,
         "threads": torch.get_num_threads(), "hardware": hardware_tag(hw), "stages": stages,
+        "precision": cfg.precision, "attention_dropout": cfg.attention_dropout,
         "ratio": total_ref / total_ours,
     }
 
@@ -235,5 +238,7 @@ def format_result(result: dict) -> str:
                      f"{cache} |")
     lines.append(f"\nboth stages: {result['ratio']:.2f}x; {result['steps']} steps of {result['batch_size']} "
                  f"({result['examples']} examples, mean {result['mean_length']:.1f} tokens); "
-                 f"{result['threads']} threads; {result['hardware']}")
+                 f"{result['threads']} threads; ours in {result.get('precision', 'fp32')}"
+                 + (f", attention dropout {result['attention_dropout']:g}" if result.get("attention_dropout") is not None
+                    else "") + f"; {result['hardware']}")
     return "\n".join(lines)

@@ -53,6 +53,8 @@ def _train_args(p: argparse.ArgumentParser, **defaults) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import PRECISIONS
+
     parser = argparse.ArgumentParser(prog="python -m hub", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -198,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimisation steps per stage and loop (uses the first steps x batch size training examples)")
     p.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     p.add_argument("--threads", type=int, help="torch threads for both loops (default: all cores)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="our loop's arithmetic (the reference "
+                   "stays fp32, as TinyBERT's code trains): as distill's --precision")
+    p.add_argument("--attention-dropout", type=float, help="our loop's student attention dropout, as distill's "
+                   "(the reference keeps the model's own)")
     p.add_argument("--json", action="store_true", help="the result as one JSON object on stdout")
     _data_args(p, limit_train=False)
 

@@ -273,7 +273,8 @@ def cmd_bench_distill(args) -> int:
     spec = parse_student(args.student)
     args.max_train_samples = args.steps * args.batch_size  # one epoch of each loop: nothing more is read
     data = _load_data(args, task)
-    result = bench_distill(task, args.teacher, spec, data, steps=args.steps, cfg=TrainConfig(batch_size=args.batch_size),
+    cfg = TrainConfig(batch_size=args.batch_size, precision=args.precision, attention_dropout=args.attention_dropout)
+    result = bench_distill(task, args.teacher, spec, data, steps=args.steps, cfg=cfg,
                            threads=args.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result) if args.json else format_result(result))
     return 0

@@ -68,3 +68,34 @@ def test_a_teacher_without_head_is_timed_with_a_new_one(tmp_path, tiny_data_dir)
     data = load_classification(SST2, data_dir=str(tiny_data_dir), max_train_samples=8)
     *_, trained = L._setup(SST2, str(bare), parse_student("teacher-layers:1"), data, TrainConfig(), DistillConfig())
     assert trained is False
+
+
+def test_bench_distill_times_our_loop_in_bf16_without_attention_dropout(tiny_teacher_dir, tiny_data_dir, capsys,
+                                                                         monkeypatch):
+    """--precision bf16 --attention-dropout 0 apply to our loop only: its student trains without attention dropout
+    and in autocast, the reference keeps dropout 0.1 and fp32; the result says which."""
+    from hub.cli import main
+
+    seen = []
+    real = L.reference_stage
+
+    def spy(stage, module, *args, **kwargs):
+        seen.append(module.student.bert.encoder.layer[0].attention.self.dropout.p)
+        return real(stage, module, *args, **kwargs)
+
+    ours = []
+    real_ours = L.our_stage
+
+    def spy_ours(stage, module, teacher, train_ds, collator, kind, cfg, *args, **kwargs):
+        ours.append((module.student.bert.encoder.layer[0].attention.self.dropout.p, cfg.precision))
+        return real_ours(stage, module, teacher, train_ds, collator, kind, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(L, "reference_stage", spy)
+    monkeypatch.setattr(L, "our_stage", spy_ours)
+    assert main(["bench-distill", "--task", "sst2", "--teacher", str(tiny_teacher_dir), "--student",
+                 "teacher-layers:2", "--data-dir", str(tiny_data_dir), "--steps", "2", "--batch-size", "8",
+                 "--threads", "1", "--precision", "bf16", "--attention-dropout", "0"]) == 0
+    assert ours == [(0.0, "bf16"), (0.0, "bf16")]
+    out = capsys.readouterr().out
+    assert "ours in bf16, attention dropout 0;" in out
+    assert seen and set(seen) == {0.1}  # the warm-up and both reference stages
