@@ -263,7 +263,7 @@ def cmd_profile(args) -> int:
 
 def cmd_bench_distill(args) -> int:
     from .bench_loop import bench_distill, format_result
-    from .config import TrainConfig
+    from .config import TrainConfig, from_dict
     from .models import parse_student
     from .tasks import get_task
 
@@ -273,7 +273,8 @@ def cmd_bench_distill(args) -> int:
     spec = parse_student(args.student)
     args.max_train_samples = args.steps * args.batch_size  # one epoch of each loop: nothing more is read
     data = _load_data(args, task)
-    cfg = TrainConfig(batch_size=args.batch_size, precision=args.precision, attention_dropout=args.attention_dropout)
+    cfg = from_dict(TrainConfig, {"batch_size": args.batch_size, "precision": args.precision,
+                                  "attention_dropout": args.attention_dropout})  # ranges checked
     result = bench_distill(task, args.teacher, spec, data, steps=args.steps, cfg=cfg,
                            threads=args.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(json.dumps(result) if args.json else format_result(result))

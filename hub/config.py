@@ -137,9 +137,10 @@ class TrainConfig:
         "0.1); 0 lets PyTorch's fused attention kernel run, several times faster a step on a CPU (the mask of a "
         "(batch x heads x length x length) dropout dominates a 384-token step); the saved model keeps its own value")
     precision: str = setting(
-        "fp32", help="training arithmetic: fp32, or bf16 mixed precision (autocast: weights, optimiser state, losses "
-        "and the saved model stay fp32; several times faster where the chip multiplies bf16 natively: CPUs with "
-        "AMX or AVX512-BF16, recent GPUs)", choices=PRECISIONS)
+        "fp32", help="training arithmetic: fp32, or bf16 mixed precision (autocast: the student's and the teacher's "
+        "forward passes in bf16; weights, optimiser state, the losses, cached teacher logits and the saved model "
+        "in fp32; several times faster where the chip multiplies bf16 natively: CPUs with AMX or AVX512-BF16, "
+        "recent GPUs)", choices=PRECISIONS)
 
 
 @dataclass

@@ -36,15 +36,16 @@ def training_device() -> str:
 
 
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` multiplies bf16 natively (CUDA: the GPU says so; CPU: oneDNN's
-    check for AVX512-BF16 or AMX). Elsewhere bf16 autocast is emulated: correct, but
-    slower than fp32."""
+    """Whether ``device`` multiplies bf16 natively (CUDA: the GPU says so; CPU: the
+    AVX512-BF16 or AMX instructions). Elsewhere bf16 autocast is emulated: correct,
+    but slower than fp32."""
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        # not oneDNN's own check: it says yes for any AVX512 CPU (Skylake, Ice Lake), where bf16 is emulated
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     return False
 
 

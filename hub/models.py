@@ -432,8 +432,10 @@ def set_attention_dropout(model, p: float) -> int:
         name = type(module).__name__
         if not name.endswith(("SelfAttention", "Attention")):
             continue
-        drop = getattr(module, "dropout", None) or getattr(module, "attn_dropout", None)  # BERT-family, GPT-2
-        if isinstance(drop, nn.Dropout):
+        # BERT-family, GPT-2, ALBERT (an nn.Dropout named attention_dropout)
+        drops = [getattr(module, a, None) for a in ("dropout", "attn_dropout", "attention_dropout")]
+        drop = next((d for d in drops if isinstance(d, nn.Dropout)), None)
+        if drop is not None:
             drop.p = p
             n += 1
         elif isinstance(getattr(module, "attention_dropout", None), float):

@@ -661,8 +661,8 @@ def test_attention_dropout_is_set_for_training_and_the_saved_model_keeps_its_own
 
 
 def test_set_attention_dropout_covers_bert_distilbert_gpt2_and_llama():
-    from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, GPT2Config, GPT2Model,
-                              LlamaConfig, LlamaModel)
+    from transformers import (AlbertConfig, AlbertModel, BertConfig, BertModel, DistilBertConfig, DistilBertModel,
+                              GPT2Config, GPT2Model, LlamaConfig, LlamaModel)
 
     from hub.models import set_attention_dropout
 
@@ -671,13 +671,17 @@ def test_set_attention_dropout_covers_bert_distilbert_gpt2_and_llama():
               DistilBertModel(DistilBertConfig(dim=16, n_layers=2, n_heads=2, hidden_dim=32, **small)),
               GPT2Model(GPT2Config(n_embd=16, n_layer=2, n_head=2, **small)),
               LlamaModel(LlamaConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                                     **small))]
-    for model in models:
+                                     **small)),
+              AlbertModel(AlbertConfig(embedding_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=32, **small))]
+    for model in models[:4]:
         before = model.config.to_dict()
         assert set_attention_dropout(model, 0.25) == 2, type(model).__name__
         assert model.config.to_dict() == before  # the saved model keeps its own value
     assert models[0].encoder.layer[1].attention.self.dropout.p == 0.25
     assert models[2].h[0].attn.attn_dropout.p == 0.25 and models[3].layers[0].self_attn.attention_dropout == 0.25
+    assert set_attention_dropout(models[4], 0.0) == 1  # ALBERT shares one layer's weights (and modules)
+    assert models[4].encoder.albert_layer_groups[0].albert_layers[0].attention.attention_dropout.p == 0.0
     with pytest.raises(ValueError, match="no attention dropout"):
         set_attention_dropout(torch.nn.Sequential(torch.nn.Linear(2, 2)), 0.0)
 
@@ -697,3 +701,16 @@ def test_teacher_scores_are_read_from_its_card_however_the_eval_file_is_spelled(
                    TrainConfig(epochs=1, batch_size=32, learning_rate=1e-3, max_steps=1), progress=events.append)
     assert "evaluate-teacher" not in {e["stage"] for e in events}
     assert card["eval"]["teacher"]["accuracy"] == recorded["eval"]["model"]["accuracy"]
+
+
+def test_native_bf16_asks_for_the_bf16_instructions_not_any_avx512(monkeypatch):
+    """An AVX512 CPU without AVX512-BF16 or AMX (Skylake to Ice Lake) emulates bf16: not native (oneDNN's own
+    check says yes there)."""
+    from hub.hardware import native_bf16
+
+    for avx512_bf16, amx, native in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+        assert native_bf16("cpu") is native
+    assert native_bf16("mps") is False

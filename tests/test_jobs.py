@@ -490,6 +490,15 @@ def test_measured_rates_count_only_runs_trained_with_the_same_arithmetic(hub_hom
                                                     "train": {"precision": "bf16", "attention_dropout": 0.0}})
     assert measured_rates(*args, kind="classification", arithmetic=fast)["distill"]["examples_per_s"] == 300.0
     assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 100.0
+    # the Distill tab's estimate reads the form's two fields (its dropout field sends "0" or "own")
+    from ui.distill import estimate_markdown
+
+    form = {"task": "sst2", "teacher": "minilm-l6", "student": "teacher-layers:3", "finetune_samples": 2000,
+            "train_samples": 4000, "finetune_epochs": 1, "epochs": 1, "stages": ["intermediate", "prediction"],
+            "batch_size": 32, "source": "Hub data set", "hub_id": "glue", "hub_config": "sst2"}
+    assert "distill 8,000 example-passes at 100/s" in estimate_markdown({**form, "attention_dropout": "own"})
+    assert "distill 8,000 example-passes at 300/s" in estimate_markdown({**form, "precision": "bf16",
+                                                                         "attention_dropout": "0"})
     p = jobs.validate_params({"precision": "bf16", "attention_dropout": 0})
     assert (p["precision"], p["attention_dropout"]) == fast
     with pytest.raises(ValueError):

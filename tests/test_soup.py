@@ -193,3 +193,9 @@ def test_soup_reads_a_setting_an_older_card_lacks_as_its_default(trained_pair, t
     card = json.loads((tmp_path / "s2" / "run.json").read_text())
     assert [i["settings"] for i in card["soup"]["ingredients"]] == [{"precision": "fp32"}, {"precision": "bf16"}]
     assert "precision" not in card["train"]
+    # a card that recorded no training settings is not given any: its seed is unknown, not 42
+    d, _ = _ingredient(student, tmp_path / "d", 4)
+    _edit_card(d, train={})
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(d), "--output-dir", str(tmp_path / "s3")]) == 0
+    listed = json.loads((tmp_path / "s3" / "run.json").read_text())["soup"]["ingredients"][1]["settings"]
+    assert listed["seed"] is None and listed["precision"] is None

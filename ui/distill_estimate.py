@@ -8,8 +8,8 @@ from __future__ import annotations
 from hub import jobs, views
 
 from . import DEFAULT_TASK, MESSAGE_LABELS, esc, implemented_tasks, log, refuse
-from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _augmenting, _cloze, _pruning, _teacher_trained,
-                           local_datasets, quick_start_params)
+from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _arithmetic, _augmenting, _cloze, _pruning,
+                           _teacher_trained, local_datasets, quick_start_params)
 
 # ---------------------------------------------------------------- the estimate
 
@@ -43,6 +43,7 @@ def estimate_markdown(form: dict) -> str:
         params.update(_pruning(form))
     params.update(_augmenting(form))
     params.update(_cloze(form))
+    params.update(_arithmetic(form))  # an earlier bf16 run's rate says nothing of an fp32 job
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
         params["data"] = local_datasets(task)[form["local_name"]]
@@ -90,7 +91,8 @@ def quick_start_estimate() -> str:
 
 
 def api_estimate(task: str, teacher: str, student: str, finetune_samples: int, train_samples: int,
-                 finetune_epochs: float, epochs: float, stages: list[str]) -> dict:
+                 finetune_epochs: float, epochs: float, stages: list[str], precision: str = "fp32",
+                 attention_dropout: float | None = None) -> dict:
     """Seconds a distillation job would take on this server, before starting it, and
     what the number rests on (``basis``: "measured" or "default guess").
 
@@ -103,12 +105,14 @@ def api_estimate(task: str, teacher: str, student: str, finetune_samples: int, t
         finetune_epochs: epochs of fine-tuning (0.1 to 10).
         epochs: epochs per distillation stage (0.1 to 10).
         stages: a subset of ["intermediate", "prediction"].
+        precision: "fp32" (default) or "bf16" (training arithmetic).
+        attention_dropout: dropout on the attention probabilities while training; None: the model's own.
     """
     if task not in implemented_tasks():
         raise refuse(f"Unknown task; choose one of {', '.join(implemented_tasks())}.")
     params = {"task": task, "teacher": teacher, "student": student, "finetune_samples": finetune_samples,
               "train_samples": train_samples, "finetune_epochs": finetune_epochs, "epochs": epochs,
-              "stages": stages, **CUSTOM_SHAPE}
+              "stages": stages, "precision": precision, "attention_dropout": attention_dropout, **CUSTOM_SHAPE}
     try:
         return jobs.estimate(params, teacher_trained=_teacher_trained(teacher, task) if isinstance(teacher, str)
                              else None)

@@ -160,6 +160,13 @@ def prunable(student: str | None) -> bool:
     return bool(student) and not student_is_random_init(student)
 
 
+def _arithmetic(form: dict) -> dict:
+    """The form's training arithmetic as job parameters: ``precision``, and
+    ``attention_dropout`` (the field's "the model's own" is None)."""
+    drop = form.get("attention_dropout")
+    return {"precision": form.get("precision") or "fp32", "attention_dropout": None if drop in (None, OWN_DROPOUT) else drop}
+
+
 def _pruning(form: dict) -> dict:
     """``{"prune_ffn": N}`` when the form's student can be pruned and N is given (the
     field is hidden, and a value left in it ignored, for the other students)."""
@@ -192,10 +199,9 @@ def job_params(form: dict, data: dict | None) -> dict:
     """Job parameters (``JobSettings`` fields) from the form."""
     keys = ("task", "teacher", "student", "text_column", "label_column", "finetune_samples", "train_samples",
             "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate", "batch_size",
-            "max_length", "temperature", "alpha", "precision")
+            "max_length", "temperature", "alpha")
     params = {k: form.get(k) for k in keys}
-    params["attention_dropout"] = None if form.get("attention_dropout") in (None, OWN_DROPOUT) else \
-        form["attention_dropout"]
+    params.update(_arithmetic(form))
     if _is_qa(form.get("task")):  # SQuAD's fields are fixed: the (hidden) column fields do not apply
         params["text_column"] = params["label_column"] = None
     if form.get("student") == "custom":
