@@ -143,6 +143,18 @@ class TrainConfig:
         "recent GPUs)", choices=PRECISIONS)
 
 
+# TrainConfig settings added after run cards were written, with the value every earlier run trained with
+LATER_TRAIN_SETTINGS = {"precision": "fp32", "attention_dropout": None}
+
+
+def card_train_settings(card: dict | None) -> dict:
+    """A run card's recorded training settings; one written before a later setting existed
+    reads as its value then (fp32, the model's own attention dropout). A card without
+    training settings records none (nothing is assumed for it)."""
+    train = (card or {}).get("train")
+    return {**LATER_TRAIN_SETTINGS, **train} if train else {}
+
+
 @dataclass
 class DistillConfig:
     """What the distillation optimises: stages, loss terms and their weights."""

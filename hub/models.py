@@ -422,15 +422,14 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def set_attention_dropout(model, p: float) -> int:
     """Set the dropout on the attention probabilities of every attention module of
-    ``model`` to ``p`` for training (BERT-family and GPT-2 ``Dropout`` modules,
+    ``model`` to ``p`` for training (BERT-family, GPT-2 and ALBERT ``Dropout`` modules,
     Llama-style ``attention_dropout`` floats); the config keeps its value, so the saved model
     does too. Returns how many modules changed; an architecture with none is refused."""
     from torch import nn
 
     n = 0
     for module in model.modules():
-        name = type(module).__name__
-        if not name.endswith(("SelfAttention", "Attention")):
+        if not type(module).__name__.endswith("Attention"):  # BertSelfAttention, LlamaAttention, ...
             continue
         # BERT-family, GPT-2, ALBERT (an nn.Dropout named attention_dropout)
         drops = [getattr(module, a, None) for a in ("dropout", "attn_dropout", "attention_dropout")]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import STUDENT_PRESETS
+from .config import STUDENT_PRESETS, card_train_settings
 from .runs import read_card, utc_now, write_card
 
 WEIGHTS = "model.safetensors"
@@ -157,7 +157,7 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         base.pop(stale, None)
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed
-    settings = [{**_train_settings(c), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}} for c in cards]
+    settings = [{**card_train_settings(c), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}} for c in cards]
     differ = _differing(settings)
     base["train"] = {k: v for k, v in (base.get("train") or {}).items() if k not in differ}
     for key in RECIPE_KEYS:
@@ -181,18 +181,6 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         write_card(out, card)
         _write_readme(out, card)
     return card
-
-
-# settings added to TrainConfig after cards were written, with the value every earlier run trained with
-LATER_TRAIN_SETTINGS = {"precision": "fp32", "attention_dropout": None}
-
-
-def _train_settings(card: dict | None) -> dict:
-    """A card's recorded training settings; one written before a later setting existed
-    reads as its value then (fp32, the model's own attention dropout). A card without
-    training settings records none (nothing is assumed for it)."""
-    train = (card or {}).get("train")
-    return {**LATER_TRAIN_SETTINGS, **train} if train else {}
 
 
 def _differing(settings: list[dict]) -> list[str]:

@@ -22,10 +22,10 @@ from . import DEFAULT_TASK, LABELS, MESSAGE_LABELS, PRIVATE, implemented_tasks, 
 # the form's choices, the job it starts and the estimate live in their own modules, importable from here as before
 from .distill_estimate import ESTIMATE_PHASES, api_estimate, basis_text, estimate_markdown, quick_start_estimate
 from .distill_form import (ALIAS, CUSTOM_SHAPE, DEFAULT_STUDENT, HUB, LOCAL, MAX_UPLOAD_MB, QUICK_START, ROLE_WORDS,
-                           ATTENTION_DROPOUT_CHOICES, OWN_DROPOUT, STUDENTS, UPLOAD, _is_qa, augmentable, data_source, job_params, learning_rate_for,
-                           local_datasets, owned_status, page_error, prunable, quick_start, quick_start_params,
-                           quick_start_summary, start_job, student_choices, submit, teacher_choices, upload_formats,
-                           upload_hint)
+                           ATTENTION_DROPOUT_CHOICES, OWN_DROPOUT, STUDENTS, UPLOAD, _is_qa, augmentable, data_source,
+                           job_params, learning_rate_for, local_datasets, owned_status, page_error, prunable,
+                           quick_start, quick_start_params, quick_start_summary, start_job, student_choices, submit,
+                           teacher_choices, upload_formats, upload_hint)
 
 __all__ = [
     "ALIAS", "API", "CUSTOM_SHAPE", "DEFAULT_STUDENT", "ESTIMATE_PHASES", "FORM", "HUB", "LOCAL", "MAX_UPLOAD_MB",

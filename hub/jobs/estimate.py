@@ -185,7 +185,7 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
 
     rates = measured_rates(p["teacher"], student_label(p), student_shape(p), root, kind=task.kind,
                            max_length=p["max_length"],
-                           arithmetic=(p.get("precision", "fp32"), p.get("attention_dropout")))
+                           arithmetic=(p["precision"], p["attention_dropout"]))  # validated above
     earlier = earlier_phases(p, jobs_root)
     finetune = _teacher_needs_finetune(p, teacher_trained)
     ft_examples = examples(n_ft, p["finetune_epochs"]) if finetune else 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import BLOCK_KINDS
+from ..config import BLOCK_KINDS, LATER_TRAIN_SETTINGS, card_train_settings
 from .registry import teacher_origin, trained_models
 
 
@@ -99,8 +99,8 @@ def measured_rates(teacher: str | None = None, student: str | None = None,
             continue
         if kind is not None and card.get("task") in TASKS and TASKS[card["task"]].kind != kind:
             continue
-        train = card.get("train") or {}
-        if (train.get("precision", "fp32"), train.get("attention_dropout")) != tuple(arithmetic):
+        train = card_train_settings(card) or LATER_TRAIN_SETTINGS
+        if (train["precision"], train["attention_dropout"]) != tuple(arithmetic):
             continue
         if blocks:  # its blocks/s at its own block length, as blocks/s at this job's
             try:
