@@ -155,6 +155,17 @@ def card_train_settings(card: dict | None) -> dict:
     return {**LATER_TRAIN_SETTINGS, **train} if train else {}
 
 
+# the distillation settings a student's run card records beside ``train`` (hub.distill writes them)
+RECIPE_KEYS = ("stages", "temperature", "alpha", "divergence", "jsd_beta", "kl_positions", "loss_weights",
+               "layer_map", "intermediate_learning_rate", "intermediate_train_samples", "logit_cache_topk")
+
+
+def card_recipe(card: dict | None) -> dict:
+    """What a run card says its model was trained with: the training settings
+    (:func:`card_train_settings`) and, for a student, the distillation settings."""
+    return {**card_train_settings(card), **{k: card[k] for k in RECIPE_KEYS if card and k in card}}
+
+
 @dataclass
 class DistillConfig:
     """What the distillation optimises: stages, loss terms and their weights."""

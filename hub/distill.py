@@ -39,7 +39,8 @@ from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ff
                      model_size, set_attention_dropout)
 from .teacher_cache import LogitCache, ProgressHook, TopKLogitCache, stage_cache
 from .tasks import Task
-from .training import ProgressCallback, base_card, check_output_dir, eval_scores, finish, run_trainer, training_args
+from .training import (ProgressCallback, base_card, check_output_dir, check_resume, eval_scores, finish, run_trainer,
+                       training_args)
 
 LOSS_TERMS = ("embedding", "attention", "hidden", "prediction")
 log = logging.getLogger(__name__)
@@ -216,6 +217,22 @@ def distill(
     check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(teacher_ref)
     module = DistillModule(student_model, teacher.config.hidden_size)
+    card = base_card("student", task, data, cfg, eval_options)
+    card.update(
+        teacher=teacher_ref, teacher_params=model_size(teacher), params=model_size(student_model),
+        student={"spec": student.label, "layers": n_S, "hidden": student_model.config.hidden_size,
+                 "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config),
+                 **({"prune_ffn": student.prune_ffn} if student.prune_ffn else {})},
+        layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
+        divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
+        logit_cache_topk=dcfg.logit_cache_topk,
+        intermediate_learning_rate=dcfg.intermediate_learning_rate,
+        intermediate_train_samples=_stage_size(kind, data, dcfg),
+        attention_target="probabilities (post-softmax), padding masked",
+        projection=module.fit_dense is not None,
+    )
+    if resume:
+        check_resume(out, card)
     evaluate_fn = None
     if hasattr(kind, "evaluate_pair"):  # scored by the student's distance to the teacher (general distillation)
         teacher_scores: dict = {}
@@ -238,20 +255,6 @@ def distill(
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     collator = kind.collator(tokenizer)
 
-    card = base_card("student", task, data, cfg, eval_options)
-    card.update(
-        teacher=teacher_ref, teacher_params=model_size(teacher), params=model_size(student_model),
-        student={"spec": student.label, "layers": n_S, "hidden": student_model.config.hidden_size,
-                 "heads": student_model.config.num_attention_heads, "ffn": ffn_size(student_model.config),
-                 **({"prune_ffn": student.prune_ffn} if student.prune_ffn else {})},
-        layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
-        divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
-        logit_cache_topk=dcfg.logit_cache_topk,
-        intermediate_learning_rate=dcfg.intermediate_learning_rate,
-        intermediate_train_samples=_stage_size(kind, data, dcfg),
-        attention_target="probabilities (post-softmax), padding masked",
-        projection=module.fit_dense is not None,
-    )
     if teacher_scores.get("warning"):
         card.setdefault("warnings", []).append(teacher_scores["warning"])
 
@@ -260,6 +263,7 @@ def distill(
         for stage in dcfg.stages:
             stage_dir = out / "stages" / stage
             done = stage_dir / "final.safetensors"
+            card.setdefault("attention", {})[stage] = stage_attention(stage, module.student, teacher)
             if resume and done.is_file():
                 from safetensors.torch import load_file
 
@@ -268,7 +272,6 @@ def distill(
             n = card["intermediate_train_samples"] if stage == "intermediate" else None
             stage_ds = train_ds if n is None else kind.encode_train(tokenizer, kind.first_examples(data, n),
                                                                      cfg.max_length)
-            card.setdefault("attention", {})[stage] = stage_attention(stage, module.student, teacher)
             cache = stage_cache(stage, teacher, stage_ds, collator, kind, dcfg, progress, card, cfg.batch_size,
                                 teacher_cache)
             trainer, callback = stage_trainer(stage, module, teacher, stage_ds, collator, kind, cfg, dcfg, layer_map,

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import STUDENT_PRESETS, card_train_settings
+from .config import RECIPE_KEYS, STUDENT_PRESETS, card_recipe
 from .runs import read_card, utc_now, write_card
 
 WEIGHTS = "model.safetensors"
@@ -28,10 +28,6 @@ COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tok
 # config keys that say how a folder was written, not what the model is
 CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
 # a distillation run card's recipe keys (besides its ``train`` settings) that may differ between ingredients
-RECIPE_KEYS = ("stages", "temperature", "alpha", "divergence", "jsd_beta", "kl_positions", "loss_weights",
-               "layer_map", "intermediate_learning_rate", "intermediate_train_samples", "logit_cache_topk")
-
-
 def _config(folder: Path) -> dict:
     import json
 
@@ -157,7 +153,7 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         base.pop(stale, None)
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed
-    settings = [{**card_train_settings(c), **{k: (c or {}).get(k) for k in RECIPE_KEYS if c and k in c}} for c in cards]
+    settings = [card_recipe(c) for c in cards]
     differ = _differing(settings)
     base["train"] = {k: v for k, v in (base.get("train") or {}).items() if k not in differ}
     for key in RECIPE_KEYS:

@@ -21,11 +21,11 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from .config import TrainConfig
+from .config import TrainConfig, card_recipe
 from .hardware import hardware_info, native_bf16, training_device
 from .kinds import check_eval_options, get_kind
 from .models import load_model, load_tokenizer, model_size, set_attention_dropout
-from .runs import utc_now, write_card
+from .runs import read_card, utc_now, write_card
 from .tasks import Task, retention
 from .teacher_cache import ProgressHook
 
@@ -108,6 +108,45 @@ def check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
             raise FileExistsError(f"{out} holds files but no run.json: not replacing a folder the hub did not write")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+
+
+# settings a resumed run may change: they do not alter what is trained
+RESUME_MAY_CHANGE = ("save_steps",)
+
+
+def check_resume(out: Path, card: dict) -> None:
+    """``--resume`` continues the run in ``out`` only as it started: the same task, data,
+    models, training and distillation settings (a learning rate, precision or loss changed
+    midway would make a model that no run card describes). Raises ValueError naming
+    each difference; a folder without a run card has nothing to compare, and a setting
+    an older card does not record is not compared."""
+    old = read_card(out)
+    if old is None:
+        return
+    was, now = _resume_facts(old), _resume_facts(card)
+    diffs = [f"{k} {was.get(k)!r} then, {now.get(k)!r} now" for k in sorted(was)
+             if k not in RESUME_MAY_CHANGE and was.get(k) != now.get(k)]
+    if diffs:
+        raise ValueError(f"{out} was started with other settings ({'; '.join(diffs)}): resume it with the settings "
+                         "it started with, or pass --overwrite to start again")
+
+
+def _resume_facts(card: dict) -> dict:
+    """The comparable facts of a run card: JSON values (tuples as lists), and paths that exist
+    from here resolved, so ``runs/t`` and ``/work/runs/t`` are one teacher."""
+    import json
+
+    def norm(v):
+        if isinstance(v, str) and v and Path(v).exists():
+            return str(Path(v).resolve())
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()}
+        return v
+
+    facts = {**card_recipe(card), "task": card.get("task"), "data": card.get("data"),
+             "teacher": card.get("teacher"), "base_model": card.get("base_model"),
+             "student": (card.get("student") or {}).get("spec")}
+    return norm(json.loads(json.dumps(facts, default=str)))
 
 
 def base_card(kind: str, task: Task, data, cfg: TrainConfig, eval_options: dict | None = None) -> dict:
@@ -194,6 +233,8 @@ def finetune(
         set_attention_dropout(model, cfg.attention_dropout)
     card = base_card("teacher", task, data, cfg, eval_options)
     card.update(base_model=model_ref, params=model_size(model))
+    if resume:
+        check_resume(out, card)
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     terms: dict = {}
     callback = ProgressCallback("finetune", progress, cancel, cfg.batch_size, terms)

@@ -117,6 +117,33 @@ def test_resume_after_crash(tmp_path, trained_pair, data):
     stages = [e["stage"] for e in events if "losses" in e and e["stage"] != "evaluate"]
     assert "intermediate" not in stages  # the finished stage is not redone
     assert min(e["step"] for e in events if e["stage"] == "prediction") == 5  # continues after checkpoint-4
+    assert set(card["attention"]) == {"intermediate", "prediction"}  # the skipped stage's kernel still recorded
+
+
+def test_resume_refuses_other_settings(tmp_path, trained_pair, data):
+    teacher_dir, _ = trained_pair
+    cfg = TrainConfig(epochs=1, batch_size=16, save_steps=2)
+
+    def crash(e):
+        if e.get("stage") == "intermediate" and e.get("step") == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt):
+        distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(out), cfg, progress=crash)
+    before = sorted(p.name for p in (out / "stages" / "intermediate").iterdir())
+    other = TrainConfig(epochs=1, batch_size=16, save_steps=2, precision="bf16", learning_rate=cfg.learning_rate)
+    with pytest.raises(ValueError, match=r"precision 'fp32' then, 'bf16' now.*--overwrite"):
+        distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(out), other, resume=True)
+    with pytest.raises(ValueError, match=r"temperature 1\.0 then, 2\.0 now"):
+        distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(out), cfg,
+                DistillConfig(temperature=2.0), resume=True)
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"  # the run is untouched
+    assert sorted(p.name for p in (out / "stages" / "intermediate").iterdir()) == before
+    # a changed checkpoint interval changes nothing trained: allowed
+    card = distill(SST2, str(teacher_dir), parse_student("teacher-layers:1"), data, str(out),
+                   TrainConfig(epochs=1, batch_size=16, save_steps=50), resume=True)
+    assert card["status"] == "finished"
 
 
 def test_prediction_stage_caches_teacher_logits(tmp_path, trained_pair, data, monkeypatch):
@@ -714,3 +741,18 @@ def test_native_bf16_asks_for_the_bf16_instructions_not_any_avx512(monkeypatch):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
         assert native_bf16("cpu") is native
     assert native_bf16("mps") is False
+
+
+def test_finetune_resume_refuses_another_learning_rate_from_the_cli(tmp_path, tiny_data_dir, capsys):
+    from hub.cli import main
+
+    base = make_tiny_bert(tmp_path / "base")
+    out = tmp_path / "t"
+    args = ["finetune", "--task", "sst2", "--model", str(base), "--data-dir", str(tiny_data_dir),
+            "--max-train-samples", "64", "--max-steps", "2", "--output-dir", str(out)]
+    assert main([*args, "--learning-rate", "1e-4"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--learning-rate", "3e-4", "--resume"]) != 0
+    err = capsys.readouterr().err
+    assert "learning_rate 0.0001 then, 0.0003 now" in err and "--overwrite" in err
+    assert json.loads((out / "run.json").read_text())["train"]["learning_rate"] == 1e-4
