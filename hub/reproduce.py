@@ -10,6 +10,7 @@ import os
 import shlex
 from pathlib import Path
 
+from .config import card_train_settings
 from .samples import ROOT, samples_dir
 from .tasks import TASKS
 
@@ -87,7 +88,7 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
         args += ["--max-train-samples", str(data["train_size"])]
     if data.get("eval_size"):
         args += ["--max-eval-samples", str(data["eval_size"])]
-    train = card.get("train") or {}
+    train = card_train_settings(card)
     for key, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("learning_rate", "--learning-rate"),
                       ("max_length", "--max-length"), ("seed", "--seed")):
         if train.get(key) is not None:
@@ -97,7 +98,7 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
             args += [flag, f"{train[key]:g}"]
     if train.get("attention_dropout") is not None:
         args += ["--attention-dropout", f"{train['attention_dropout']:g}"]
-    if train.get("precision", "fp32") != "fp32":
+    if train.get("precision") not in (None, "fp32"):
         args += ["--precision", train["precision"]]
     if (train.get("max_steps") or -1) > 0:
         args += ["--max-steps", str(train["max_steps"])]
