@@ -485,7 +485,8 @@ def test_measured_rates_count_only_runs_trained_with_the_same_arithmetic(hub_hom
     args = ("minilm-l6", "teacher-layers:3", (3, 384, 12, 1536))
     assert measured_rates(*args, kind="classification")["distill"]["examples_per_s"] == 100.0
     fast = ("bf16", 0.0)
-    assert measured_rates(*args, kind="classification", arithmetic=fast)["distill"]["basis"] == "default guess"
+    guess = measured_rates(*args, kind="classification", arithmetic=fast)["distill"]
+    assert guess["basis"] == "default guess"
     _fake_model(models_dir() / "fast" / "student", {**student, "train_examples_per_s": 300.0,
                                                     "train": {"precision": "bf16", "attention_dropout": 0.0}})
     assert measured_rates(*args, kind="classification", arithmetic=fast)["distill"]["examples_per_s"] == 300.0
@@ -1089,3 +1090,27 @@ def test_estimate_of_an_augmented_job(hub_home, tiny_data_dir):
     from hub.jobs.estimate_rates import AUGMENT_YIELD
 
     assert set(AUGMENT_YIELD) == set(AUGMENT_KINDS)  # each kind that can be augmented has its measured growth
+
+
+def test_default_guess_for_the_fast_arithmetic_uses_the_measured_speed_up(hub_home, monkeypatch):
+    """With no earlier run trained the same way, a bf16 job without attention dropout is guessed at the fp32 rate
+    times the speed-up measured here, only where the CPU multiplies bf16 natively, only where it was measured."""
+    import hub.hardware as H
+    from hub.jobs import estimate_rates as R
+
+    args = ("minilm-l6", "teacher-layers:3", (3, 384, 12, 1536))
+    fast = ("bf16", 0.0)
+    monkeypatch.setattr(H, "cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    qa = R.measured_rates(*args, kind="qa", arithmetic=fast)
+    assert qa["distill"]["examples_per_s"] == round(R.KIND_RATES["qa"]["distill"] * 2.16, 2)
+    assert "x2.16" in qa["distill"]["source"]
+    assert qa["finetune"]["examples_per_s"] == R.KIND_RATES["qa"]["finetune"]  # not measured: the fp32 guess
+    assert "fp32" in qa["finetune"]["source"]
+    sst2 = R.measured_rates(*args, kind="classification", arithmetic=fast)["distill"]
+    assert sst2["examples_per_s"] == round(R.DEFAULT_RATES["distill"] * 1.27, 2)
+    # bf16 with the model's own dropout was not measured as a whole; fp32 is the fp32 guess
+    assert R.measured_rates(*args, kind="qa", arithmetic=("bf16", None))["distill"]["examples_per_s"] == 10.0
+    assert R.measured_rates(*args, kind="qa")["distill"]["examples_per_s"] == 10.0
+    monkeypatch.setattr(H, "cpu_flags", lambda: {"avx512f"})  # emulated bf16: no speed-up to expect
+    assert R.measured_rates(*args, kind="qa", arithmetic=fast)["distill"]["examples_per_s"] == 10.0
+    assert H.cpu_bf16() is False
