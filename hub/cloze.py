@@ -216,11 +216,11 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
     ``text_column``). Returns a summary, also written beside the file as its
     ``.augment.json`` sidecar (the run card records it)."""
     import json
-    import os
     import time
 
     from .augment import training_questions
     from .data import augmentation_sidecar
+    from .paths import write_text_atomic
     from .squad import squad_document
 
     if task.kind != "qa":
@@ -234,10 +234,9 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
     originals, described = ([], None) if source is None else training_questions(task, source, max_train_samples)
     made, counts = cloze_transfer_set(originals, contexts_files, per_context, text_column, max_contexts, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".partial")
-    part.write_text(json.dumps(squad_document([*originals, *made], extra=("synthetic",)), ensure_ascii=False))
+    document = json.dumps(squad_document([*originals, *made], extra=("synthetic",)), ensure_ascii=False)
     summary = {**_summary(len(originals), len(made), per_context, seed, max_contexts, text_column, counts, t0),
                "source": described, "output_file": str(out)}
     augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(part, out)
+    write_text_atomic(out, document)
     return summary

@@ -63,7 +63,7 @@ from hub.leaderboard_columns import (  # the column schema, importable from here
     table_columns,
     utc_now,
 )
-from hub.paths import leaderboard_path
+from hub.paths import leaderboard_path, write_text_atomic
 
 try:  # POSIX only; used to serialise recovery of a corrupt file across processes
     import fcntl
@@ -340,10 +340,6 @@ def _file_lock(path: Path) -> Iterator[None]:
 def _write_text(dest: str | os.PathLike | None, text: str) -> str:
     """Write ``text`` to ``dest`` atomically (temp file + rename) when given; return ``text``."""
     if dest is not None:
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, dest)
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(dest, text)
     return text

@@ -24,6 +24,7 @@ from pathlib import Path
 from .model_card_metadata import (_REPO_ID, ALIAS_HUB_IDS, HUB_DATASET_IDS, KNOWN_FILES, METRIC_NAMES, PIPELINES,
                                   _is_embedded, _metric_names, eval_dataset, hub_model_id, metadata, to_yaml,
                                   training_datasets)
+from .paths import write_text_atomic
 from .reproduce import augmentation_line, file_key, made_file, reproduce_command
 from .tasks import TASKS
 
@@ -313,12 +314,8 @@ def write_model_card(folder: str | Path, card: dict | None = None, repo_id: str 
         if not run.is_file():
             raise FileNotFoundError(f"{folder} has no run.json: not a folder written by finetune/distill")
         card = json.loads(run.read_text(encoding="utf-8"))
-    path = folder / CARD_FILE
-    tmp = folder / (CARD_FILE + ".tmp")
-    tmp.write_text(model_card(card, repo_id=repo_id, name=repo_id.split("/")[-1] if repo_id else folder.name),
-                   encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(folder / CARD_FILE, model_card(card, repo_id=repo_id,
+                                                            name=repo_id.split("/")[-1] if repo_id else folder.name))
 
 
 def _network_errors() -> tuple[type, ...]:

@@ -4,13 +4,30 @@ Everything lives under one data folder, ``HUB_HOME`` when set, otherwise the
 user's cache directory (``$XDG_CACHE_HOME/distill-hub`` or
 ``~/.cache/distill-hub``). It is deliberately outside the working directory and
 the temp dir, so that a web server started in the repository never serves it.
-Nothing is created at import; callers create folders when they write.
+Nothing is created at import; callers create folders when they write
+(:func:`write_text_atomic` for every text file the hub keeps).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` through a temp file and a
+    rename: a reader, or a run killed midway, never sees half a file. The temp name is
+    unique per process and thread and ends in ``.tmp`` (uploads skip those)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def hub_home() -> Path:

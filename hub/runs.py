@@ -9,7 +9,7 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .paths import models_dir
+from .paths import models_dir, write_text_atomic
 
 FINAL = ("finished", "stopped", "failed")
 
@@ -29,10 +29,7 @@ def read_card(folder: str | Path) -> dict | None:
 
 def write_card(folder: str | Path, card: dict) -> None:
     """Write run.json atomically (a crash never leaves half a file)."""
-    folder = Path(folder)
-    tmp = folder / "run.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2, default=str))
-    tmp.replace(folder / "run.json")
+    write_text_atomic(Path(folder) / "run.json", json.dumps(card, indent=2, default=str))
 
 
 def mark_interrupted(folder: str | Path, status: str, reason: str) -> bool:

@@ -1114,3 +1114,17 @@ def test_default_guess_for_the_fast_arithmetic_uses_the_measured_speed_up(hub_ho
     monkeypatch.setattr(H, "cpu_flags", lambda: {"avx512f"})  # emulated bf16: no speed-up to expect
     assert R.measured_rates(*args, kind="qa", arithmetic=fast)["distill"]["examples_per_s"] == 10.0
     assert H.cpu_bf16() is False
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    """Every text file the hub keeps (run cards, job files, leaderboard exports, model cards) goes through
+    paths.write_text_atomic: a write that fails midway leaves the old file whole and no temp file behind."""
+    from hub.paths import write_text_atomic
+    from hub.runs import read_card, write_card
+
+    write_card(tmp_path, {"status": "running"})
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(tmp_path / "run.json", '{"status": "finished", "x": "\udc80"}')  # fails while encoding
+    assert read_card(tmp_path) == {"status": "running"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    assert write_text_atomic(tmp_path / "a.csv", "a,b\r\n1,2\r\n").read_bytes() == b"a,b\r\n1,2\r\n"  # newlines kept

@@ -167,7 +167,7 @@ def test_embedded_sample_data_is_named(tmp_path):
 def test_write_model_card_is_atomic_and_reads_run_json(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(student_card()))
     path = write_model_card(tmp_path)
-    assert path == tmp_path / "README.md" and not (tmp_path / "README.md.tmp").exists()
+    assert path == tmp_path / "README.md" and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
     assert front_matter(path.read_text())["model-index"][0]["name"] == tmp_path.name
     with pytest.raises(FileNotFoundError, match="run.json"):
         write_model_card(tmp_path / "missing")

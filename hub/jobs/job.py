@@ -6,11 +6,10 @@ and the JSON reads and atomic writes the queue and the child both use.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import write_text_atomic
 from ..runs import utc_now  # jobs are stamped as run cards are
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
@@ -24,9 +23,7 @@ LOSS_CURVES = ("ce", "embedding", "attention", "hidden", "prediction")
 
 def write_json(path: Path, data: dict) -> None:
     """Write a JSON file atomically (temp file + rename): readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, default=str, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, default=str, indent=1))
 
 
 def _read_json(path: Path) -> dict | None:

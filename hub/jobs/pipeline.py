@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..paths import models_dir, teacher_cache_dir
+from ..paths import models_dir, teacher_cache_dir, write_text_atomic
 from ..runs import read_card
 from .estimate import earlier_phases, plan_steps, train_rows
 from .params import resolve_data, validate_params
@@ -253,9 +253,7 @@ def bench_main(spec_path: str) -> int:
     rows = run_benchmark(task, spec["models"], teacher=spec["teacher"], data=data, protocol=Protocol.quick(),
                          log=lambda m: print(m, flush=True), names=spec["names"])
     LeaderboardStore().add_rows(rows)
-    tmp = Path(spec["rows_file"] + ".tmp")
-    tmp.write_text(json.dumps([{k: r.get(k) for k in ROW_SUMMARY} for r in rows], default=str))
-    tmp.replace(spec["rows_file"])
+    write_text_atomic(spec["rows_file"], json.dumps([{k: r.get(k) for k in ROW_SUMMARY} for r in rows], default=str))
     return 0
 
 
