@@ -24,9 +24,15 @@ if not Path(CHROMIUM).is_file():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, tiny_pair):
+def live_app(tmp_path_factory, tiny_pair):
+    """(url, hub home, ...) of the app the browser tests use (see ``test_app.seeded_app``)."""
     with seeded_app(tmp_path_factory, tiny_pair, "browserhome") as live:
-        yield live[0]
+        yield live
+
+
+@pytest.fixture(scope="module")
+def app_url(live_app):
+    return live_app[0]
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +242,41 @@ def test_distill_arithmetic_fields_go_with_the_job(page, app_url, shots):
     assert page.locator("#distill-precision input").input_value() == "bf16"
     assert page.locator("#distill-attention-dropout input").input_value() == "0 (faster)"
     page.screenshot(path=str(shots / "distill-arithmetic.png"), full_page=True)
+
+
+def test_distill_averages_two_students_into_a_soup(page, live_app, shots):
+    """Average students: the section lists the task's finished students with their scores, a pick of two is
+    queued as a soup job, which the run column follows to its outcome (the students' score range beside the
+    soup's)."""
+    import shutil
+
+    import json
+
+    from conftest import make_sentences, write_tsv
+
+    url, home = live_app[0], live_app[1]
+    evals = home / "data" / "validation.tsv"
+    write_tsv(evals, make_sentences(40, seed=2))
+    for job in ("tiny", "tiny2"):  # a second "seed"; both scored on one evaluation file, as jobs record it
+        folder = home / "models" / job / "student"
+        if job == "tiny2":
+            shutil.copytree(home / "models" / "tiny" / "student", folder)
+        card = json.loads((folder / "run.json").read_text())
+        card["data"] = {"kind": "files", "eval_file": str(evals), "eval_size": 40}
+        (folder / "run.json").write_text(json.dumps(card))
+    page.goto(f"{url}/?tab=distill")
+    page.locator("#distill-estimate").get_by_text("Estimated time").wait_for()
+    page.get_by_text("Average students (model soup)").click()
+    page.get_by_text("Students distilled from one start").wait_for()
+    for key in ("tiny/student", "tiny2/student"):
+        page.locator("#soup-models input").click()
+        page.locator("ul[role=listbox] li").filter(has_text=key).first.click()
+    textbox(page, "soup-name").fill("tiny soup")
+    page.click("#soup-start")
+    progress = page.locator("#distill-progress")
+    progress.get_by_text("Done: finished in").wait_for(timeout=240_000)
+    result = page.locator("#distill-result")
+    result.get_by_text("the average of 2 students").wait_for()
+    assert "tiny-soup/student — finished · accuracy " in result.inner_text()  # scored on the students' file
+    assert (home / "models" / "tiny-soup" / "student" / "model.safetensors").is_file()
+    page.screenshot(path=str(shots / "distill-soup.png"), full_page=True)

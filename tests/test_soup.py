@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -199,3 +200,103 @@ def test_soup_reads_a_setting_an_older_card_lacks_as_its_default(trained_pair, t
     assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(d), "--output-dir", str(tmp_path / "s3")]) == 0
     listed = json.loads((tmp_path / "s3" / "run.json").read_text())["soup"]["ingredients"][1]["settings"]
     assert listed["seed"] is None and listed["precision"] is None
+
+
+# ---------------------------------------------------------------- the app's soup job
+
+
+def _job_students(trained_pair, tmp_path, names=("seed1", "seed2")):
+    """Two finished students of one start, as app jobs leave them under models_dir()."""
+    from hub.paths import models_dir
+
+    _, student = trained_pair
+    for i, name in enumerate(names, start=1):
+        (models_dir() / name).mkdir(parents=True, exist_ok=True)
+        _ingredient(student, models_dir() / name / "student", i)
+    return [f"{n}/student" for n in names]
+
+
+def test_soup_params_are_checked_on_the_server(hub_home, trained_pair, tmp_path):
+    from hub.jobs.params import ParamsError
+    from hub.jobs.soup_job import validate_soup_params
+
+    keys = _job_students(trained_pair, tmp_path)
+    ok = validate_soup_params({"task": "sst2", "models": [*keys, keys[0]]})  # a repeat counts once
+    assert ok == {"task": "sst2", "models": keys, "name": "sst2-soup2", "benchmark": True}
+    for bad, message in [({"task": "sst2", "models": keys[:1]}, "between 2 and 16"),
+                         ({"task": "sst2", "models": [keys[0], "../../etc"]}, "not a finished sst2 student"),
+                         ({"task": "squad", "models": keys}, "not a finished squad student"),
+                         ({"task": "nope", "models": keys}, "task must be one of"),
+                         ({"task": "sst2", "models": "a,b"}, "list of model names"),
+                         ({"task": "sst2", "models": keys, "path": "/tmp"}, "unknown soup parameter")]:
+        with pytest.raises(ParamsError, match=message):
+            validate_soup_params(bad)
+
+
+def test_soup_job_averages_evaluates_and_benchmarks(hub_home, trained_pair, tmp_path):
+    """The Distill tab's "Average students": a queued job in its own process writes the soup under the job's
+    name, scores it on the students' evaluation set as they were scored (retention against their teacher) and
+    adds a quick-protocol leaderboard row."""
+    from hub.jobs import JobQueue
+    from hub.leaderboard import LeaderboardStore
+    from hub.paths import models_dir
+    from hub.runs import read_card
+
+    keys = _job_students(trained_pair, tmp_path)
+    q = JobQueue(poll_s=0.1)
+    try:
+        job = q.submit("soup", {"task": "sst2", "models": keys, "name": "my soup"})
+        status = q.wait(job, timeout=300)
+    finally:
+        q.close(cancel_running=True, timeout=60)
+    assert status["state"] == "finished", (status["error"], status["log"][-10:])
+    card = read_card(models_dir() / "my-soup" / "student")
+    assert card["status"] == "finished" and len(card["soup"]["ingredients"]) == 2
+    ev, scored = card["eval"], [read_card(models_dir() / k)["eval"] for k in keys]
+    assert ev["student"]["eval_size"] == scored[0]["student"]["eval_size"] == 80
+    assert ev["student"]["max_length"] == scored[0]["student"]["max_length"]
+    assert ev["teacher"] == scored[0]["teacher"] and ev["retention"] is not None
+    assert status["result"]["ingredients"] == keys and status["result"]["benchmark"] == "quick"
+    assert {"soup", "evaluate", "benchmark"} <= set(status["result"]["phases"])
+    rows = LeaderboardStore().rows(task="sst2")
+    soup = next(r for r in rows if r["role"] == "student")  # timed beside the teacher, as a distilled student
+    assert (soup["name"], soup["protocol"], soup["ranked"]) == ("my-soup/student", "quick", 1)
+    assert soup["speedup_p50"] and soup["accuracy"] == ev["student"]["accuracy"]
+
+
+def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained_pair, tmp_path, monkeypatch):
+    import gradio as gr
+
+    from hub import jobs
+    from hub.paths import models_dir
+    from ui import distill_soup, run_status
+
+    keys = _job_students(trained_pair, tmp_path)
+    choices = distill_soup.soup_choices("sst2")
+    assert sorted(v for _, v in choices) == sorted(keys) and all(" · accuracy " in label for label, _ in choices)
+    assert distill_soup.soup_choices("squad") == []
+    with pytest.raises(gr.Error, match="between 2 and 16"):
+        distill_soup.start_soup("sst2", keys[:1], "", {})
+    # a student of another shape cannot be averaged: refused before queueing, named as the page names it
+    other = models_dir() / "other" / "student"
+    shutil.copytree(models_dir() / keys[0], other)
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "intermediate_size": cfg["intermediate_size"] * 2}))
+    with pytest.raises(gr.Error, match=r"other/student and seed1/student differ in config 'intermediate_size'") as e:
+        distill_soup.start_soup("sst2", [keys[0], "other/student"], "", {})
+    assert str(hub_home) not in str(e.value)
+    q = jobs.JobQueue(root=hub_home / "jobs", pipeline="test_jobs:hold", pythonpath=[str(Path(__file__).parent)])
+    monkeypatch.setattr(jobs, "default_queue", lambda: q)
+    try:
+        out = distill_soup.start_soup("sst2", keys, " two seeds ", {})
+        status = q.wait(out["watch"], timeout=60)
+    finally:
+        q.close(cancel_running=True)
+    assert status["kind"] == "soup" and status["name"] == "two-seeds"
+    assert status["params"] == {"task": "sst2", "models": keys, "name": "two-seeds", "benchmark": True}
+    assert q.is_owner(out["watch"], out["owned"]["token"])
+    # the outcome names the ingredients' score range
+    card = {"status": "finished", "eval": {"student": {"accuracy": 0.8}},
+            "soup": {"ingredients": [{"eval": {"accuracy": 0.7}}, {"eval": {"accuracy": 0.75}}]}}
+    assert run_status.soup_line(card, "accuracy") == " · the average of 2 students (accuracy 0.700–0.750)"
+    assert run_status.PHASES["soup"] == "averaging the students' weights"

@@ -7,8 +7,8 @@ process; closing the browser never stops it). A browser owns the runs it
 started through a secret token kept in its local storage (``owned``): only it
 may stop or delete them. This module builds the tab and wires it; the form's
 choices and the job parameters it builds are in ``ui.distill_form``, the cost
-estimate in ``ui.distill_estimate``, and a job's status as the page shows it in
-``ui.run_status``.
+estimate in ``ui.distill_estimate``, a job's status as the page shows it in
+``ui.run_status``, and averaging finished students in ``ui.distill_soup``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gradio as gr
 from hub.config import QA_UPLOAD_SUFFIXES, TASK_JOB_DEFAULTS, UPLOAD_SUFFIXES, JobSettings, base_teacher, spec
 from hub.tasks import TASKS
 
-from . import DEFAULT_TASK, LABELS, MESSAGE_LABELS, PRIVATE, implemented_tasks, keyed, run_status
+from . import DEFAULT_TASK, LABELS, MESSAGE_LABELS, PRIVATE, distill_soup, implemented_tasks, keyed, run_status
 # the form's choices, the job it starts and the estimate live in their own modules, importable from here as before
 from .distill_estimate import ESTIMATE_PHASES, api_estimate, basis_text, estimate_markdown, quick_start_estimate
 from .distill_form import (ALIAS, CUSTOM_SHAPE, DEFAULT_STUDENT, HUB, LOCAL, MAX_UPLOAD_MB, QUICK_START, ROLE_WORDS,
@@ -158,6 +158,7 @@ def build() -> dict:
             with gr.Row():
                 c["start"] = gr.Button("Start distillation", variant="primary", elem_id="distill-start")
                 c["stop"] = gr.Button("Stop", variant="stop", interactive=False, elem_id="distill-stop")
+            c.update(distill_soup.build(DEFAULT_TASK))
         with gr.Column(scale=2):
             c.update(run_status.build())
     return c
@@ -225,4 +226,5 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     session_out = [session[k] for k in ("watch", "owned", "timer", "seen")]
     c["start"].click(lambda values: keyed(every, start_job(by_name(values), values[session["owned"]])),
                      form | {session["owned"]}, session_out, **PRIVATE, concurrency_limit=1)
+    distill_soup.wire(c, session)
     return run_status.wire(c, session)

@@ -265,18 +265,20 @@ def _teacher_message(message: str) -> str:
     return message
 
 
-def submit(params: dict, owned: dict | None) -> dict:
-    """Queue the job for this browser (its secret token, made on first use, may stop it)."""
+def submit(params: dict, owned: dict | None, kind: str = "distill") -> dict:
+    """Queue the job (``kind``: distill, or soup) for this browser (its secret token, made on
+    first use, may stop it)."""
     owned = dict(owned or {})
     owned["token"] = owned.get("token") or secrets.token_urlsafe(16)
     queue = jobs.default_queue()
     try:
-        job_id = queue.submit("distill", params, owner=owned["token"])
+        job_id = queue.submit(kind, params, owner=owned["token"])
     except jobs.QueueFull as exc:
         raise refuse(str(exc)) from None
     pos = queue.position(job_id)
     if pos <= 1 and (queue.current() is None or queue.current()["id"] == job_id):
-        gr.Info("Training started. You can close this page: the run goes on, and reopening shows it.")
+        gr.Info(f"{'Averaging' if kind == 'soup' else 'Training'} started. You can close this page: the run goes "
+                "on, and reopening shows it.")
     else:
         gr.Info(f"Queued: position {pos}. It starts when the runs ahead finish.")
     owned["job"] = job_id

@@ -7,6 +7,7 @@ comes from each model's run.json (one truth per run).
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import gradio as gr
@@ -26,7 +27,7 @@ PHASES = {
     "teacher-logits": "caching the teacher's outputs", "caching the teacher's logits": "caching the teacher's outputs",
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
     "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data",
-    "cloze": "making cloze questions", "done": "done",
+    "cloze": "making cloze questions", "soup": "averaging the students' weights", "done": "done",
 }
 TRAINING = ("finetune", "intermediate", "prediction")
 
@@ -218,14 +219,33 @@ def result_markdown(status: dict | None, cards: dict[str, dict]) -> str:
                           if isinstance(row, dict) and row.get("role") == "student" and row.get("speedup_p50")), None)
             if speed:
                 text += f" · {speed:.2f}× faster (p50)"
+            text += soup_line(card, head)
         lines.append(text)
         warnings += card.get("warnings") or []
     lines += [f"- ⚠️ **Warning:** {esc(views.redact_text(w))}" for w in dict.fromkeys(warnings)]
     student = cards.get("student")
+    if student and student.get("status") == "finished" and "teacher" not in names and student.get("soup"):
+        recorded = student.get("teacher")
+        folder = str(Path(recorded).resolve()) if recorded and Path(recorded).is_dir() else None
+        teacher = next((k for k, v in jobs.allowed_models(task.name).items()
+                        if folder and v["path"] == folder and v["role"] == "teacher"), None)
+        if teacher:  # a soup job writes the student only: compare it with its students' teacher
+            names["teacher"] = teacher
     if student and student.get("status") == "finished" and "teacher" in names:
         lines.append(f"- [Compare them side by side](?tab=compare&task={quote(task.name)}&a={quote(names['teacher'])}"
                      f"&b={quote(names['student'])})")
     return "\n".join(lines)
+
+
+def soup_line(card: dict, head: str) -> str:
+    """For a soup: how many students it averages and the range of their scores (what averaging gained)."""
+    ingredients = (card.get("soup") or {}).get("ingredients") or []
+    if not ingredients:
+        return ""
+    scores = [(i.get("eval") or {}).get(head) for i in ingredients]
+    scores = [s for s in scores if isinstance(s, (int, float))]
+    spread = f" ({head} {min(scores):.3f}–{max(scores):.3f})" if scores else ""
+    return f" · the average of {len(ingredients)} students{spread}"
 
 
 def _status(queue, job_id: str | None) -> dict | None:

@@ -6,6 +6,7 @@
 | ``job.py`` | what a job is: its states, the files of its folder, the server's record (``Job``), atomic JSON writes |
 | ``runner.py`` | the child: ``python -m hub.jobs.runner JOB_FOLDER`` writes events, log and result files |
 | ``pipeline.py`` | what a job does: fine-tune if needed, distill, benchmark in a fresh process |
+| ``soup_job.py`` | the model-soup job: average finished students, score and benchmark the soup |
 | ``params.py`` | job parameters: ``hub.config.JobSettings`` plus the cross-field checks, the data source |
 | ``estimate.py`` | the cost estimate from the chosen data and measured rates |
 | ``estimate_rates.py`` | what the estimate rests on: the default guesses, the rates and phase times measured here |
@@ -27,6 +28,7 @@ from .queue import DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, 
 from .registry import (ModelEntry, allowed_models, default_pair, general_students, onnx_variants, resolve_teacher,
                        short_name,
                        trained_models)
+from .soup_job import MAX_INGREDIENTS, soup_students, validate_soup_params
 from .uploads import MAX_UPLOAD_ROWS, stage_squad_upload, stage_upload
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "FINAL_STATES",
     "FINISHED",
     "LOSS_CURVES",
+    "MAX_INGREDIENTS",
     "MAX_UPLOAD_ROWS",
     "MEASURED",
     "OVERHEAD_S",
@@ -72,8 +75,10 @@ __all__ = [
     "resolve_teacher",
     "safe_name",
     "short_name",
+    "soup_students",
     "stage_squad_upload",
     "stage_upload",
     "trained_models",
     "validate_params",
+    "validate_soup_params",
 ]

@@ -65,7 +65,11 @@ __all__ = [
 
 RESTARTED = "server restarted"
 LOG_TAIL_LINES = 20  # kept with a failed job's error
-PIPELINES = {"distill": "hub.jobs.pipeline:run_job", "dry-run": "hub.jobs.pipeline:dry_run"}
+PIPELINES = {"distill": "hub.jobs.pipeline:run_job", "dry-run": "hub.jobs.pipeline:dry_run",
+             "soup": "hub.jobs.soup_job:run_soup"}
+# each kind's parameter check ("module:function"), run on submit; the child checks again: job.json is the contract
+VALIDATORS = {"distill": "hub.jobs.params:validate_params", "dry-run": "hub.jobs.params:validate_params",
+              "soup": "hub.jobs.soup_job:validate_soup_params"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _JOB_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{4}$")  # sorts by time
 log = logging.getLogger(__name__)
@@ -131,10 +135,11 @@ class JobQueue:
         pipeline = self.pipeline or PIPELINES.get(kind)
         if pipeline is None:
             raise ValueError(f"unknown job kind; choose one of {sorted(PIPELINES)}")
-        if kind in PIPELINES:
-            from .params import validate_params
+        if kind in VALIDATORS:
+            import importlib
 
-            params = validate_params(params)  # the child checks again: job.json is the contract
+            module, func = VALIDATORS[kind].split(":")
+            params = getattr(importlib.import_module(module), func)(params)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the queue is closed")

@@ -1,0 +1,138 @@
+"""A model-soup job (the Distill tab's "Average students"): the uniform weight
+average of finished students of one task (``hub.soup``: distilled from one start,
+e.g. several seeds or learning rates), written to ``models_dir()/<job name>/student``,
+evaluated on the evaluation data its ingredients were scored on and benchmarked
+against their teacher (quick protocol, a fresh process) like any distilled student.
+
+``validate_soup_params`` runs on the server (no torch); ``run_soup`` in the job's
+child process (``hub.jobs.runner``), which checks that the ingredients can be
+averaged (``hub.soup.check_ingredients``) before writing anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..paths import models_dir
+from .params import ParamsError, safe_name
+from .registry import short_name, trained_models
+
+MAX_INGREDIENTS = 16
+SOUP_KEYS = ("task", "models", "name", "benchmark")
+FINISHED = "finished"
+
+
+def soup_students(task: str, root: str | Path | None = None) -> list:
+    """The finished students of ``task`` this server wrote (``hub.jobs.registry``), newest first:
+    what a soup may average."""
+    return [e for e in trained_models(task, root=root) if e.role == "student" and e.status == FINISHED]
+
+
+def validate_soup_params(params: dict) -> dict:
+    """``{task, models: [2..16 model keys], name, benchmark}`` checked: a known task, distinct
+    finished students of that task (keys of this server's models, never paths), a folder-safe
+    name. Raises :class:`ParamsError` (a ``ValueError``)."""
+    from ..tasks import TASKS
+
+    if not isinstance(params, dict):
+        raise ParamsError("soup parameters must be a dict")
+    unknown = sorted(set(params) - set(SOUP_KEYS))
+    if unknown:
+        raise ParamsError(f"unknown soup parameter(s) {unknown}; use {list(SOUP_KEYS)}")
+    task = TASKS.get(params.get("task"))
+    if task is None or not task.implemented:
+        raise ParamsError(f"task must be one of {[n for n, t in TASKS.items() if t.implemented]}")
+    models = params.get("models")
+    if not isinstance(models, (list, tuple)) or not all(isinstance(m, str) for m in models):
+        raise ParamsError("models must be a list of model names")
+    models = list(dict.fromkeys(models))
+    if not 2 <= len(models) <= MAX_INGREDIENTS:
+        raise ParamsError(f"pick between 2 and {MAX_INGREDIENTS} different students to average")
+    known = {e.key for e in soup_students(task.name)}
+    missing = [m for m in models if m not in known]
+    if missing:
+        raise ParamsError(f"not a finished {task.name} student of this server: {', '.join(missing)}")
+    name = params.get("name") or f"{task.name}-soup{len(models)}"
+    return {"task": task.name, "models": models, "name": safe_name(name),
+            "benchmark": bool(params.get("benchmark", True))}
+
+
+def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
+    """The evaluation data every ingredient was scored on, as ``DataSource`` keywords, and its
+    size; None when they differ or a card does not say (the soup is then saved unscored)."""
+    sources = set()
+    for card in cards:
+        d = (card or {}).get("data") or {}
+        if d.get("kind") == "hub" and d.get("dataset"):
+            kw = {"dataset": d["dataset"], "dataset_config": d.get("config")}
+        elif d.get("kind") == "files" and d.get("eval_file"):
+            kw = {"eval_file": str(Path(d["eval_file"]).resolve()), "text_column": d.get("text_column"),
+                  "label_column": d.get("label_column")}
+        else:
+            return None
+        sources.add((tuple(sorted(kw.items())), d.get("eval_size")))
+    if len(sources) != 1:
+        return None
+    kw, size = next(iter(sources))
+    return {k: v for k, v in kw if v is not None}, size
+
+
+def run_soup(ctx) -> dict:
+    """Average, evaluate, benchmark; returns the job's result (``hub.jobs.runner``)."""
+    from ..data import DataSource
+    from ..inference import eval_options, trained_length
+    from ..kinds import get_kind
+    from ..models import load_model, load_tokenizer
+    from ..runs import read_card
+    from ..soup import check_ingredients, make_soup
+    from ..tasks import get_task
+    from ..training import eval_scores
+    from .pipeline import benchmark_in_child, summary
+
+    p = validate_soup_params(ctx.params)
+    task = get_task(p["task"])
+    paths = {e.key: e.path for e in soup_students(task.name)}
+    folders = [paths[k] for k in p["models"]]
+    check_ingredients(folders, task.name)  # refused (one start, one shape) before anything is written
+    cards = [read_card(f) or {} for f in folders]
+    out = models_dir() / ctx.name / "student"
+    ctx.output("student", out)
+    result: dict = {"name": ctx.name, "status": FINISHED, "ingredients": p["models"], "student": None, "rows": []}
+    source = eval_source(cards)
+    kind = get_kind(task)
+
+    def evaluate(folder) -> dict:
+        ctx.end_phase()
+        ctx.phase("evaluate")
+        ref = str(folder)
+        model, _ = load_model(ref, task)
+        data = kind.load_data(task, DataSource(**source[0]), max_eval=source[1], need_train=False, reference=model)
+        # as the ingredients were scored (hub.training.eval_scores): the training length, the recorded options
+        scores = eval_scores(kind, model, load_tokenizer(ref), data,
+                             trained_length(ref, getattr(kind, "default_max_length", 128)), eval_options(ref, task))
+        ctx.end_phase()
+        return scores
+
+    ctx.phase("soup")
+    ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(p['models'])}")
+    if source is None:
+        ctx.log("the students were not all scored on one evaluation set: the soup is saved without scores")
+    try:
+        make_soup(folders, out, task.name, evaluate=evaluate if source and task.head else None)
+    finally:
+        ctx.end_phase()
+        result["student"] = summary(out)
+    if ctx.cancel.is_set():
+        ctx.log("stop requested: the soup is kept; the benchmark is skipped")
+        result["benchmark"] = "skipped: stop requested"
+        return result
+    teacher = (cards[0] or {}).get("teacher")
+    if not p["benchmark"]:
+        return result
+    if not (task.head and source and teacher and Path(teacher).is_dir()):
+        ctx.log("no benchmark: the students share no teacher folder and evaluation set to time the soup against")
+        result["benchmark"] = "skipped: no teacher folder or evaluation set in common"
+        return result
+    result["rows"] = benchmark_in_child(ctx, task.name, teacher, [str(out)], source[0], source[1], result)
+    ctx.log(f"soup written: {short_name(out)}")
+    return result

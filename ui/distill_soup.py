@@ -1,0 +1,90 @@
+"""The Distill tab's "Average students (model soup)": pick finished students of the
+tab's task that were distilled from one start (several seeds or learning rates),
+queue a ``soup`` job (``hub.jobs.soup_job``): their uniform weight average, scored
+on their evaluation set and benchmarked against their teacher, followed in the
+run column like any run and listed with the other models afterwards.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from hub import jobs, views
+from hub.tasks import TASKS
+
+from . import PRIVATE, keyed, refuse
+
+HELP = (f"Students distilled from one start — the same teacher, student and initial weights, with different seeds "
+        f"or learning rates — can be averaged weight by weight (a *model soup*). The average is often better than "
+        f"each of them at no cost at inference: on this hub's QA recipe, 16 seed runs keeping 85–92% of the "
+        f"teacher's F1 averaged to a student keeping 94.3% (README). Pick 2 to {jobs.MAX_INGREDIENTS} finished "
+        "students; the soup is scored on their evaluation set and benchmarked against their teacher.")
+
+
+def soup_choices(task: str) -> list[tuple[str, str]]:
+    """(label, model key) of the finished students of ``task``, newest first; the label shows
+    the headline score each was given."""
+    head = TASKS[task].headline
+    out = []
+    for e in jobs.soup_students(task):
+        score = (((e.card.get("eval") or {}).get("student")) or {}).get(head)
+        out.append((f"{e.key} · {head} {score:.3f}" if isinstance(score, (int, float)) else e.key, e.key))
+    return out
+
+
+def start_soup(task: str, models: list[str] | None, name: str | None, owned: dict | None) -> dict:
+    """Check the pick (the ingredients' shapes, tokenizers and start are read here, so a bad pick
+    is refused before queueing), then queue the job for this browser."""
+    from .distill_form import submit
+
+    try:
+        params = jobs.validate_soup_params({"task": task, "models": list(models or []),
+                                            "name": (name or "").strip() or None})
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    paths = {e.key: e.path for e in jobs.soup_students(task)}
+    try:
+        from hub.soup import check_ingredients
+
+        check_ingredients([paths[k] for k in params["models"]], task)
+    except ValueError as exc:
+        message = str(exc)
+        for key, path in paths.items():  # server folders as the model names the page shows
+            message = message.replace(path, key)
+        raise refuse(views.redact_text(message)) from None
+    return submit(params, owned, kind="soup")
+
+
+def build(task: str) -> dict:
+    """The section's components (inside the tab's left column)."""
+    c: dict = {}
+    with gr.Accordion("Average students (model soup)", open=False, elem_id="soup-box") as c["soup_box"]:
+        gr.Markdown(HELP, elem_classes=["hub-caption"])
+        c["soup_models"] = gr.Dropdown(soup_choices(task), multiselect=True, label="Students",
+                                       info=f"finished {task} students of this server", elem_id="soup-models",
+                                       max_choices=jobs.MAX_INGREDIENTS)
+        c["soup_name"] = gr.Textbox(label="Soup name (optional)", max_length=60, placeholder=f"{task}-soup",
+                                    elem_id="soup-name")
+        c["soup_start"] = gr.Button("Average them", elem_id="soup-start")
+    return c
+
+
+def wire(c: dict, session: dict) -> None:
+    """``c``: the tab's components (``task`` and this section's); ``session``: watch, owned, timer, seen."""
+    every = {**c, **session}
+
+    def refresh(task, picked):
+        """The task's students now (a run may have finished since); the picks that are still among them stay."""
+        choices = soup_choices(task)
+        keys = {v for _, v in choices}
+        return {c["soup_models"]: gr.Dropdown(choices=choices, value=[k for k in picked or [] if k in keys],
+                                              info=f"finished {task} students of this server"),
+                c["soup_name"]: gr.Textbox(placeholder=f"{task}-soup")}
+
+    inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"]]
+    c["task"].change(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
+    c["soup_box"].expand(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
+    c["soup_start"].click(lambda task, models, name, owned: keyed(every, start_soup(task, models, name, owned)),
+                          [c["task"], c["soup_models"], c["soup_name"], session["owned"]],
+                          [session[k] for k in ("watch", "owned", "timer", "seen")], **PRIVATE,
+                          concurrency_limit=1)
