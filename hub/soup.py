@@ -27,7 +27,8 @@ WEIGHTS = "model.safetensors"
 COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 # config keys that say how a folder was written, not what the model is
 CONFIG_NOISE = ("_name_or_path", "transformers_version", "torch_dtype", "dtype")
-# a distillation run card's recipe keys (besides its ``train`` settings) that may differ between ingredients
+
+
 def _config(folder: Path) -> dict:
     import json
 
@@ -130,7 +131,9 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     """Average ``models`` into ``output_dir``; returns its run card (status finished,
     ``soup`` lists the ingredients and their recorded evaluation). ``evaluate(folder)``
     scores the soup; the ingredients' recorded teacher score and the retention
-    against it are added when they share teacher and eval data."""
+    against it are added when they share teacher and eval data. With ``evaluate`` the
+    card says ``running`` until the scores are in, ``failed`` (weights kept) when the
+    evaluation fails."""
     from .tasks import get_task, retention
 
     folders, cards, warnings = check_ingredients(models, task)
@@ -160,7 +163,9 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
         if key in differ:
             base.pop(key, None)
     recorded = [(c or {}).get("eval") or {} for c in cards]
-    card = {**base, "status": "finished", "created_at": utc_now(),
+    # with an evaluation the soup is finished once scored: a failed or killed evaluation leaves no unscored
+    # "finished" model behind (the job queue marks a "running" card of a killed job failed)
+    card = {**base, "status": "finished" if evaluate is None else "running", "created_at": utc_now(),
             "warnings": list(dict.fromkeys([*base.get("warnings", []), *warnings])),  # the teacher's still hold
             "soup": {"method": "uniform weight average", "ingredients": [
                 {"path": str(f), "settings": {k: st.get(k) for k in differ}, "eval": r.get("student") or r.get("model")}
@@ -169,7 +174,13 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     _write_readme(out, card)
     if evaluate is not None:
         t = get_task(task)
-        scores = evaluate(out)
+        try:
+            scores = evaluate(out)
+        except BaseException as exc:
+            card.update(status="failed", error=f"evaluation: {type(exc).__name__}: {exc}")
+            write_card(out, card)
+            raise
+        card["status"] = "finished"
         card["eval"] = {"student": scores, "headline": t.headline}
         teacher = recorded[0].get("teacher") if same_eval_source(cards) else None
         if teacher and teacher.get("eval_size") == scores.get("eval_size"):  # the teacher's score on these examples

@@ -124,8 +124,13 @@ def check_resume(out: Path, card: dict) -> None:
     if old is None:
         return
     was, now = _resume_facts(old), _resume_facts(card)
-    diffs = [f"{k} {was.get(k)!r} then, {now.get(k)!r} now" for k in sorted(was)
-             if k not in RESUME_MAY_CHANGE and was.get(k) != now.get(k)]
+    # the data source is compared on what both cards record: a run adds counts to it as it goes (packed text: its
+    # blocks and tokens), and an older card may lack a newer key
+    both = lambda a, b: isinstance(a, dict) and isinstance(b, dict)  # noqa: E731
+    pairs = [(f"data.{k}", was["data"][k], now["data"][k]) for k in sorted(was["data"]) if k in now["data"]] \
+        if both(was.get("data"), now.get("data")) else [("data", was.get("data"), now.get("data"))]
+    pairs += [(k, was[k], now.get(k)) for k in sorted(was) if k != "data"]
+    diffs = [f"{k} {a!r} then, {b!r} now" for k, a, b in pairs if k not in RESUME_MAY_CHANGE and a != b]
     if diffs:
         raise ValueError(f"{out} was started with other settings ({'; '.join(diffs)}): resume it with the settings "
                          "it started with, or pass --overwrite to start again")

@@ -756,3 +756,17 @@ def test_finetune_resume_refuses_another_learning_rate_from_the_cli(tmp_path, ti
     err = capsys.readouterr().err
     assert "learning_rate 0.0001 then, 0.0003 now" in err and "--overwrite" in err
     assert json.loads((out / "run.json").read_text())["train"]["learning_rate"] == 1e-4
+
+
+def test_resume_compares_the_data_source_on_what_both_cards_record(tmp_path):
+    """A packed-text run adds its block and token counts to the card's data as it goes: a resumed run, whose
+    card is built before packing, is not refused for lacking them; another training file is."""
+    from hub.runs import write_card
+    from hub.training import check_resume
+
+    train = {"epochs": 1.0, "learning_rate": 1e-4, "precision": "fp32", "attention_dropout": None}
+    source = {"kind": "files", "train_file": "valid.txt", "eval_file": "test.txt", "block_size": 128}
+    write_card(tmp_path, {"task": "mlm", "train": train, "data": {**source, "train_blocks": 9, "eval_tokens": 99}})
+    check_resume(tmp_path, {"task": "mlm", "train": train, "data": dict(source)})
+    with pytest.raises(ValueError, match=r"data.train_file 'valid.txt' then, 'other.txt' now"):
+        check_resume(tmp_path, {"task": "mlm", "train": train, "data": {**source, "train_file": "other.txt"}})

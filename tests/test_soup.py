@@ -222,12 +222,13 @@ def test_soup_params_are_checked_on_the_server(hub_home, trained_pair, tmp_path)
 
     keys = _job_students(trained_pair, tmp_path)
     ok = validate_soup_params({"task": "sst2", "models": [*keys, keys[0]]})  # a repeat counts once
-    assert ok == {"task": "sst2", "models": keys, "name": "sst2-soup2", "benchmark": True}
+    assert ok == {"task": "sst2", "models": keys, "name": "sst2-soup", "benchmark": True}
     for bad, message in [({"task": "sst2", "models": keys[:1]}, "between 2 and 16"),
                          ({"task": "sst2", "models": [keys[0], "../../etc"]}, "not a finished sst2 student"),
                          ({"task": "squad", "models": keys}, "not a finished squad student"),
                          ({"task": "nope", "models": keys}, "task must be one of"),
                          ({"task": "sst2", "models": "a,b"}, "list of model names"),
+                         ({"task": "sst2", "models": keys, "benchmark": "false"}, "true or false"),
                          ({"task": "sst2", "models": keys, "path": "/tmp"}, "unknown soup parameter")]:
         with pytest.raises(ParamsError, match=message):
             validate_soup_params(bad)
@@ -300,3 +301,41 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
             "soup": {"ingredients": [{"eval": {"accuracy": 0.7}}, {"eval": {"accuracy": 0.75}}]}}
     assert run_status.soup_line(card, "accuracy") == " · the average of 2 students (accuracy 0.700–0.750)"
     assert run_status.PHASES["soup"] == "averaging the students' weights"
+
+
+def test_soup_eval_source_is_the_students_own(tmp_path):
+    """What the soup is scored on: the students' one evaluation set with its columns and size (packed text
+    counts blocks); none when they differ or the file is not found from here."""
+    from hub.jobs.soup_job import eval_source
+
+    evals = tmp_path / "test.txt"
+    evals.write_text("some text\n")
+    mlm = {"data": {"kind": "files", "eval_file": str(evals), "eval_blocks": 12, "text_column": None}}
+    assert eval_source([mlm, mlm]) == ({"eval_file": str(evals.resolve())}, 12)
+    hub = {"data": {"kind": "hub", "dataset": "me/reviews", "config": None, "text_column": "review",
+                    "label_column": "stars", "eval_size": 100}}
+    assert eval_source([hub, hub]) == ({"dataset": "me/reviews", "text_column": "review", "label_column": "stars"},
+                                       100)
+    assert eval_source([mlm, hub]) is None
+    assert eval_source([mlm, {"data": {**mlm["data"], "eval_blocks": 6}}]) is None  # other examples
+    gone = {"data": {"kind": "files", "eval_file": "runs/elsewhere/dev.json", "eval_size": 5}}
+    assert eval_source([gone, gone]) is None and eval_source([{}, {}]) is None
+
+
+def test_a_soup_whose_evaluation_fails_is_not_left_finished(trained_pair, tmp_path):
+    from hub.runs import read_card
+    from hub.soup import make_soup
+
+    _, student = trained_pair
+    a, _ = _ingredient(student, tmp_path / "a", 1)
+    b, _ = _ingredient(student, tmp_path / "b", 2)
+
+    def broken(folder):
+        assert read_card(folder)["status"] == "running"  # not finished before it is scored
+        raise FileNotFoundError("no such file: dev.json")
+
+    with pytest.raises(FileNotFoundError):
+        make_soup([str(a), str(b)], tmp_path / "soup", "sst2", evaluate=broken)
+    card = read_card(tmp_path / "soup")
+    assert card["status"] == "failed" and "dev.json" in card["error"] and "eval" not in card
+    assert (tmp_path / "soup" / "model.safetensors").is_file()  # the weights are kept

@@ -7,7 +7,6 @@ comes from each model's run.json (one truth per run).
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import quote
 
 import gradio as gr
@@ -225,8 +224,7 @@ def result_markdown(status: dict | None, cards: dict[str, dict]) -> str:
     lines += [f"- ⚠️ **Warning:** {esc(views.redact_text(w))}" for w in dict.fromkeys(warnings)]
     student = cards.get("student")
     if student and student.get("status") == "finished" and "teacher" not in names and student.get("soup"):
-        recorded = student.get("teacher")
-        folder = str(Path(recorded).resolve()) if recorded and Path(recorded).is_dir() else None
+        folder = next((e.teacher for e in jobs.trained_models(task.name) if e.key == names["student"]), None)
         teacher = next((k for k, v in jobs.allowed_models(task.name).items()
                         if folder and v["path"] == folder and v["role"] == "teacher"), None)
         if teacher:  # a soup job writes the student only: compare it with its students' teacher

@@ -150,13 +150,15 @@ def _default_guess(fp32_rate: float, kind: str | None, phase: str, arithmetic: t
     if tuple(arithmetic) == ("fp32", None):
         return {"examples_per_s": fp32_rate, "source": source}
     factor = FAST_SPEEDUP.get(kind, {}).get(phase)
-    if arithmetic == FAST_ARITHMETIC and factor and cpu_bf16():
+    native = cpu_bf16()
+    if arithmetic == FAST_ARITHMETIC and factor and native:
         return {"examples_per_s": round(fp32_rate * factor, 2),
                 "source": f"default guess for a 2-core CPU, x{factor:g} for bf16 without attention dropout "
                           "(measured on a CPU with AMX-BF16; no earlier run like this one)"}
+    why = ("bf16 is emulated on this CPU: expect it slower" if arithmetic[0] == "bf16" and not native
+           else "no speed-up measured for these settings")
     return {"examples_per_s": fp32_rate,
-            "source": "default guess for a 2-core CPU training in fp32 (no earlier run like this one, and no "
-                      "measured speed-up for these settings here)"}
+            "source": f"default guess for a 2-core CPU training in fp32 (no earlier run like this one; {why})"}
 
 
 def _question_passes_per_s(card: dict) -> float | None:

@@ -52,25 +52,28 @@ def validate_soup_params(params: dict) -> dict:
     missing = [m for m in models if m not in known]
     if missing:
         raise ParamsError(f"not a finished {task.name} student of this server: {', '.join(missing)}")
-    name = params.get("name") or f"{task.name}-soup{len(models)}"
-    return {"task": task.name, "models": models, "name": safe_name(name),
-            "benchmark": bool(params.get("benchmark", True))}
+    benchmark = params.get("benchmark", True)
+    if not isinstance(benchmark, bool):
+        raise ParamsError("benchmark must be true or false")
+    return {"task": task.name, "models": models, "name": safe_name(params.get("name") or f"{task.name}-soup"),
+            "benchmark": benchmark}
 
 
 def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
-    """The evaluation data every ingredient was scored on, as ``DataSource`` keywords, and its
-    size; None when they differ or a card does not say (the soup is then saved unscored)."""
+    """The evaluation data every ingredient was scored on, as ``DataSource`` keywords (with its
+    columns), and its size (examples; blocks for packed text); None when they differ, a card does
+    not say, or its file is not found from here (the soup is then saved unscored)."""
     sources = set()
     for card in cards:
         d = (card or {}).get("data") or {}
+        columns = {"text_column": d.get("text_column"), "label_column": d.get("label_column")}
         if d.get("kind") == "hub" and d.get("dataset"):
-            kw = {"dataset": d["dataset"], "dataset_config": d.get("config")}
-        elif d.get("kind") == "files" and d.get("eval_file"):
-            kw = {"eval_file": str(Path(d["eval_file"]).resolve()), "text_column": d.get("text_column"),
-                  "label_column": d.get("label_column")}
+            kw = {"dataset": d["dataset"], "dataset_config": d.get("config"), **columns}
+        elif d.get("kind") == "files" and d.get("eval_file") and Path(d["eval_file"]).is_file():
+            kw = {"eval_file": str(Path(d["eval_file"]).resolve()), **columns}
         else:
             return None
-        sources.add((tuple(sorted(kw.items())), d.get("eval_size")))
+        sources.add((tuple(sorted(kw.items())), d.get("eval_size", d.get("eval_blocks"))))
     if len(sources) != 1:
         return None
     kw, size = next(iter(sources))
@@ -89,10 +92,13 @@ def run_soup(ctx) -> dict:
     from ..training import eval_scores
     from .pipeline import benchmark_in_child, summary
 
+    from ..config import is_hub_id
+    from .pipeline import GENERAL_BENCH
+
     p = validate_soup_params(ctx.params)
     task = get_task(p["task"])
-    paths = {e.key: e.path for e in soup_students(task.name)}
-    folders = [paths[k] for k in p["models"]]
+    entries = {e.key: e for e in soup_students(task.name)}
+    folders = [entries[k].path for k in p["models"]]
     check_ingredients(folders, task.name)  # refused (one start, one shape) before anything is written
     cards = [read_card(f) or {} for f in folders]
     out = models_dir() / ctx.name / "student"
@@ -101,15 +107,21 @@ def run_soup(ctx) -> dict:
     source = eval_source(cards)
     kind = get_kind(task)
 
+    # as the ingredients were scored (hub.training.eval_scores): their training length and evaluation options
+    lengths = {trained_length(f, getattr(kind, "default_max_length", 128)) for f in folders}
+    options = [eval_options(f, task) for f in folders]
+    if len(lengths) > 1 or any(o != options[0] for o in options):
+        ctx.log(f"the students were scored at lengths {sorted(lengths)} with options {options}: the soup is scored "
+                f"at the first one's, {trained_length(folders[0])} tokens, {options[0]}")
+
     def evaluate(folder) -> dict:
         ctx.end_phase()
         ctx.phase("evaluate")
         ref = str(folder)
         model, _ = load_model(ref, task)
         data = kind.load_data(task, DataSource(**source[0]), max_eval=source[1], need_train=False, reference=model)
-        # as the ingredients were scored (hub.training.eval_scores): the training length, the recorded options
         scores = eval_scores(kind, model, load_tokenizer(ref), data,
-                             trained_length(ref, getattr(kind, "default_max_length", 128)), eval_options(ref, task))
+                             trained_length(folders[0], getattr(kind, "default_max_length", 128)), options[0])
         ctx.end_phase()
         return scores
 
@@ -126,12 +138,16 @@ def run_soup(ctx) -> dict:
         ctx.log("stop requested: the soup is kept; the benchmark is skipped")
         result["benchmark"] = "skipped: stop requested"
         return result
-    teacher = (cards[0] or {}).get("teacher")
+    teacher = entries[p["models"][0]].teacher  # resolved (a CLI card may name it relative to where it ran)
     if not p["benchmark"]:
         return result
-    if not (task.head and source and teacher and Path(teacher).is_dir()):
-        ctx.log("no benchmark: the students share no teacher folder and evaluation set to time the soup against")
-        result["benchmark"] = "skipped: no teacher folder or evaluation set in common"
+    if not task.head:
+        ctx.log(f"no benchmark: {GENERAL_BENCH}")
+        result["benchmark"] = "skipped: a student without a task head"
+        return result
+    if not (source and teacher and (Path(teacher).is_dir() or is_hub_id(teacher))):
+        ctx.log("no benchmark: the students share no teacher and evaluation set to time the soup against")
+        result["benchmark"] = "skipped: no teacher or evaluation set in common"
         return result
     result["rows"] = benchmark_in_child(ctx, task.name, teacher, [str(out)], source[0], source[1], result)
     ctx.log(f"soup written: {short_name(out)}")
