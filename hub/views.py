@@ -286,9 +286,11 @@ def public_status(status: dict) -> dict:
 
     out = {k: v for k, v in status.items() if k not in ("outputs", "process", "pid", "log_path")}
     params = dict(out.get("params") or {})
-    data = params.pop("data", None) or {}
-    params["data"] = "hub" if "dataset" in data else ("local" if "data_dir" in data else "files")
-    params["teacher"] = jobs.short_name(params.get("teacher") or "")
+    if "data" in params:  # a distillation job's (a soup job has none: its students were trained on theirs)
+        data = params.pop("data") or {}
+        params["data"] = "hub" if "dataset" in data else ("local" if "data_dir" in data else "files")
+    if "teacher" in params:
+        params["teacher"] = jobs.short_name(params["teacher"] or "")
     out["params"] = params
     out["log"] = [redact_text(line) for line in out.get("log") or []]
     out["error"] = redact_text(out["error"]) if out.get("error") else None

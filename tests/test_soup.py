@@ -291,11 +291,17 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
     try:
         out = distill_soup.start_soup("sst2", keys, " two seeds ", {})
         status = q.wait(out["watch"], timeout=60)
+        updates, _, _ = run_status.poll(out["watch"], out["owned"], None)
+        assert updates["plot"].visible is False  # nothing trained, no curves
     finally:
         q.close(cancel_running=True)
     assert status["kind"] == "soup" and status["name"] == "two-seeds"
     assert status["params"] == {"task": "sst2", "models": keys, "name": "two-seeds", "benchmark": True}
     assert q.is_owner(out["watch"], out["owned"]["token"])
+    from hub import views
+
+    assert views.public_status(status)["params"] == {"task": "sst2", "models": keys, "name": "two-seeds",
+                                                     "benchmark": True}
     # the outcome names the ingredients' score range
     card = {"status": "finished", "eval": {"student": {"accuracy": 0.8}},
             "soup": {"ingredients": [{"eval": {"accuracy": 0.7}}, {"eval": {"accuracy": 0.75}}]}}

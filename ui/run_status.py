@@ -285,7 +285,9 @@ def poll(job_id: str | None, owned: dict | None, seen: dict | None) -> tuple[dic
         "seen": {"watch": sig, "mine": [mine["id"], mine["state"]] if mine else None},
     }
     if sig != seen.get("watch"):
-        updates.update(plot=loss_frame(status), log=log_text(public),
+        # a soup job trains nothing: no loss curves to draw
+        updates.update(plot=gr.LinePlot(loss_frame(status), visible=(status or {}).get("kind") != "soup"),
+                       log=log_text(public),
                        result=result_markdown(status, views.run_cards(status) if status else {}),
                        runs=gr.Dropdown(choices=job_choices(), value=job_id))
     return updates, (views.public_status(mine) if mine else None), mine_ended
