@@ -258,7 +258,10 @@ class LeaderboardStore:
 
     def _is_healthy(self) -> bool:
         """False when the file fails ``PRAGMA quick_check`` or is not a database at all."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        try:
+            if self.path.stat().st_size == 0:
+                return True
+        except FileNotFoundError:  # none yet, or another process just moved a corrupt one aside: a fresh store
             return True
         try:
             with self._connect() as conn:
