@@ -126,19 +126,17 @@ def check_resume(out: Path, card: dict) -> None:
     was, now = _resume_facts(old), _resume_facts(card)
     # the data source is compared on what both cards record: a run adds counts to it as it goes (packed text: its
     # blocks and tokens), and an older card may lack a newer key
-    both = lambda a, b: isinstance(a, dict) and isinstance(b, dict)  # noqa: E731
-    pairs = [(f"data.{k}", was["data"][k], now["data"][k]) for k in sorted(was["data"]) if k in now["data"]] \
-        if both(was.get("data"), now.get("data")) else [("data", was.get("data"), now.get("data"))]
-    pairs += [(k, was[k], now.get(k)) for k in sorted(was) if k != "data"]
-    diffs = [f"{k} {a!r} then, {b!r} now" for k, a, b in pairs if k not in RESUME_MAY_CHANGE and a != b]
+    diffs = [f"{k} {was[k]!r} then, {now.get(k)!r} now" for k in sorted(was)
+             if k not in RESUME_MAY_CHANGE and (k in now or not k.startswith("data.")) and was[k] != now.get(k)]
     if diffs:
         raise ValueError(f"{out} was started with other settings ({'; '.join(diffs)}): resume it with the settings "
                          "it started with, or pass --overwrite to start again")
 
 
 def _resume_facts(card: dict) -> dict:
-    """The comparable facts of a run card: JSON values (tuples as lists), and paths that exist
-    from here resolved, so ``runs/t`` and ``/work/runs/t`` are one teacher."""
+    """The comparable facts of a run card: JSON values (tuples as lists), the data source one
+    fact a key (``data.train_file``), and paths that exist from here resolved, so ``runs/t``
+    and ``/work/runs/t`` are one teacher."""
     import json
 
     def norm(v):
@@ -148,7 +146,8 @@ def _resume_facts(card: dict) -> dict:
             return {k: norm(x) for k, x in v.items()}
         return v
 
-    facts = {**card_recipe(card), "task": card.get("task"), "data": card.get("data"),
+    facts = {**card_recipe(card), "task": card.get("task"),
+             **{f"data.{k}": v for k, v in (card.get("data") or {}).items()},
              "teacher": card.get("teacher"), "base_model": card.get("base_model"),
              "student": (card.get("student") or {}).get("spec")}
     return norm(json.loads(json.dumps(facts, default=str)))

@@ -224,9 +224,10 @@ def result_markdown(status: dict | None, cards: dict[str, dict]) -> str:
     lines += [f"- ⚠️ **Warning:** {esc(views.redact_text(w))}" for w in dict.fromkeys(warnings)]
     student = cards.get("student")
     if student and student.get("status") == "finished" and "teacher" not in names and student.get("soup"):
-        folder = next((e.teacher for e in jobs.trained_models(task.name) if e.key == names["student"]), None)
-        teacher = next((k for k, v in jobs.allowed_models(task.name).items()
-                        if folder and v["path"] == folder and v["role"] == "teacher"), None)
+        models = jobs.allowed_models(task.name)
+        folder = (models.get(names["student"]) or {}).get("teacher")  # resolved by the registry
+        teacher = next((k for k, v in models.items() if folder and v["path"] == folder and v["role"] == "teacher"),
+                       None)
         if teacher:  # a soup job writes the student only: compare it with its students' teacher
             names["teacher"] = teacher
     if student and student.get("status") == "finished" and "teacher" in names:

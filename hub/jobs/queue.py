@@ -136,10 +136,9 @@ class JobQueue:
         if pipeline is None:
             raise ValueError(f"unknown job kind; choose one of {sorted(PIPELINES)}")
         if kind in VALIDATORS:
-            import importlib
+            from .runner import load_pipeline  # the same "module:function" lookup as the child's
 
-            module, func = VALIDATORS[kind].split(":")
-            params = getattr(importlib.import_module(module), func)(params)
+            params = load_pipeline(VALIDATORS[kind])(params)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the queue is closed")

@@ -82,6 +82,7 @@ def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
 
 def run_soup(ctx) -> dict:
     """Average, evaluate, benchmark; returns the job's result (``hub.jobs.runner``)."""
+    from ..config import is_hub_id
     from ..data import DataSource
     from ..inference import eval_options, trained_length
     from ..kinds import get_kind
@@ -90,10 +91,7 @@ def run_soup(ctx) -> dict:
     from ..soup import check_ingredients, make_soup
     from ..tasks import get_task
     from ..training import eval_scores
-    from .pipeline import benchmark_in_child, summary
-
-    from ..config import is_hub_id
-    from .pipeline import GENERAL_BENCH
+    from .pipeline import GENERAL_BENCH, benchmark_in_child, summary
 
     p = validate_soup_params(ctx.params)
     task = get_task(p["task"])
@@ -108,11 +106,11 @@ def run_soup(ctx) -> dict:
     kind = get_kind(task)
 
     # as the ingredients were scored (hub.training.eval_scores): their training length and evaluation options
-    lengths = {trained_length(f, getattr(kind, "default_max_length", 128)) for f in folders}
+    lengths = [trained_length(f, getattr(kind, "default_max_length", 128)) for f in folders]
     options = [eval_options(f, task) for f in folders]
-    if len(lengths) > 1 or any(o != options[0] for o in options):
-        ctx.log(f"the students were scored at lengths {sorted(lengths)} with options {options}: the soup is scored "
-                f"at the first one's, {trained_length(folders[0])} tokens, {options[0]}")
+    if len(set(lengths)) > 1 or any(o != options[0] for o in options):
+        ctx.log(f"the students were scored at lengths {sorted(set(lengths))} with options {options}: the soup is "
+                f"scored at the first one's, {lengths[0]} tokens, {options[0]}")
 
     def evaluate(folder) -> dict:
         ctx.end_phase()
@@ -120,8 +118,7 @@ def run_soup(ctx) -> dict:
         ref = str(folder)
         model, _ = load_model(ref, task)
         data = kind.load_data(task, DataSource(**source[0]), max_eval=source[1], need_train=False, reference=model)
-        scores = eval_scores(kind, model, load_tokenizer(ref), data,
-                             trained_length(folders[0], getattr(kind, "default_max_length", 128)), options[0])
+        scores = eval_scores(kind, model, load_tokenizer(ref), data, lengths[0], options[0])
         ctx.end_phase()
         return scores
 
