@@ -1,4 +1,4 @@
-"""``python -m hub COMMAND``: finetune, distill, augment, cloze, evaluate, soup, bench, profile, bench-distill, leaderboard, export, delete.
+"""``python -m hub COMMAND``: finetune, distill, augment, cloze, evaluate, calibrate-null, soup, bench, profile, bench-distill, leaderboard, export, delete.
 
 Thin: parse arguments, call the package, print results. Misspelled options fail
 (argparse's abbreviation matching is off), errors print one clear line.
@@ -10,8 +10,8 @@ import argparse
 import sys
 
 # the commands themselves (this docstring is the parser's description, so the pointer is here)
-from .cli_commands import (cmd_augment, cmd_bench, cmd_bench_distill, cmd_cloze, cmd_delete, cmd_distill, cmd_evaluate,
-                           cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile, cmd_soup)
+from .cli_commands import (cmd_augment, cmd_bench, cmd_bench_distill, cmd_calibrate_null, cmd_cloze, cmd_delete,
+                           cmd_distill, cmd_evaluate, cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile, cmd_soup)
 
 
 def _data_args(p: argparse.ArgumentParser, train: bool = True, limit_train: bool = True) -> None:
@@ -147,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_args(p)
     _data_args(p, train=False)
 
+    p = sub.add_parser("calibrate-null", help="question answering: the student null-answer threshold that agrees "
+                       "most with its teacher's \"no answer\" decisions (JSON)",
+                       description="Run teacher and student over the training questions (labels unused), each "
+                                   "with its own paragraph and with a paragraph of another article, and print the "
+                                   "student threshold whose \"no answer\" decisions agree most with the teacher's. "
+                                   "Pass it as --null-threshold to evaluate, bench or distill. The evaluation set "
+                                   "is not read.", allow_abbrev=False)
+    p.add_argument("--task", required=True)
+    p.add_argument("--teacher", required=True, help="the reference: it decides at its run card's threshold, else 0")
+    p.add_argument("--model", required=True, help="the student whose threshold is calibrated")
+    p.add_argument("--batch-size", type=int, default=64)
+    g = p.add_argument_group("calibration questions (the training questions of one source)")
+    g.add_argument("--data-dir", help="the task's local layout: its training file (squad/xquad-en-train.json)")
+    g.add_argument("--train-file", help="a SQuAD-format JSON file")
+    g.add_argument("--dataset", help="Hub data set id (online): its train split")
+    g.add_argument("--dataset-config")
+    g.add_argument("--max-train-samples", type=int, help="the first N questions only")
+
     p = sub.add_parser("soup", help="average the weights of students distilled from one start (a model soup)",
                        description="Average the weights of two or more models of one shape, task and tokenizer "
                                    "trained from the same checkpoint (e.g. the same distillation with several "
@@ -229,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "finetune": cmd_finetune, "distill": cmd_distill, "augment": cmd_augment, "cloze": cmd_cloze,
-    "evaluate": cmd_evaluate, "soup": cmd_soup,
+    "evaluate": cmd_evaluate, "calibrate-null": cmd_calibrate_null, "soup": cmd_soup,
     "bench": cmd_bench, "profile": cmd_profile, "bench-distill": cmd_bench_distill, "leaderboard": cmd_leaderboard, "export": cmd_export, "delete": cmd_delete,
 }
 

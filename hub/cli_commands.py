@@ -171,6 +171,49 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_calibrate_null(args) -> int:
+    from .data import DataError, DataSource
+    from .inference import eval_options, trained_length
+    from .kinds import get_kind
+    from .kinds.qa_data import _hub_examples, read_examples
+    from .models import load_model, load_tokenizer, resolve_model_ref
+    from .null_calibration import calibrate_null
+    from .tasks import get_task
+
+    task = get_task(args.task)
+    kind = get_kind(task)
+    if "null_threshold" not in getattr(kind, "eval_options", ()):
+        raise ValueError(f"calibrate-null is for question answering; task {task.name} has no null answer")
+    source = DataSource(data_dir=args.data_dir, train_file=args.train_file, dataset=args.dataset,
+                        dataset_config=args.dataset_config)
+    if sum(map(bool, (args.data_dir, args.train_file, args.dataset))) != 1:
+        raise DataError("give one source of calibration questions: --data-dir, --train-file or --dataset")
+    if source.dataset:
+        questions = _hub_examples(task, source.dataset, source.dataset_config, True)[0]
+    else:
+        questions = read_examples(source.files(task, need_train=True, need_eval=False)[0])
+    if args.max_train_samples is not None:
+        questions = questions[: max(args.max_train_samples, 0)]
+    loaded = {}
+    for role, ref in (("teacher", args.teacher), ("model", args.model)):
+        model, trained = load_model(ref, task)
+        if not trained:
+            raise SystemExit(f"error: {ref} has no trained {task.head} head; fine-tune it first")
+        threshold = eval_options(resolve_model_ref(ref), task).get("null_threshold", kind.null_threshold)
+        length = trained_length(ref, kind.default_max_length)
+        loaded[role] = (model, load_tokenizer(ref), threshold, length)
+    print(f"calibrating on {len(questions)} questions, each with its own paragraph and another article's ...",
+          file=sys.stderr, flush=True)
+    (t_model, t_tok, t_threshold, t_length), (s_model, s_tok, s_threshold, s_length) = loaded["teacher"], loaded["model"]
+    result = calibrate_null(kind, t_model, t_tok, s_model, s_tok, questions, teacher_threshold=t_threshold,
+                            student_threshold=s_threshold, teacher_length=t_length, student_length=s_length,
+                            batch_size=args.batch_size)
+    print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, **result}, indent=2))
+    print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
+          f"{result['threshold']:.6g}", file=sys.stderr)
+    return 0
+
+
 def cmd_soup(args) -> int:
     from .soup import make_soup
     from .tasks import get_task

@@ -31,7 +31,10 @@ the scores at the best threshold for this eval set, and ``best_exact_thresh``/
 scores, so using it there would report an upper bound as the model's F1. To tune
 a threshold, run ``evaluate`` on questions held out from the final eval set, and
 pass its ``best_f1_thresh`` as ``--null-threshold`` to ``distill``/``finetune``
-(which records it) or to ``evaluate``/``bench``.
+(which records it) or to ``evaluate``/``bench``. Without a labelled held-out set,
+``python -m hub calibrate-null`` (``hub.null_calibration``) gives a student the
+threshold at which its "no answer" decisions agree most with its teacher's, on
+the training questions alone.
 """
 
 from __future__ import annotations

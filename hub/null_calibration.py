@@ -1,0 +1,169 @@
+"""A QA student's null-answer threshold, calibrated to its teacher (``python -m hub calibrate-null``).
+
+A distilled SQuAD 2.0 student imitates its teacher's start and end logits, but its
+"no answer" margin (null score - best span score, see
+``hub.squad_postprocess.postprocess``) need not sit on the teacher's scale: at the
+same threshold it may abstain much less (or more) often than its teacher. This
+module picks the student's threshold so that its "no answer" decisions agree with
+the teacher's as often as possible, on question/paragraph pairs that carry **no
+labels**: no held-out SQuAD 2.0 set is needed, and the evaluation set is never
+touched (choosing a threshold on the questions it is scored on reports an upper
+bound, see ``hub.kinds.qa``).
+
+The pairs: each calibration question with its own paragraph, and with a paragraph
+of another article (:func:`unanswerable_pairs`: a pair that cannot hold its
+answer, the kind of question a SQuAD 2.0 model must decline). The teacher
+decides at its own threshold (its run card's, else 0); the student's threshold
+is the one that maximises agreement, the nearest to the student's current one
+among equally good ones (:func:`agreement_threshold`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .data import DataError
+
+OTHER = "#other-article"  # suffix of the ids of the paired-with-another-article questions
+
+
+def unanswerable_pairs(examples: Sequence[dict]) -> list[dict]:
+    """Each question of ``examples`` paired with a paragraph of another article.
+
+    Articles are told apart by ``title`` (by paragraph when all share one title).
+    Question ``i`` of article ``a`` gets paragraph ``i mod n`` of the next article
+    (the last article's questions go to the first one's); ids end in ``OTHER``,
+    no answers. Deterministic: the same file gives the same pairs.
+
+    >>> ex = [{"id": "1", "title": "A", "context": "a1", "question": "q1"},
+    ...       {"id": "2", "title": "B", "context": "b1", "question": "q2"},
+    ...       {"id": "3", "title": "B", "context": "b2", "question": "q3"}]
+    >>> [(p["id"], p["context"]) for p in unanswerable_pairs(ex)]
+    [('1#other-article', 'b1'), ('2#other-article', 'a1'), ('3#other-article', 'a1')]
+    """
+    use_title = len({ex.get("title") or "" for ex in examples}) > 1
+
+    def article(ex) -> str:
+        return (ex.get("title") or "") if use_title else ex["context"]
+
+    articles: dict[str, list[str]] = {}
+    for ex in examples:
+        paragraphs = articles.setdefault(article(ex), [])
+        if ex["context"] not in paragraphs:
+            paragraphs.append(ex["context"])
+    keys = list(articles)
+    if len(keys) < 2:
+        raise DataError("calibration needs questions from at least two articles (or paragraphs) to pair a question "
+                        "with a paragraph that cannot answer it")
+    position = {k: i for i, k in enumerate(keys)}
+    out = []
+    for i, ex in enumerate(examples):
+        other = articles[keys[(position[article(ex)] + 1) % len(keys)]]
+        out.append({"id": f"{ex['id']}{OTHER}", "title": "", "context": other[i % len(other)],
+                    "question": ex["question"], "answers": {"text": [], "answer_start": []}, "is_impossible": True})
+    return out
+
+
+def agreement_threshold(margins: Sequence[float], reference_null: Sequence[bool], prefer: float = 0.0) -> dict:
+    """The threshold at which "no answer" (``margin > threshold``) agrees most with ``reference_null``.
+
+    ``margins``: the student's null score - best span score per pair (``inf``: no
+    span at all, always "no answer"); ``reference_null``: the teacher's decisions.
+    Agreement is constant between consecutive margins; among the best stretches
+    the threshold is ``prefer`` when it lies in one, else the middle of the
+    nearest stretch (1 beyond the extreme margin for an open-ended one).
+
+    Returns ``threshold``, ``agreement`` (share of pairs, 0-1) and
+    ``agreement_at_prefer``, ``null_rate`` (the student's at ``threshold``) and
+    ``reference_null_rate``, ``n``.
+
+    >>> r = agreement_threshold([-3.0, -1.0, 2.0, 5.0], [False, True, True, True])
+    >>> r["threshold"], r["agreement"], r["agreement_at_prefer"]
+    (-2.0, 1.0, 0.75)
+    >>> agreement_threshold([-3.0, 2.0], [False, True])["threshold"]   # 0 already agrees fully: kept
+    0.0
+    """
+    n = len(margins)
+    if not n:
+        raise ValueError("no calibration pairs")
+    if n != len(reference_null):
+        raise ValueError(f"{n} margins against {len(reference_null)} reference decisions")
+    ref = [bool(x) for x in reference_null]
+    always = sum(r for m, r in zip(margins, ref) if not math.isfinite(m))  # no span: "no answer" at any threshold
+    finite = sorted((float(m), r) for m, r in zip(margins, ref) if math.isfinite(m))
+    # threshold below every finite margin: all of them "no answer"
+    agree = always + sum(r for _, r in finite)
+    points = sorted({m for m, _ in finite})
+    stretches = []  # (agreement, low, high): thresholds in [low, high) give that agreement
+    low, i = -math.inf, 0
+    for p in points:
+        stretches.append((agree, low, p))
+        while i < len(finite) and finite[i][0] == p:  # margins equal to p stop being "no answer" once threshold >= p
+            agree += -1 if finite[i][1] else 1
+            i += 1
+        low = p
+    stretches.append((agree, low, math.inf))
+
+    def inside(s):
+        return s[1] <= prefer < s[2]
+
+    def pick(s):
+        if inside(s):
+            return float(prefer)
+        if math.isinf(s[1]):
+            return s[2] - 1.0
+        if math.isinf(s[2]):
+            return s[1] + 1.0
+        return (s[1] + s[2]) / 2
+
+    best = max(s[0] for s in stretches)
+    chosen = min((s for s in stretches if s[0] == best), key=lambda s: abs(pick(s) - prefer))
+    threshold = pick(chosen)
+    at_prefer = next(s[0] for s in stretches if inside(s))
+    null_rate = (sum(not math.isfinite(m) for m in margins) + sum(m > threshold for m, _ in finite)) / n
+    return {"threshold": threshold, "agreement": best / n, "agreement_at_prefer": at_prefer / n,
+            "null_rate": null_rate, "reference_null_rate": sum(ref) / n, "n": n}
+
+
+def margins_of(found: dict, examples: Sequence[dict]) -> list[float]:
+    """Null score - best span score of each example from ``postprocess`` results (``inf``: no span)."""
+    out = []
+    for ex in examples:
+        r = found[ex["id"]]
+        out.append(math.inf if r.get("span_score") is None else float(r["null_score"]) - float(r["span_score"]))
+    return out
+
+
+def calibrate_null(kind, teacher, teacher_tokenizer, student, student_tokenizer, questions: Sequence[dict],
+                   teacher_threshold: float = 0.0, student_threshold: float = 0.0,
+                   teacher_length: int = 384, student_length: int = 384, batch_size: int = 64) -> dict:
+    """The student's threshold that agrees most with the teacher's "no answer" decisions on
+    ``questions`` (their own paragraphs) and :func:`unanswerable_pairs` of them.
+
+    ``kind``: the QA kind (its ``answers`` runs a model over the pairs); the
+    teacher decides at ``teacher_threshold``; ``student_threshold`` is the one the
+    student uses now (kept when nothing better exists). Returns
+    :func:`agreement_threshold`'s result with ``student_threshold_before``,
+    ``teacher_threshold``, ``questions`` and ``pairs``, and the agreement on each
+    half (``own_paragraph``, ``other_article``)."""
+    if not questions:
+        raise DataError("no calibration questions")
+    pairs = list(questions) + unanswerable_pairs(questions)
+    t = kind.answers(teacher, teacher_tokenizer, pairs, teacher_length, batch_size, teacher_threshold)
+    s = kind.answers(student, student_tokenizer, pairs, student_length, batch_size, student_threshold)
+    teacher_margins = margins_of(t, pairs)
+    reference = [m > teacher_threshold for m in teacher_margins]  # inf > x: no span is "no answer"
+    margins = margins_of(s, pairs)
+    result = agreement_threshold(margins, reference, prefer=student_threshold)
+    half = len(questions)
+    for name, part in (("own_paragraph", slice(0, half)), ("other_article", slice(half, None))):
+        ms, rs = margins[part], reference[part]
+        result[name] = {
+            "teacher_null_rate": sum(rs) / len(rs),
+            "student_null_rate_before": sum(m > student_threshold for m in ms) / len(ms),
+            "student_null_rate_after": sum(m > result["threshold"] for m in ms) / len(ms),
+            "agreement_after": sum((m > result["threshold"]) == r for m, r in zip(ms, rs)) / len(ms),
+        }
+    return {**result, "student_threshold_before": float(student_threshold), "teacher_threshold": float(teacher_threshold),
+            "questions": half, "pairs": len(pairs)}

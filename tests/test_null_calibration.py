@@ -1,0 +1,144 @@
+"""Calibrating a QA student's null-answer threshold to its teacher (hub/null_calibration.py,
+``python -m hub calibrate-null``) on the synthetic colour data of test_qa_kind: the
+hand-built oracle is the teacher, and a copy of it whose "no answer" logit is three
+times too large is the student (at threshold 0 it declines every question)."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import hub.null_calibration as calibration
+from hub.data import DataError
+from hub.null_calibration import OTHER, agreement_threshold, unanswerable_pairs
+from test_qa_kind import KIND, MAX_LENGTH, make_examples, make_oracle, write_squad
+
+
+def test_doctests():
+    assert doctest.testmod(calibration).failed == 0
+
+
+@pytest.fixture(scope="module")
+def oracles(tmp_path_factory) -> tuple[Path, Path]:
+    """The oracle (teacher) and the over-confident "no answer" student, both recording MAX_LENGTH."""
+    from transformers import BertForQuestionAnswering
+
+    root = tmp_path_factory.mktemp("calibration")
+    teacher = make_oracle(root / "teacher")
+    student = make_oracle(root / "student")
+    model = BertForQuestionAnswering.from_pretrained(str(student))
+    with torch.no_grad():
+        model.qa_outputs.weight[:, 4:6] *= 3  # the CLS direction: null score x3
+    model.save_pretrained(str(student))
+    for folder in (teacher, student):
+        (folder / "run.json").write_text(json.dumps({"task": "squad", "train": {"max_length": MAX_LENGTH}}))
+    return teacher, student
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("calibration_data")
+    write_squad(root / "squad" / "xquad-en-train.json", make_examples(40, seed=3, prefix="tr"))
+    write_squad(root / "squad" / "dev-subset-v2.0.json", make_examples(30, seed=4, prefix="ev"))
+    return root
+
+
+def test_unanswerable_pairs_take_another_articles_paragraph():
+    ex = [{"id": str(i), "title": t, "context": f"{t}{i}", "question": f"q{i}"}
+          for i, t in enumerate(["A", "A", "B", "C"])]
+    pairs = unanswerable_pairs(ex)
+    assert [p["context"] for p in pairs] == ["B2", "B2", "C3", "A1"]  # question i takes paragraph i mod n
+    assert all(p["id"].endswith(OTHER) and p["is_impossible"] and not p["answers"]["text"] for p in pairs)
+    assert [p["question"] for p in pairs] == ["q0", "q1", "q2", "q3"]
+    # one title for all: each paragraph is its own article
+    same = [{**e, "title": "t"} for e in ex]
+    assert [p["context"] for p in unanswerable_pairs(same)] == ["A1", "B2", "C3", "A0"]
+    with pytest.raises(DataError, match="at least two articles"):
+        unanswerable_pairs([{"id": "1", "title": "A", "context": "c", "question": "q"}] * 2)
+
+
+def test_agreement_threshold_edges():
+    # the reference says "no answer" everywhere: any threshold below every margin (0 is one; from 5: 1 below the lowest)
+    r = agreement_threshold([2.0, 3.0], [True, True])
+    assert r["threshold"] == 0.0 and r["agreement"] == 1.0 and r["agreement_at_prefer"] == 1.0
+    r = agreement_threshold([2.0, 3.0], [True, True], prefer=5.0)
+    assert r["threshold"] == 1.0 and r["agreement_at_prefer"] == 0.0 and r["null_rate"] == 1.0
+    # never "no answer": above the highest margin; no span (inf) is "no answer" at any threshold
+    r = agreement_threshold([-2.0, 7.0, math.inf], [False, False, True], prefer=1.0)
+    assert r["threshold"] == 8.0 and r["agreement"] == 1.0 and r["null_rate"] == pytest.approx(1 / 3)
+    assert r["reference_null_rate"] == pytest.approx(1 / 3) and r["n"] == 3
+    # equal margins decide together
+    r = agreement_threshold([1.0, 1.0, 1.0], [True, False, True])
+    assert r["agreement"] == pytest.approx(2 / 3) and r["threshold"] == 0.0
+    with pytest.raises(ValueError, match="no calibration pairs"):
+        agreement_threshold([], [])
+    with pytest.raises(ValueError, match="2 margins against 1"):
+        agreement_threshold([1.0, 2.0], [True])
+
+
+def test_calibrate_null_moves_an_over_confident_student_to_agree(oracles, data_dir):
+    from hub.kinds.qa_data import read_examples
+    from hub.models import load_model, load_tokenizer
+    from hub.tasks import get_task
+
+    teacher_dir, student_dir = oracles
+    task = get_task("squad")
+    (teacher, _), (student, _) = load_model(str(teacher_dir), task), load_model(str(student_dir), task)
+    questions = read_examples(str(data_dir / "squad" / "xquad-en-train.json"))
+    r = calibration.calibrate_null(KIND, teacher, load_tokenizer(str(teacher_dir)), student,
+                                   load_tokenizer(str(student_dir)), questions, teacher_length=MAX_LENGTH,
+                                   student_length=MAX_LENGTH)
+    assert r["questions"] == 40 and r["pairs"] == 80 and r["n"] == 80
+    # the teacher declines where a paragraph holds no colour (its margin +16, else -16); the student's null
+    # score is 48, its margins 48 - 0 and 48 - 32: at 0 it declines everything, from 16 to 48 it agrees
+    own, other = r["own_paragraph"], r["other_article"]
+    none = sum(not q["answers"]["text"] for q in questions) / 40
+    assert 0 < none < 1 and own["teacher_null_rate"] == pytest.approx(none)
+    assert own["student_null_rate_before"] == 1.0 and other["student_null_rate_before"] == 1.0
+    assert own["student_null_rate_after"] == pytest.approx(none) and own["agreement_after"] == 1.0
+    assert 0 < other["teacher_null_rate"] < 1 and other["agreement_after"] == 1.0
+    assert r["agreement"] == 1.0 and r["agreement_at_prefer"] < 1.0
+    assert r["threshold"] == pytest.approx(32.0, abs=0.5)  # the middle of the stretch that agrees
+    assert r["student_threshold_before"] == 0.0 and r["teacher_threshold"] == 0.0
+
+
+def test_cli_calibrate_null_then_evaluate_with_it(oracles, data_dir, capsys):
+    from hub.cli import main
+
+    teacher_dir, student_dir = oracles
+    base = ["--task", "squad", "--model", str(student_dir), "--data-dir", str(data_dir)]
+    assert main(["evaluate", *base]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert before["HasAns_f1"] == 0.0  # declines everything at 0
+    assert main(["calibrate-null", "--teacher", str(teacher_dir), *base]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["agreement"] == 1.0 and out["questions"] == 40 and "--null-threshold" in captured.err
+    assert main(["evaluate", *base, "--null-threshold", str(out["threshold"])]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
+    reference = json.loads(capsys.readouterr().out)
+    assert after["f1"] == pytest.approx(reference["f1"]) and after["HasAns_f1"] == 100.0
+
+
+def test_cli_calibrate_null_refusals(oracles, data_dir, tmp_path, capsys):
+    from hub.cli import main
+
+    teacher_dir, student_dir = oracles
+    code = main(["calibrate-null", "--task", "sst2", "--teacher", str(teacher_dir), "--model", str(student_dir),
+                 "--data-dir", str(data_dir)])
+    assert code == 2 and "task sst2 has no null answer" in capsys.readouterr().err
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(teacher_dir), "--model", str(student_dir)])
+    assert code == 2 and "one source of calibration questions" in capsys.readouterr().err
+    one = write_squad(tmp_path / "one.json", make_examples(1, seed=5, prefix="x", unanswerable=0.0))
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(teacher_dir), "--model", str(student_dir),
+                 "--train-file", str(one)])
+    assert code == 2 and "at least two articles" in capsys.readouterr().err
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
+                 str(student_dir), "--data-dir", str(data_dir)])
+    assert code == 2 and "missing" in capsys.readouterr().err
