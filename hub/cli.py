@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("soup", help="average the weights of students distilled from one start (a model soup)",
                        description="Average the weights of two or more models of one shape, task and tokenizer "
                                    "trained from the same checkpoint (e.g. the same distillation with several "
-                                   "seeds) into one model of the same size and speed; with data, evaluate it.",
+                                   "seeds) into one model of the same size and speed, and evaluate it: on the "
+                                   "data given, else on the evaluation data the models were scored on.",
                        allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--model", action="append", required=True, help="a model folder (repeat: two or more)")

@@ -226,10 +226,25 @@ def cmd_soup(args) -> int:
         return _evaluate(args, task, str(folder))
 
     has_data = any([args.data_dir, args.eval_file, args.dataset])
+    if not has_data:  # the evaluation data the ingredients were scored on, as the app's soup job does
+        from .runs import read_card
+        from .soup import eval_source
+
+        source = eval_source([read_card(m) or {} for m in args.model])
+        if source is not None:
+            for key in ("eval_file", "dataset", "dataset_config", "text_column", "label_column"):
+                setattr(args, key, source[0].get(key))
+            args.max_eval_samples = source[1]
+            has_data = True
+            where = source[0].get("eval_file") or source[0].get("dataset")
+            print(f"scoring the soup on the students' evaluation data: {where} ({source[1]} examples)",
+                  file=sys.stderr, flush=True)
     card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite,
                      evaluate=evaluate if has_data else None)
     if not has_data:
-        print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
+        print(f"averaged {len(args.model)} models into {args.output_dir}; not scored: the students' run cards do not "
+              "name one evaluation set found from here (pass --data-dir, --eval-file or --dataset)",
+              file=sys.stderr, flush=True)
     ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,

@@ -8,7 +8,8 @@ same size and speed that is usually better than each of them. Students from
 different starts are not in one basin (their hidden units are permuted against
 each other): averaging them ruins both, so their run cards must name the same
 start. The soup is a plain model folder with a run card that lists its
-ingredients; ``python -m hub soup`` makes one and, given data, evaluates it.
+ingredients; ``python -m hub soup`` makes one and evaluates it: on the data given, else on the
+evaluation data its ingredients were scored on (:func:`eval_source`).
 """
 
 from __future__ import annotations
@@ -209,3 +210,24 @@ def same_eval_source(cards: list[dict | None]) -> bool:
     keys = {(_resolved(c.get("teacher")), _resolved((c.get("data") or {}).get("eval_file")),
              _resolved((c.get("data") or {}).get("data_dir"))) for c in cards if c}
     return len(keys) == 1 and len(cards) == sum(1 for c in cards if c)
+
+
+def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
+    """The evaluation data every ingredient was scored on, as ``DataSource`` keywords (with its
+    columns), and its size (examples; blocks for packed text); None when they differ, a card does
+    not say, or its file is not found from here (the soup is then saved unscored)."""
+    sources = set()
+    for card in cards:
+        d = (card or {}).get("data") or {}
+        columns = {"text_column": d.get("text_column"), "label_column": d.get("label_column")}
+        if d.get("kind") == "hub" and d.get("dataset"):
+            kw = {"dataset": d["dataset"], "dataset_config": d.get("config"), **columns}
+        elif d.get("kind") == "files" and d.get("eval_file") and Path(d["eval_file"]).is_file():
+            kw = {"eval_file": str(Path(d["eval_file"]).resolve()), **columns}
+        else:
+            return None
+        sources.add((tuple(sorted(kw.items())), d.get("eval_size", d.get("eval_blocks"))))
+    if len(sources) != 1:
+        return None
+    kw, size = next(iter(sources))
+    return {k: v for k, v in kw if v is not None}, size

@@ -68,13 +68,28 @@ def test_soup_averages_weights_and_evaluates(trained_pair, tiny_data_dir, tmp_pa
     assert card["warnings"] == json.loads((student / "run.json").read_text()).get("warnings", [])
 
 
-def test_soup_without_data_writes_no_scores(trained_pair, tmp_path, capsys):
+def test_soup_without_data_is_scored_on_its_students_evaluation_data(trained_pair, tiny_data_dir, tmp_path, capsys):
+    """No data flags: the soup is scored on the eval set its ingredients' cards name, as `evaluate` with
+    that data scores it; when the cards name none found from here, it is saved unscored and says so."""
     _, student = trained_pair
     a, _ = _ingredient(student, tmp_path / "a", 1)
     assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(student),
                  "--output-dir", str(tmp_path / "soup")]) == 0
+    captured = capsys.readouterr()
     card = json.loads((tmp_path / "soup" / "run.json").read_text())
-    assert "eval" not in card and json.loads(capsys.readouterr().out)["eval"] is None
+    assert "the students' evaluation data" in captured.err and card["status"] == "finished"
+    assert main(["evaluate", "--task", "sst2", "--model", str(tmp_path / "soup"), "--data-dir",
+                 str(tiny_data_dir)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert card["eval"]["student"]["accuracy"] == evaluated["accuracy"]
+    assert card["eval"]["student"]["eval_size"] == evaluated["eval_size"]
+    recorded = json.loads((a / "run.json").read_text())
+    _edit_card(a, data={**recorded["data"], "eval_file": str(tmp_path / "gone.tsv")})
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(student),
+                 "--output-dir", str(tmp_path / "soup2")]) == 0
+    captured = capsys.readouterr()
+    card = json.loads((tmp_path / "soup2" / "run.json").read_text())
+    assert "eval" not in card and json.loads(captured.out)["eval"] is None and "not scored" in captured.err
 
 
 def test_soup_card_lists_what_differs_and_has_a_model_card(trained_pair, tmp_path, capsys):
@@ -312,7 +327,7 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
 def test_soup_eval_source_is_the_students_own(tmp_path):
     """What the soup is scored on: the students' one evaluation set with its columns and size (packed text
     counts blocks); none when they differ or the file is not found from here."""
-    from hub.jobs.soup_job import eval_source
+    from hub.soup import eval_source
 
     evals = tmp_path / "test.txt"
     evals.write_text("some text\n")

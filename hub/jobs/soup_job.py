@@ -59,27 +59,6 @@ def validate_soup_params(params: dict) -> dict:
             "benchmark": benchmark}
 
 
-def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
-    """The evaluation data every ingredient was scored on, as ``DataSource`` keywords (with its
-    columns), and its size (examples; blocks for packed text); None when they differ, a card does
-    not say, or its file is not found from here (the soup is then saved unscored)."""
-    sources = set()
-    for card in cards:
-        d = (card or {}).get("data") or {}
-        columns = {"text_column": d.get("text_column"), "label_column": d.get("label_column")}
-        if d.get("kind") == "hub" and d.get("dataset"):
-            kw = {"dataset": d["dataset"], "dataset_config": d.get("config"), **columns}
-        elif d.get("kind") == "files" and d.get("eval_file") and Path(d["eval_file"]).is_file():
-            kw = {"eval_file": str(Path(d["eval_file"]).resolve()), **columns}
-        else:
-            return None
-        sources.add((tuple(sorted(kw.items())), d.get("eval_size", d.get("eval_blocks"))))
-    if len(sources) != 1:
-        return None
-    kw, size = next(iter(sources))
-    return {k: v for k, v in kw if v is not None}, size
-
-
 def run_soup(ctx) -> dict:
     """Average, evaluate, benchmark; returns the job's result (``hub.jobs.runner``)."""
     from ..config import is_hub_id
@@ -88,7 +67,7 @@ def run_soup(ctx) -> dict:
     from ..kinds import get_kind
     from ..models import load_model, load_tokenizer
     from ..runs import read_card
-    from ..soup import check_ingredients, make_soup
+    from ..soup import check_ingredients, eval_source, make_soup
     from ..tasks import get_task
     from ..training import eval_scores
     from .pipeline import GENERAL_BENCH, benchmark_in_child, summary
