@@ -307,7 +307,7 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
         out = distill_soup.start_soup("sst2", keys, " two seeds ", {})
         status = q.wait(out["watch"], timeout=60)
         updates, _, _ = run_status.poll(out["watch"], out["owned"], None)
-        assert updates["plot"].visible is False  # nothing trained, no curves
+        assert updates["plot"].visible is False and updates["plot_caption"].visible is False  # nothing trained, no curves
     finally:
         q.close(cancel_running=True)
     assert status["kind"] == "soup" and status["name"] == "two-seeds"

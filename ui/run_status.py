@@ -287,7 +287,8 @@ def poll(job_id: str | None, owned: dict | None, seen: dict | None) -> tuple[dic
     }
     if sig != seen.get("watch"):
         # a soup job trains nothing: no loss curves to draw
-        updates.update(plot=gr.LinePlot(loss_frame(status), visible=(status or {}).get("kind") != "soup"),
+        curves = (status or {}).get("kind") != "soup"
+        updates.update(plot=gr.LinePlot(loss_frame(status), visible=curves), plot_caption=gr.Markdown(visible=curves),
                        log=log_text(public),
                        result=result_markdown(status, views.run_cards(status) if status else {}),
                        runs=gr.Dropdown(choices=job_choices(), value=job_id))
@@ -326,8 +327,9 @@ def build() -> dict:
     c["progress"] = gr.HTML(progress_html(None), elem_id="distill-progress")
     c["plot"] = gr.LinePlot(None, x="step", y="loss", color="term", title="Losses (smoothed)", height=260,
                             x_title="step (all stages)", elem_id="distill-plot")
-    gr.Markdown(f"Curves are an exponential moving average (α = {EMA_ALPHA}) of the per-step losses: batches are "
-                "grouped by length, so the raw values zig-zag (the log has them).", elem_classes=["hub-caption"])
+    c["plot_caption"] = gr.Markdown(f"Curves are an exponential moving average (α = {EMA_ALPHA}) of the per-step "
+                                    "losses: batches are grouped by length, so the raw values zig-zag (the log has "
+                                    "them).", elem_classes=["hub-caption"], elem_id="distill-plot-caption")
     c["result"] = gr.Markdown(elem_id="distill-result")
     c["log"] = gr.Textbox(label="Log (newest at the bottom)", lines=10, max_lines=10, autoscroll=True,
                           interactive=False, elem_id="distill-log")
@@ -341,7 +343,7 @@ SCROLL_LOG_JS = """() => { setTimeout(() => { const t = document.querySelector('
   if (t) { t.scrollTop = t.scrollHeight; } }, 50); }"""
 DELETE_JS = """(job, owned) => confirm('Delete the models of this run and their leaderboard rows?') ?
   [job, owned] : [null, owned]"""
-POLL_OUTPUTS = ("progress", "stop", "delete", "plot", "log", "result", "runs")
+POLL_OUTPUTS = ("progress", "stop", "delete", "plot", "plot_caption", "log", "result", "runs")
 
 
 def wire(c: dict, session: dict) -> dict:
