@@ -190,8 +190,10 @@ def cmd_calibrate_null(args) -> int:
         raise DataError("give one source of calibration questions: --data-dir, --train-file or --dataset")
     if source.dataset:
         questions = _hub_examples(task, source.dataset, source.dataset_config, True)[0]
+        where = f"{source.dataset} (train)"
     else:
-        questions = read_examples(source.files(task, need_train=True, need_eval=False)[0])
+        where = source.files(task, need_train=True, need_eval=False)[0]
+        questions = read_examples(where)
     if args.max_train_samples is not None:
         questions = questions[: max(args.max_train_samples, 0)]
     loaded = {}
@@ -208,7 +210,8 @@ def cmd_calibrate_null(args) -> int:
     result = calibrate_null(kind, t_model, t_tok, s_model, s_tok, questions, teacher_threshold=t_threshold,
                             student_threshold=s_threshold, teacher_length=t_length, student_length=s_length,
                             batch_size=args.batch_size)
-    print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, **result}, indent=2))
+    print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where,
+                      **result}, indent=2))
     print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
           f"{result['threshold']:.6g}", file=sys.stderr)
     return 0

@@ -119,6 +119,9 @@ def test_cli_calibrate_null_then_evaluate_with_it(oracles, data_dir, capsys):
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["agreement"] == 1.0 and out["questions"] == 40 and "--null-threshold" in captured.err
+    assert out["calibration_data"].endswith("xquad-en-train.json")
+    assert main(["calibrate-null", "--teacher", str(teacher_dir), *base, "--max-train-samples", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["questions"] == 10
     assert main(["evaluate", *base, "--null-threshold", str(out["threshold"])]) == 0
     after = json.loads(capsys.readouterr().out)
     assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
