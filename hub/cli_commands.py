@@ -177,7 +177,7 @@ def cmd_calibrate_null(args) -> int:
     from .kinds import get_kind
     from .kinds.qa_data import _hub_examples, read_examples
     from .models import load_model, load_tokenizer, resolve_model_ref
-    from .null_calibration import calibrate_null
+    from .null_calibration import calibrate_null, unanswerable_pairs
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -196,6 +196,11 @@ def cmd_calibrate_null(args) -> int:
         questions = read_examples(where)
     if args.max_train_samples is not None:
         questions = questions[: max(args.max_train_samples, 0)]
+    if not questions:
+        raise DataError(f"no calibration questions in {where} (check --max-train-samples)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded
     loaded = {}
     for role, ref in (("teacher", args.teacher), ("model", args.model)):
         model, trained = load_model(ref, task)
@@ -213,7 +218,7 @@ def cmd_calibrate_null(args) -> int:
     print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where,
                       **result}, indent=2))
     print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
-          f"{result['threshold']:.6g}", file=sys.stderr)
+          f"{result['threshold']!r}", file=sys.stderr)
     return 0
 
 
@@ -229,25 +234,43 @@ def cmd_soup(args) -> int:
         return _evaluate(args, task, str(folder))
 
     has_data = any([args.data_dir, args.eval_file, args.dataset])
-    if not has_data:  # the evaluation data the ingredients were scored on, as the app's soup job does
+    if not has_data and task.head:  # the evaluation data the ingredients were scored on, as the app's soup job does
         from .runs import read_card
         from .soup import eval_source
 
-        source = eval_source([read_card(m) or {} for m in args.model])
+        from .data import DataError
+        from .runs import read_card
+        from .soup import eval_source
+
+        cards = [read_card(m) or {} for m in args.model]
+        source = eval_source(cards)
+        why = "the students' run cards do not name one evaluation set found from here"
         if source is not None:
             for key in ("eval_file", "dataset", "dataset_config", "text_column", "label_column"):
-                setattr(args, key, source[0].get(key))
-            args.max_eval_samples = source[1]
-            has_data = True
-            where = source[0].get("eval_file") or source[0].get("dataset")
-            print(f"scoring the soup on the students' evaluation data: {where} ({source[1]} examples)",
-                  file=sys.stderr, flush=True)
+                if getattr(args, key, None) is None:  # a column flag given by the user stays
+                    setattr(args, key, source[0].get(key))
+            if args.max_eval_samples is None:
+                args.max_eval_samples = source[1]
+            try:
+                if args.dataset:  # reachable from here (offline it is not)? a file was found by eval_source
+                    from .models import load_model
+
+                    _load_data(args, task, reference=load_model(args.model[0], task)[0], need_train=False)
+            except DataError as exc:
+                why = f"their evaluation data cannot be read here ({exc})"
+            else:
+                has_data = True
+                unit = "blocks" if any("eval_blocks" in (c.get("data") or {}) for c in cards) else "examples"
+                size = f" ({args.max_eval_samples} {unit})" if args.max_eval_samples is not None else ""
+                print(f"scoring the soup on the students' evaluation data: "
+                      f"{source[0].get('eval_file') or source[0].get('dataset')}{size}", file=sys.stderr, flush=True)
     card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite,
                      evaluate=evaluate if has_data else None)
-    if not has_data:
-        print(f"averaged {len(args.model)} models into {args.output_dir}; not scored: the students' run cards do not "
-              "name one evaluation set found from here (pass --data-dir, --eval-file or --dataset)",
-              file=sys.stderr, flush=True)
+    if not has_data and task.head:
+        print(f"averaged {len(args.model)} models into {args.output_dir}; not scored: {why} (pass --data-dir, "
+              "--eval-file or --dataset)", file=sys.stderr, flush=True)
+    elif not has_data:
+        print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
     ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,

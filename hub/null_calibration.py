@@ -32,9 +32,10 @@ def unanswerable_pairs(examples: Sequence[dict]) -> list[dict]:
     """Each question of ``examples`` paired with a paragraph of another article.
 
     Articles are told apart by ``title`` (by paragraph when all share one title).
-    Question ``i`` of article ``a`` gets paragraph ``i mod n`` of the next article
-    (the last article's questions go to the first one's); ids end in ``OTHER``,
-    no answers. Deterministic: the same file gives the same pairs.
+    The ``i``-th question of ``examples`` (counted over the whole list) gets
+    paragraph ``i mod n`` of the article after its own (the last article's
+    questions go to the first one's), ``n`` that article's paragraphs; ids end in
+    ``OTHER``, no answers. Deterministic: the same file gives the same pairs.
 
     >>> ex = [{"id": "1", "title": "A", "context": "a1", "question": "q1"},
     ...       {"id": "2", "title": "B", "context": "b1", "question": "q2"},
@@ -72,7 +73,8 @@ def agreement_threshold(margins: Sequence[float], reference_null: Sequence[bool]
     span at all, always "no answer"); ``reference_null``: the teacher's decisions.
     Agreement is constant between consecutive margins; among the best stretches
     the threshold is ``prefer`` when it lies in one, else the middle of the
-    nearest stretch (1 beyond the extreme margin for an open-ended one).
+    stretch nearest to ``prefer`` (1 beyond the extreme margin for an open-ended
+    one: a threshold on a margin itself would sit on the edge of the decision).
 
     Returns ``threshold``, ``agreement`` (share of pairs, 0-1) and
     ``agreement_at_prefer``, ``null_rate`` (the student's at ``threshold``) and
@@ -87,6 +89,8 @@ def agreement_threshold(margins: Sequence[float], reference_null: Sequence[bool]
     n = len(margins)
     if not n:
         raise ValueError("no calibration pairs")
+    if not math.isfinite(prefer):
+        raise ValueError(f"the preferred threshold must be finite, got {prefer!r}")
     if n != len(reference_null):
         raise ValueError(f"{n} margins against {len(reference_null)} reference decisions")
     ref = [bool(x) for x in reference_null]
@@ -118,7 +122,10 @@ def agreement_threshold(margins: Sequence[float], reference_null: Sequence[bool]
         return (s[1] + s[2]) / 2
 
     best = max(s[0] for s in stretches)
-    chosen = min((s for s in stretches if s[0] == best), key=lambda s: abs(pick(s) - prefer))
+    def distance(s):  # from prefer to the stretch [low, high)
+        return max(s[1] - prefer, prefer - s[2], 0.0)
+
+    chosen = min((s for s in stretches if s[0] == best), key=lambda s: (distance(s), abs(pick(s) - prefer)))
     threshold = pick(chosen)
     at_prefer = next(s[0] for s in stretches if inside(s))
     null_rate = (sum(not math.isfinite(m) for m in margins) + sum(m > threshold for m, _ in finite)) / n

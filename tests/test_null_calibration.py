@@ -20,7 +20,8 @@ from test_qa_kind import KIND, MAX_LENGTH, make_examples, make_oracle, write_squ
 
 
 def test_doctests():
-    assert doctest.testmod(calibration).failed == 0
+    result = doctest.testmod(calibration)
+    assert result.failed == 0 and result.attempted >= 5
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,14 @@ def test_agreement_threshold_edges():
     # equal margins decide together
     r = agreement_threshold([1.0, 1.0, 1.0], [True, False, True])
     assert r["agreement"] == pytest.approx(2 / 3) and r["threshold"] == 0.0
+    # a margin equal to the threshold answers (no answer only when margin > threshold)
+    assert agreement_threshold([0.0], [False])["threshold"] == 0.0
+    assert agreement_threshold([0.0], [True])["threshold"] == -1.0
+    # two equally good stretches, [-3, -1) and [0.5, 1000): the one nearer 0 wins, at its middle
+    r = agreement_threshold([-3.0, -1.0, 0.5, 1000.0], [False, True, False, True])
+    assert r["agreement"] == 0.75 and r["threshold"] == pytest.approx(500.25)
+    with pytest.raises(ValueError, match="must be finite"):
+        agreement_threshold([1.0], [True], prefer=math.nan)
     with pytest.raises(ValueError, match="no calibration pairs"):
         agreement_threshold([], [])
     with pytest.raises(ValueError, match="2 margins against 1"):
@@ -144,4 +153,7 @@ def test_cli_calibrate_null_refusals(oracles, data_dir, tmp_path, capsys):
     assert code == 2 and "at least two articles" in capsys.readouterr().err
     code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
                  str(student_dir), "--data-dir", str(data_dir)])
-    assert code == 2 and "missing" in capsys.readouterr().err
+    assert code == 2 and "no model folder at" in capsys.readouterr().err
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
+                 str(student_dir), "--data-dir", str(data_dir), "--max-train-samples", "0"])
+    assert code == 2 and "no calibration questions" in capsys.readouterr().err  # before any model is loaded

@@ -90,6 +90,15 @@ def test_soup_without_data_is_scored_on_its_students_evaluation_data(trained_pai
     captured = capsys.readouterr()
     card = json.loads((tmp_path / "soup2" / "run.json").read_text())
     assert "eval" not in card and json.loads(captured.out)["eval"] is None and "not scored" in captured.err
+    # a Hub data set that cannot be read here (offline): saved unscored, not failed
+    b, _ = _ingredient(student, tmp_path / "b", 3)
+    for folder in (a, b):
+        _edit_card(folder, data={"kind": "hub", "dataset": "nobody/no-such-set", "eval_size": 8})
+    assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b),
+                 "--output-dir", str(tmp_path / "soup3")]) == 0
+    captured = capsys.readouterr()
+    card = json.loads((tmp_path / "soup3" / "run.json").read_text())
+    assert card["status"] == "finished" and "eval" not in card and "cannot be read here" in captured.err
 
 
 def test_soup_card_lists_what_differs_and_has_a_model_card(trained_pair, tmp_path, capsys):
