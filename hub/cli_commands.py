@@ -222,6 +222,36 @@ def cmd_calibrate_null(args) -> int:
     return 0
 
 
+def _students_eval_data(args, task) -> tuple[bool, str]:
+    """Point ``args`` (no data flags given) at the evaluation data the soup's ingredients were
+    scored on (``hub.soup.eval_source``; flags the user gave stay): (found and readable, why not)."""
+    from .data import DataError
+    from .runs import read_card
+    from .soup import eval_source
+
+    cards = [read_card(m) or {} for m in args.model]
+    source = eval_source(cards)
+    if source is None:
+        return False, "the students' run cards do not name one evaluation set found from here"
+    for key in ("eval_file", "dataset", "dataset_config", "text_column", "label_column"):
+        if getattr(args, key, None) is None:  # a column flag given by the user stays
+            setattr(args, key, source[0].get(key))
+    if args.max_eval_samples is None:
+        args.max_eval_samples = source[1]
+    if args.dataset:  # reachable from here (offline it is not)? a file was found by eval_source
+        from .models import load_model
+
+        try:
+            _load_data(args, task, reference=load_model(args.model[0], task)[0], need_train=False)
+        except DataError as exc:
+            return False, f"their evaluation data cannot be read here ({exc})"
+    unit = "blocks" if any("eval_blocks" in (c.get("data") or {}) for c in cards) else "examples"
+    size = f" ({args.max_eval_samples} {unit})" if args.max_eval_samples is not None else ""
+    print(f"scoring the soup on the students' evaluation data: {source[0].get('eval_file') or source[0].get('dataset')}"
+          f"{size}", file=sys.stderr, flush=True)
+    return True, ""
+
+
 def cmd_soup(args) -> int:
     from .soup import make_soup
     from .tasks import get_task
@@ -234,43 +264,14 @@ def cmd_soup(args) -> int:
         return _evaluate(args, task, str(folder))
 
     has_data = any([args.data_dir, args.eval_file, args.dataset])
+    why = ""
     if not has_data and task.head:  # the evaluation data the ingredients were scored on, as the app's soup job does
-        from .runs import read_card
-        from .soup import eval_source
-
-        from .data import DataError
-        from .runs import read_card
-        from .soup import eval_source
-
-        cards = [read_card(m) or {} for m in args.model]
-        source = eval_source(cards)
-        why = "the students' run cards do not name one evaluation set found from here"
-        if source is not None:
-            for key in ("eval_file", "dataset", "dataset_config", "text_column", "label_column"):
-                if getattr(args, key, None) is None:  # a column flag given by the user stays
-                    setattr(args, key, source[0].get(key))
-            if args.max_eval_samples is None:
-                args.max_eval_samples = source[1]
-            try:
-                if args.dataset:  # reachable from here (offline it is not)? a file was found by eval_source
-                    from .models import load_model
-
-                    _load_data(args, task, reference=load_model(args.model[0], task)[0], need_train=False)
-            except DataError as exc:
-                why = f"their evaluation data cannot be read here ({exc})"
-            else:
-                has_data = True
-                unit = "blocks" if any("eval_blocks" in (c.get("data") or {}) for c in cards) else "examples"
-                size = f" ({args.max_eval_samples} {unit})" if args.max_eval_samples is not None else ""
-                print(f"scoring the soup on the students' evaluation data: "
-                      f"{source[0].get('eval_file') or source[0].get('dataset')}{size}", file=sys.stderr, flush=True)
+        has_data, why = _students_eval_data(args, task)
     card = make_soup(args.model, args.output_dir, task.name, overwrite=args.overwrite,
                      evaluate=evaluate if has_data else None)
-    if not has_data and task.head:
-        print(f"averaged {len(args.model)} models into {args.output_dir}; not scored: {why} (pass --data-dir, "
-              "--eval-file or --dataset)", file=sys.stderr, flush=True)
-    elif not has_data:
-        print(f"averaged {len(args.model)} models into {args.output_dir}", file=sys.stderr, flush=True)
+    if not has_data:
+        reason = f"; not scored: {why} (pass --data-dir, --eval-file or --dataset)" if task.head else ""
+        print(f"averaged {len(args.model)} models into {args.output_dir}{reason}", file=sys.stderr, flush=True)
     ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     print(json.dumps({"model": args.output_dir, "task": task.name, "ingredients": ingredients,
