@@ -143,20 +143,30 @@ def cmd_augment(args) -> int:
     return 0
 
 
-def _evaluate(args, task, ref: str) -> dict:
-    """The task kind's scores of the model ``ref`` on the eval data of ``args`` (with ``max_length``)."""
+def _trained(ref: str, task):
+    """(model, tokenizer, the evaluation options its run card records, its training length) of a
+    model with a trained head for ``task``; exits with a clear line when it has none."""
     from .inference import eval_options, trained_length
     from .kinds import get_kind
     from .models import load_model, load_tokenizer, resolve_model_ref
 
-    flags = _eval_options(args, task)
     model, trained = load_model(ref, task)
     if not trained:
         raise SystemExit(f"error: {ref} has no trained {task.head} head; fine-tune it first")
+    length = trained_length(ref, getattr(get_kind(task), "default_max_length", 128))
+    return model, load_tokenizer(ref), eval_options(resolve_model_ref(ref), task), length
+
+
+def _evaluate(args, task, ref: str) -> dict:
+    """The task kind's scores of the model ``ref`` on the eval data of ``args`` (with ``max_length``)."""
+    from .kinds import get_kind
+
+    flags = _eval_options(args, task)
+    model, tokenizer, recorded, length = _trained(ref, task)
     data = _load_data(args, task, reference=model, need_train=False)
-    max_length = args.max_length or trained_length(ref, getattr(get_kind(task), "default_max_length", 128))
-    options = {**eval_options(resolve_model_ref(ref), task), **flags}  # the flag wins over the run card
-    result = get_kind(task).evaluate(model, load_tokenizer(ref), data, max_length=max_length,
+    max_length = args.max_length or length
+    options = {**recorded, **flags}  # the flag wins over the run card
+    result = get_kind(task).evaluate(model, tokenizer, data, max_length=max_length,
                                      batch_size=args.batch_size, **options)
     result.pop("predictions", None)
     return {"max_length": max_length, **result}
@@ -173,10 +183,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_calibrate_null(args) -> int:
     from .data import DataError, DataSource
-    from .inference import eval_options, trained_length
     from .kinds import get_kind
     from .kinds.qa_data import _hub_examples, read_examples
-    from .models import load_model, load_tokenizer, resolve_model_ref
     from .null_calibration import calibrate_null, unanswerable_pairs
     from .tasks import get_task
 
@@ -201,20 +209,14 @@ def cmd_calibrate_null(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded
-    loaded = {}
-    for role, ref in (("teacher", args.teacher), ("model", args.model)):
-        model, trained = load_model(ref, task)
-        if not trained:
-            raise SystemExit(f"error: {ref} has no trained {task.head} head; fine-tune it first")
-        threshold = eval_options(resolve_model_ref(ref), task).get("null_threshold", kind.null_threshold)
-        length = trained_length(ref, kind.default_max_length)
-        loaded[role] = (model, load_tokenizer(ref), threshold, length)
+    t_model, t_tok, t_options, t_length = _trained(args.teacher, task)
+    s_model, s_tok, s_options, s_length = _trained(args.model, task)
     print(f"calibrating on {len(questions)} questions, each with its own paragraph and another article's ...",
           file=sys.stderr, flush=True)
-    (t_model, t_tok, t_threshold, t_length), (s_model, s_tok, s_threshold, s_length) = loaded["teacher"], loaded["model"]
-    result = calibrate_null(kind, t_model, t_tok, s_model, s_tok, questions, teacher_threshold=t_threshold,
-                            student_threshold=s_threshold, teacher_length=t_length, student_length=s_length,
-                            batch_size=args.batch_size)
+    result = calibrate_null(kind, t_model, t_tok, s_model, s_tok, questions,
+                            teacher_threshold=t_options.get("null_threshold", kind.null_threshold),
+                            student_threshold=s_options.get("null_threshold", kind.null_threshold),
+                            teacher_length=t_length, student_length=s_length, batch_size=args.batch_size)
     print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where,
                       **result}, indent=2))
     print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "

@@ -121,10 +121,10 @@ def agreement_threshold(margins: Sequence[float], reference_null: Sequence[bool]
             return s[1] + 1.0
         return (s[1] + s[2]) / 2
 
-    best = max(s[0] for s in stretches)
     def distance(s):  # from prefer to the stretch [low, high)
         return max(s[1] - prefer, prefer - s[2], 0.0)
 
+    best = max(s[0] for s in stretches)
     chosen = min((s for s in stretches if s[0] == best), key=lambda s: (distance(s), abs(pick(s) - prefer)))
     threshold = pick(chosen)
     at_prefer = next(s[0] for s in stretches if inside(s))
