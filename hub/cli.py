@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-context", type=int, default=2, help="cloze questions per paragraph (from different "
                    "sentences)")
     p.add_argument("--max-contexts", type=int, help="paragraphs read per --contexts file (default: all)")
+    p.add_argument("--negatives", type=int, default=0, metavar="N", help="also N unanswerable copies of each "
+                   "training question, paired with a paragraph of another article (the teacher's \"no answer\" "
+                   "for the student to learn; default 0)")
     p.add_argument("--output-file", required=True, help=".json (SQuAD 2.0): the training questions, then cloze "
                    "questions about their contexts and about the --contexts paragraphs")
     p.add_argument("--overwrite", action="store_true")

@@ -120,7 +120,8 @@ def cmd_cloze(args) -> int:
     has_source = args.data_dir or args.train_file or args.dataset
     source = DataSource.from_args(args) if has_source else None
     summary = cloze_file(get_task(args.task), source, args.contexts, args.output_file, args.per_context,
-                         args.text_column, args.max_contexts, args.seed, args.max_train_samples, args.overwrite)
+                         args.text_column, args.max_contexts, args.seed, args.max_train_samples, args.overwrite,
+                         args.negatives)
     print(json.dumps({k: summary[k] for k in ("output_file", "originals", "augmented", "contexts", "time_s")}))
     print(f"distill on it: python -m hub distill --task {args.task} --train-file {args.output_file} "
           "--eval-file EVAL ...")

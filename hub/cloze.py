@@ -142,17 +142,63 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
     return out
 
 
+def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 42) -> list[dict]:
+    """Each training question ``per_question`` times with a paragraph of another
+    article, marked unanswerable (``synthetic: "negative"``, ids
+    ``<id>#negative-<k>``): what a student learns from them is when its teacher
+    declines — SQuAD 2.0's "no answer", which questions about their own paragraph
+    never show it. The article is drawn at random (seeded), never the question's own
+    and, with three articles or more, never the next one, whose paragraphs
+    ``calibrate-null`` pairs the question with (so calibration pairs stay unseen);
+    the copies of a question take different paragraphs while there are enough.
+
+    >>> ex = [{"id": str(i), "title": t, "context": f"{t}{i}", "question": f"q{i}"}
+    ...       for i, t in enumerate("AABBCD")]
+    >>> made = negative_examples(ex, 1)
+    >>> [(m["id"], m["context"][0] != ex[i]["title"]) for i, m in enumerate(made)][:2]
+    [('0#negative-1', True), ('1#negative-1', True)]
+    >>> all(m["is_impossible"] and not m["answers"]["text"] for m in made)
+    True
+    """
+    from .null_calibration import articles_of
+
+    if per_question < 1:
+        raise ValueError(f"negatives per question must be at least 1, got {per_question}")
+    keys, articles, article = articles_of(originals)
+    rng = random.Random(seed)
+    position = {k: i for i, k in enumerate(keys)}
+    out = []
+    for ex in originals:
+        own = position[article(ex)]
+        banned = {own, (own + 1) % len(keys)} if len(keys) >= 3 else {own}
+        pool = [(k, p) for i, k in enumerate(keys) if i not in banned for p in articles[k]]
+        picked = rng.sample(pool, per_question) if per_question <= len(pool) else \
+            [rng.choice(pool) for _ in range(per_question)]
+        for n, (_, context) in enumerate(picked, 1):
+            out.append({"id": f"{ex['id']}#negative-{n}", "title": "negatives", "context": context,
+                        "question": ex["question"], "answers": {"text": [], "answer_start": []},
+                        "is_impossible": True, "synthetic": "negative"})
+    return out
+
+
 def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str], per_context: int = 2,
                        text_column: str | None = None, max_contexts: int | None = None,
-                       seed: int = 42) -> tuple[list[dict], dict]:
+                       seed: int = 42, negatives: int = 0) -> tuple[list[dict], dict]:
     """The cloze questions of a transfer set and their counts per source: about the
     contexts of ``originals`` (the training questions, flat SQuAD examples), then
     about the paragraphs of each of ``contexts_files`` (``.txt`` one a line,
-    ``.jsonl``/``.csv`` with ``text_column``; at most ``max_contexts`` a file)."""
+    ``.jsonl``/``.csv`` with ``text_column``; at most ``max_contexts`` a file); then
+    ``negatives`` unanswerable copies of each training question
+    (:func:`negative_examples`, counted under ``"negatives"``)."""
     from .textdata import read_texts
 
     if max_contexts is not None and max_contexts < 1:
         raise ValueError(f"--max-contexts must be at least 1, got {max_contexts}")
+    if negatives < 0:
+        raise ValueError(f"--negatives must be 0 or more, got {negatives}")
+    if negatives and not originals:
+        raise DataError("--negatives pairs the training questions with other articles: give training questions "
+                        "(--data-dir, --train-file or --dataset)")
     made_all, counts = [], {}
     train_contexts = list(dict.fromkeys(ex["context"] for ex in originals))
     if train_contexts:
@@ -168,6 +214,10 @@ def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str],
         made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name)
         made_all += made
         counts[str(name)] = {"contexts": len(texts), "questions": len(made)}
+    if negatives:
+        made = negative_examples(originals, negatives, seed)
+        made_all += made
+        counts["negatives"] = {"questions": len(made), "per_question": negatives}
     if not made_all:
         raise DataError("no cloze questions made: give --contexts files, or training data with contexts")
     return made_all, counts
@@ -176,7 +226,9 @@ def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str],
 def describe_contexts(counts: dict) -> str:
     """``counts`` of :func:`cloze_transfer_set` in words: ``"373 about 215 paragraphs of
     training contexts; 2,588 about 1,419 paragraphs of valid.txt"``."""
-    return "; ".join(f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
+    return "; ".join(f"{c.get('questions', 0):,} training questions paired with other articles' paragraphs "
+                     "(unanswerable)" if name == "negatives" else
+                     f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
                      for name, c in counts.items())
 
 
@@ -192,7 +244,7 @@ def _summary(originals: int, made: int, per_context: int, seed: int, max_context
 
 
 def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_column: str | None = None,
-               max_contexts: int | None = None, seed: int = 42) -> dict:
+               max_contexts: int | None = None, seed: int = 42, negatives: int = 0) -> dict:
     """Loaded QA data (``hub.kinds.qa_data.QAData``) made a cloze transfer set in place:
     its training questions, then :func:`cloze_transfer_set`'s; ``data.source``
     records it (``train_size``, ``augmentation``) as :func:`cloze_file`'s sidecar
@@ -200,7 +252,8 @@ def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_c
     import time
 
     t0 = time.perf_counter()
-    made, counts = cloze_transfer_set(data.train, contexts_files, per_context, text_column, max_contexts, seed)
+    made, counts = cloze_transfer_set(data.train, contexts_files, per_context, text_column, max_contexts, seed,
+                                      negatives)
     summary = _summary(len(data.train), len(made), per_context, seed, max_contexts, text_column, counts, t0)
     data.train = [*data.train, *made]
     data.source = {**data.source, "train_size": len(data.train), "augmentation": {**summary, "source": data.source}}
@@ -209,11 +262,12 @@ def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_c
 
 def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, per_context: int = 2,
                text_column: str | None = None, max_contexts: int | None = None, seed: int = 42,
-               max_train_samples: int | None = None, overwrite: bool = False) -> dict:
+               max_train_samples: int | None = None, overwrite: bool = False, negatives: int = 0) -> dict:
     """Write a SQuAD 2.0 file: the task's training questions when ``source`` names
     any (``None``: none), then cloze questions about their contexts and about the
     paragraphs of ``contexts_files`` (``.txt`` one a line, ``.jsonl``/``.csv`` with
-    ``text_column``). Returns a summary, also written beside the file as its
+    ``text_column``), then ``negatives`` unanswerable copies of each training
+    question. Returns a summary, also written beside the file as its
     ``.augment.json`` sidecar (the run card records it)."""
     import json
     import time
@@ -232,7 +286,8 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
     originals, described = ([], None) if source is None else training_questions(task, source, max_train_samples)
-    made, counts = cloze_transfer_set(originals, contexts_files, per_context, text_column, max_contexts, seed)
+    made, counts = cloze_transfer_set(originals, contexts_files, per_context, text_column, max_contexts, seed,
+                                      negatives)
     out.parent.mkdir(parents=True, exist_ok=True)
     document = json.dumps(squad_document([*originals, *made], extra=("synthetic",)), ensure_ascii=False)
     summary = {**_summary(len(originals), len(made), per_context, seed, max_contexts, text_column, counts, t0),

@@ -28,6 +28,28 @@ from .data import DataError
 OTHER = "#other-article"  # suffix of the ids of the paired-with-another-article questions
 
 
+def articles_of(examples: Sequence[dict]):
+    """The articles of ``examples``: their keys in first-seen order, each one's
+    paragraphs (first-seen order) and the function giving an example's key.
+    Articles are told apart by ``title``, by paragraph when all share one title;
+    fewer than two is refused (no paragraph could be another article's)."""
+    use_title = len({ex.get("title") or "" for ex in examples}) > 1
+
+    def article(ex) -> str:
+        return (ex.get("title") or "") if use_title else ex["context"]
+
+    articles: dict[str, list[str]] = {}
+    for ex in examples:
+        paragraphs = articles.setdefault(article(ex), [])
+        if ex["context"] not in paragraphs:
+            paragraphs.append(ex["context"])
+    keys = list(articles)
+    if len(keys) < 2:
+        raise DataError("unanswerable pairs need questions from at least two articles (or paragraphs) to pair a "
+                        "question with a paragraph that cannot answer it")
+    return keys, articles, article
+
+
 def unanswerable_pairs(examples: Sequence[dict]) -> list[dict]:
     """Each question of ``examples`` paired with a paragraph of another article.
 
@@ -43,20 +65,7 @@ def unanswerable_pairs(examples: Sequence[dict]) -> list[dict]:
     >>> [(p["id"], p["context"]) for p in unanswerable_pairs(ex)]
     [('1#other-article', 'b1'), ('2#other-article', 'a1'), ('3#other-article', 'a1')]
     """
-    use_title = len({ex.get("title") or "" for ex in examples}) > 1
-
-    def article(ex) -> str:
-        return (ex.get("title") or "") if use_title else ex["context"]
-
-    articles: dict[str, list[str]] = {}
-    for ex in examples:
-        paragraphs = articles.setdefault(article(ex), [])
-        if ex["context"] not in paragraphs:
-            paragraphs.append(ex["context"])
-    keys = list(articles)
-    if len(keys) < 2:
-        raise DataError("calibration needs questions from at least two articles (or paragraphs) to pair a question "
-                        "with a paragraph that cannot answer it")
+    keys, articles, article = articles_of(examples)
     position = {k: i for i, k in enumerate(keys)}
     out = []
     for i, ex in enumerate(examples):

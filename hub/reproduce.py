@@ -122,15 +122,18 @@ def augmentation_line(aug: dict, task: str) -> str:
     if aug.get("proposer") == "cloze":
         from .cloze import describe_contexts
 
-        files = [name for name in aug.get("contexts") or {} if name != "training contexts"]
+        counts = aug.get("contexts") or {}
+        files = [name for name in counts if name not in ("training contexts", "negatives")]
+        negatives = (counts.get("negatives") or {}).get("per_question")
         args = ["python", "-m", "hub", "cloze", "--task", task,
                 *([*origin, "--max-train-samples", str(aug["originals"])] if aug.get("originals") else []),
                 "--contexts", *[Path(f).name for f in files], "--per-context", str(aug.get("per_context")),
                 *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
                 *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),
+                *(["--negatives", str(negatives)] if negatives else []),
                 "--seed", str(aug.get("seed")), "--output-file", made_file(aug)]
         return (f"- the training file holds {aug.get('originals', 0):,} training questions and "
-                f"{aug.get('augmented', 0):,} cloze questions ({describe_contexts(aug.get('contexts') or {})}): "
+                f"{aug.get('augmented', 0):,} cloze questions ({describe_contexts(counts)}): "
                 f"a transfer set for the teacher's answers, made by `{shlex.join(args)}`")
     args = ["python", "-m", "hub", "augment", "--task", task, f"--{aug.get('proposer', 'mlm')}", str(aug.get("model")),
             *origin, "--max-train-samples", str(aug.get("originals"))]

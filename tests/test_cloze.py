@@ -84,3 +84,87 @@ def test_reviews_with_html_line_breaks_become_paragraphs_and_the_card_repeats_th
     line = augmentation_line(summary, "squad")
     assert ("python -m hub cloze --task squad --contexts reviews.jsonl --per-context 1 --max-contexts 2 "
             "--text-column review --seed 42 --output-file c.json") in line
+
+
+def _questions(titles: str) -> list[dict]:
+    """Two questions a paragraph, two paragraphs an article, one article per letter."""
+    return [{"id": f"{t}{p}{q}", "title": t, "context": f"{t} paragraph {p}.", "question": f"Question {t}{p}{q}?",
+             "answers": {"text": [t], "answer_start": [0]}, "is_impossible": False}
+            for t in titles for p in (1, 2) for q in (1, 2)]
+
+
+def test_negatives_take_other_articles_never_the_calibration_pairs_and_follow_the_seed():
+    """Each question paired with paragraphs of other articles, never its own article nor the
+    next one (``calibrate-null``'s pairs); copies of a question take different paragraphs;
+    the same seed gives the same file."""
+    from hub.cloze import negative_examples
+    from hub.null_calibration import unanswerable_pairs
+
+    questions = _questions("ABCDE")
+    made = negative_examples(questions, 3, seed=7)
+    assert len(made) == 3 * len(questions)
+    calibration = {(p["question"], p["context"]) for p in unanswerable_pairs(questions)}
+    following = dict(zip("ABCDE", "BCDEA"))
+    by_question: dict[str, list[str]] = {}
+    for neg in made:
+        qid, copy = neg["id"].split("#negative-")
+        own = qid[0]
+        by_question.setdefault(qid, []).append(neg["context"])
+        assert neg["context"][0] not in (own, following[own])
+        assert (neg["question"], neg["context"]) not in calibration
+        assert neg["is_impossible"] and neg["answers"] == {"text": [], "answer_start": []}
+        assert neg["synthetic"] == "negative" and copy in {"1", "2", "3"}
+    assert all(len(set(contexts)) == 3 for contexts in by_question.values())
+    assert negative_examples(questions, 3, seed=7) == made
+    assert negative_examples(questions, 3, seed=8) != made
+    # two articles: the other one is the only choice (and the calibration's too)
+    two = negative_examples(_questions("AB"), 1)
+    assert all(n["context"][0] != n["id"][0] for n in two)
+    with pytest.raises(ValueError, match="at least 1"):
+        negative_examples(questions, 0)
+    from hub.data import DataError
+    one_title = negative_examples(_questions("A"), 1)  # one article: its paragraphs are told apart instead
+    assert all(n["context"] == f"A paragraph {3 - int(n['id'][1])}." for n in one_title)
+    with pytest.raises(DataError, match="at least two articles"):
+        negative_examples(_questions("A")[:2], 1)  # one paragraph
+
+
+def test_a_transfer_set_with_negatives_is_written_read_back_and_its_command_repeated(tmp_path):
+    """``cloze --negatives N``: the training questions, the cloze questions, then N
+    unanswerable copies of each training question — a SQuAD 2.0 file the QA reader takes,
+    counted in the summary, and the model card's command makes it again."""
+    import json
+
+    from hub.cloze import cloze_file, cloze_transfer_set
+    from hub.data import DataError, DataSource
+    from hub.kinds.qa_data import read_examples
+    from hub.reproduce import augmentation_line
+    from hub.squad import squad_document
+    from hub.tasks import TASKS
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(squad_document(_questions("ABC"))))
+    out = tmp_path / "neg.json"
+    summary = cloze_file(TASKS["squad"], DataSource(train_file=str(train)), [], str(out), per_context=1,
+                         negatives=2)
+    assert summary["contexts"]["negatives"] == {"questions": 24, "per_question": 2}
+    back = read_examples(str(out))
+    negatives = [ex for ex in back if ex["is_impossible"]]
+    assert len(back) == 12 + summary["augmented"] and len(negatives) == 24
+    assert [ex["id"] for ex in back[:12]] == [q["id"] for q in _questions("ABC")]
+    assert all(not ex["answers"]["text"] for ex in negatives)
+    line = augmentation_line(summary, "squad")
+    assert "--negatives 2" in line and "24 training questions paired with other articles' paragraphs" in line
+    with pytest.raises(DataError, match="give training questions"):
+        cloze_transfer_set([], [str(train)], negatives=1)
+    with pytest.raises(ValueError, match="0 or more"):
+        cloze_transfer_set(_questions("AB"), [], negatives=-1)
+
+
+def test_doctests():
+    import doctest
+
+    import hub.cloze
+
+    result = doctest.testmod(hub.cloze)
+    assert result.failed == 0 and result.attempted >= 7
