@@ -155,11 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run teacher and student over the training questions (labels unused), each "
                                    "with its own paragraph and with a paragraph of another article, and print the "
                                    "student threshold whose \"no answer\" decisions agree most with the teacher's. "
-                                   "Pass it as --null-threshold to evaluate, bench or distill. The evaluation set "
+                                   "Pass it as --null-threshold to evaluate, bench or distill, or record it as the "
+                                   "model's own with --apply. The evaluation set "
                                    "is not read.", allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--teacher", required=True, help="the reference: it decides at its run card's threshold, else 0")
     p.add_argument("--model", required=True, help="the student whose threshold is calibrated")
+    p.add_argument("--apply", action="store_true", help="record the threshold in the model's run card (evaluate, "
+                   "bench and Compare then use it) and score it again on its evaluation set")
     p.add_argument("--batch-size", type=int, default=64)
     g = p.add_argument_group("calibration questions (the training questions of one source)")
     g.add_argument("--data-dir", help="the task's local layout: its training file (squad/xquad-en-train.json)")

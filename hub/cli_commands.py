@@ -186,7 +186,8 @@ def cmd_calibrate_null(args) -> int:
     from .data import DataError, DataSource
     from .kinds import get_kind
     from .kinds.qa_data import _hub_examples, read_examples
-    from .null_calibration import calibrate_null, unanswerable_pairs
+    from .models import resolve_model_ref
+    from .null_calibration import calibrate_null, record_calibration, unanswerable_pairs
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -210,6 +211,13 @@ def cmd_calibrate_null(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded
+    if args.apply:
+        from .runs import read_card
+
+        status = (read_card(resolve_model_ref(args.model)) or {}).get("status")
+        if status != "finished":
+            raise DataError(f"--apply records the threshold in a run card: {args.model} has "
+                            + (f"status {status!r}" if status else "none (not a model trained here)"))
     t_model, t_tok, t_options, t_length = _trained(args.teacher, task)
     s_model, s_tok, s_options, s_length = _trained(args.model, task)
     print(f"calibrating on {len(questions)} questions, each with its own paragraph and another article's ...",
@@ -218,11 +226,46 @@ def cmd_calibrate_null(args) -> int:
                             teacher_threshold=t_options.get("null_threshold", kind.null_threshold),
                             student_threshold=s_options.get("null_threshold", kind.null_threshold),
                             teacher_length=t_length, student_length=s_length, batch_size=args.batch_size)
-    print(json.dumps({"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where,
-                      **result}, indent=2))
-    print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
-          f"{result['threshold']!r}", file=sys.stderr)
+    out = {"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where, **result}
+    if not args.apply:
+        print(json.dumps(out, indent=2))
+        print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
+              f"{result['threshold']!r} (or record it as the model's own: --apply)", file=sys.stderr)
+        return 0
+    del s_model, t_model  # the rescoring loads the student again
+    card = record_calibration(resolve_model_ref(args.model), result, args.teacher, str(where),
+                              rescore=_rescore(args, task))
+    out["eval"] = card.get("eval")
+    print(json.dumps(out, indent=2))
+    print(f"recorded in {args.model}'s run card: evaluate, bench and Compare now use threshold "
+          f"{result['threshold']!r}" + ("" if card.get("eval") else "; its evaluation set was not found from here, "
+                                        "so its recorded scores were set aside (evaluate it again)")
+          + "; leaderboard rows made before keep their threshold (bench it again)", file=sys.stderr)
     return 0
+
+
+def _rescore(args, task):
+    """``rescore(threshold)`` for ``record_calibration``: ``evaluate`` of ``args.model`` on the
+    evaluation set its run card names, at the new threshold; None when that set is not found."""
+    import argparse
+
+    from .models import resolve_model_ref
+    from .runs import read_card
+    from .soup import eval_source
+
+    source = eval_source([read_card(resolve_model_ref(args.model)) or {}])
+    if source is None:
+        return None
+    data, size = source
+
+    def rescore(threshold: float) -> dict:
+        print(f"scoring {args.model} again at the new threshold on {data.get('eval_file') or data.get('dataset')} "
+              "...", file=sys.stderr, flush=True)
+        flags = argparse.Namespace(**data, max_eval_samples=size, max_length=None, batch_size=args.batch_size,
+                                   null_threshold=threshold)
+        return _evaluate(flags, task, args.model)
+
+    return rescore
 
 
 def _students_eval_data(args, task) -> tuple[bool, str]:

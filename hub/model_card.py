@@ -136,7 +136,20 @@ def _metrics_table(card: dict) -> list[str]:
     if n:
         rows += ["", f"Evaluated on {n:,} examples of {eval_dataset(card)['name']}"
                  + (f" ({eval_dataset(card)['split']} split)" if eval_dataset(card).get("split") else "") + "."]
-    return rows
+    return rows + _calibration_lines(card)
+
+
+def _calibration_lines(card: dict) -> list[str]:
+    """How a QA model's null-answer threshold was calibrated (``calibrate-null --apply``)."""
+    c = card.get("null_calibration")
+    if not c:
+        return []
+    return ["", f"Null-answer threshold **{c['threshold']:.4g}** (was {c.get('before', 0):g}), calibrated so that "
+            f"the model's \"no answer\" decisions agree most with its teacher's (`{Path(str(c.get('teacher'))).name}`"
+            f" at {c.get('teacher_threshold', 0):g}) on {c.get('pairs') or 0:,} unlabelled question/paragraph pairs "
+            f"of `{Path(str(c.get('calibration_data'))).name}` — agreement {c.get('agreement') or 0:.3f}, against "
+            f"{c.get('agreement_before') or 0:.3f} before; the evaluation set is not used (`python -m hub "
+            "calibrate-null --apply`)."]
 
 
 def _teacher_ref(card: dict) -> tuple[str | None, str]:

@@ -21,7 +21,7 @@ among equally good ones (:func:`agreement_threshold`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .data import DataError
 
@@ -183,3 +183,54 @@ def calibrate_null(kind, teacher, teacher_tokenizer, student, student_tokenizer,
         }
     return {**result, "student_threshold_before": float(student_threshold), "teacher_threshold": float(teacher_threshold),
             "questions": half, "pairs": len(pairs)}
+
+
+def record_calibration(folder, result: dict, teacher: str, calibration_data: str,
+                       rescore: Callable[[float], dict] | None = None) -> dict:
+    """Make a calibrated threshold the model's own (``calibrate-null --apply``).
+
+    The run card of ``folder`` (a finished QA model) gets ``eval_options.null_threshold``
+    = ``result["threshold"]`` — what ``evaluate``, ``bench`` and the app's Compare read
+    (see ``hub.kinds.qa``) — and the calibration under ``null_calibration``. Its recorded
+    evaluation was made at the old threshold: with ``rescore(threshold) -> scores``
+    (the same evaluation set) it is redone at the new one and the retention recomputed,
+    else the card is left without scores; the old ones are kept as
+    ``eval_before_calibration``. Scores are computed before anything is written, so a
+    failed rescoring leaves the card as it was. The model card (README.md) is
+    rewritten. Returns the new run card."""
+    from pathlib import Path
+
+    from .model_card import write_model_card
+    from .runs import read_card, utc_now, write_card
+    from .tasks import get_task, retention
+
+    folder = Path(folder)
+    card = read_card(folder)
+    if card is None:
+        raise DataError(f"{folder} has no run card (run.json): only models trained here can record a threshold")
+    if card.get("status") != "finished":
+        raise DataError(f"{folder} is {card.get('status', 'unfinished')}: only a finished model records a threshold")
+    threshold = float(result["threshold"])
+    scores = rescore(threshold) if rescore is not None and card.get("eval") else None
+    old = card.get("eval")
+    card["eval_options"] = {**(card.get("eval_options") or {}), "null_threshold": threshold}
+    card["null_calibration"] = {
+        "threshold": threshold, "before": result.get("student_threshold_before"), "teacher": teacher,
+        "teacher_threshold": result.get("teacher_threshold"), "agreement": result.get("agreement"),
+        "agreement_before": result.get("agreement_at_prefer"), "calibration_data": calibration_data,
+        "questions": result.get("questions"), "pairs": result.get("pairs"), "at": utc_now()}
+    if old:
+        card["eval_before_calibration"] = old
+        card.pop("eval")
+    if scores is not None:
+        key = "student" if "student" in old else "model"
+        task = get_task(card["task"])
+        card["eval"] = {**old, key: scores}
+        teacher_scores = old.get("teacher") or {}
+        if key == "student" and teacher_scores.get("eval_size") == scores.get("eval_size"):
+            card["eval"]["retention"] = retention(task, scores.get(task.headline), teacher_scores.get(task.headline))
+        else:
+            card["eval"].pop("retention", None)
+    write_card(folder, card)
+    write_model_card(folder, card)
+    return card

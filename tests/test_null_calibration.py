@@ -157,3 +157,60 @@ def test_cli_calibrate_null_refusals(oracles, data_dir, tmp_path, capsys):
     code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
                  str(student_dir), "--data-dir", str(data_dir), "--max-train-samples", "0"])
     assert code == 2 and "no calibration questions" in capsys.readouterr().err  # before any model is loaded
+
+
+def _finished_copy(student_dir: Path, folder: Path, eval_file: Path, evaluated: dict, teacher: dict) -> Path:
+    """The over-confident student as a finished run of this hub, scored at threshold 0."""
+    import shutil
+
+    shutil.copytree(student_dir, folder)
+    card = {"kind": "student", "task": "squad", "status": "finished", "train": {"max_length": MAX_LENGTH},
+            "stages": ["prediction"], "temperature": 1.0, "alpha": 0.5, "teacher": "oracle",
+            "data": {"kind": "files", "eval_file": str(eval_file), "eval_size": evaluated["eval_size"]},
+            "eval": {"student": evaluated, "teacher": teacher, "headline": "f1",
+                     "retention": evaluated["f1"] / teacher["f1"]}}
+    (folder / "run.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_cli_calibrate_null_apply_records_the_threshold_and_scores_again(oracles, data_dir, tmp_path, capsys):
+    """``--apply``: the threshold goes into the run card (evaluate then uses it with no flag), the
+    recorded scores are redone on the card's evaluation set (the old ones kept aside), the
+    retention recomputed, the model card says how; a card whose set is gone is left unscored."""
+    from hub.cli import main
+
+    teacher_dir, student_dir = oracles
+    dev = data_dir / "squad" / "dev-subset-v2.0.json"
+    scored = []
+    for model in (teacher_dir, student_dir):
+        assert main(["evaluate", "--task", "squad", "--model", str(model), "--data-dir", str(data_dir)]) == 0
+        scored.append(json.loads(capsys.readouterr().out))
+    teacher, before = ({k: v for k, v in s.items() if k not in ("model", "task")} for s in scored)
+    student = _finished_copy(student_dir, tmp_path / "student", dev, before, teacher)
+    base = ["calibrate-null", "--task", "squad", "--teacher", str(teacher_dir), "--data-dir", str(data_dir)]
+    assert main([*base, "--model", str(student), "--apply"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "recorded in" in captured.err
+    card = json.loads((student / "run.json").read_text())
+    assert card["eval_options"]["null_threshold"] == out["threshold"]
+    assert card["null_calibration"]["agreement"] == 1.0 and card["null_calibration"]["before"] == 0.0
+    assert card["eval_before_calibration"]["student"]["HasAns_f1"] == 0.0
+    assert card["eval"]["student"]["f1"] == pytest.approx(teacher["f1"]) == out["eval"]["student"]["f1"]
+    assert card["eval"]["student"]["null_threshold"] == out["threshold"] and card["eval"]["retention"] == 1.0
+    assert "calibrated so that" in (student / "README.md").read_text()
+    assert main(["evaluate", "--task", "squad", "--model", str(student), "--data-dir", str(data_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(teacher["f1"])  # the card's threshold
+    # its evaluation file gone: the threshold is recorded, the old scores set aside, none claimed
+    gone = _finished_copy(student_dir, tmp_path / "gone", tmp_path / "moved.json", before, teacher)
+    assert main([*base, "--model", str(gone), "--apply"]) == 0
+    assert "was not found from here" in capsys.readouterr().err
+    card = json.loads((gone / "run.json").read_text())
+    assert "eval" not in card and card["eval_before_calibration"]["student"] == before
+    assert card["eval_options"]["null_threshold"] == out["threshold"]
+    # only a finished run of this hub records one, refused before any model is loaded
+    running = _finished_copy(student_dir, tmp_path / "running", dev, before, teacher)
+    (running / "run.json").write_text(json.dumps({"task": "squad", "status": "running"}))
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
+                 str(running), "--data-dir", str(data_dir), "--apply"])
+    assert code == 2 and "status 'running'" in capsys.readouterr().err
