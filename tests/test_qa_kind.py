@@ -375,7 +375,12 @@ def test_a_run_card_threshold_is_recorded_and_used(tmp_path, data, oracle):
     assert eval_options(str(tmp_path / "m"), SQUAD) == {"null_threshold": 20.0}
     predictor = load_predictor(str(tmp_path / "m"), SQUAD)
     assert predictor.null_threshold == 20.0 and predictor.runtime == "PyTorch"
-    assert predictor.predict(QUESTION, "the dog ran to the park .")["answer"] != ""
+    said = predictor.predict(QUESTION, "the dog ran to the park .")
+    assert said["answer"] != "" and said["null_threshold"] == 20.0
+    from ui.compare_qa import answer_html
+
+    assert "by more than 20.00" in answer_html("B", "m", said, "the dog ran to the park .")
+    assert "by more than" not in answer_html("B", "m", {**said, "null_threshold": 0.0}, "the dog")  # the default
     with pytest.raises(ValueError, match="null-threshold does not apply to task sst2"):
         finetune(get_task("sst2"), str(oracle), data, str(tmp_path / "x"), cfg, eval_options={"null_threshold": 1.0})
 

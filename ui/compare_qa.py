@@ -172,6 +172,13 @@ def highlight(context: str, start: int | None, end: int | None, limit: int = EXC
     return f"<div {CONTEXT_STYLE}>{before}<mark {MARK_STYLE}>{esc(context[start:end])}</mark>{after}</div>"
 
 
+def _threshold_words(r: dict) -> str:
+    """The model's own "no answer" threshold, when it is not the default 0 (a calibrated or
+    tuned one, recorded in its run card)."""
+    t = r.get("null_threshold")
+    return f" · \"no answer\" when the null score beats the best span by more than {t:.2f}" if t else ""
+
+
 def answer_html(which: str, name: str, r: dict, context: str, runtime_words: str = "PyTorch") -> str:
     """One model's answer card: the answer (or "no answer"), score, latency and runtime,
     the context highlighted."""
@@ -182,7 +189,7 @@ def answer_html(which: str, name: str, r: dict, context: str, runtime_words: str
     return (f"<div class='qa-answer'><div class='hub-caption'>{which} · {esc(name)}</div>"
             f"<div style='font-size:1.1em;margin:4px 0'>{answer}</div>"
             f"<div class='hub-caption'>score {r['score']:.2f} (start + end logit) · {r['latency_ms']:.1f} ms · "
-            f"{esc(runtime_words)}</div>"
+            f"{esc(runtime_words)}{_threshold_words(r)}</div>"
             f"{highlight(context, r['start_char'], r['end_char'])}</div>")
 
 

@@ -85,12 +85,13 @@ class QAPredictor:
         return out
 
     def predict(self, question: str, context: str) -> dict:
-        """``{answer, score, start_char, end_char, no_answer, latency_ms, null_score}``;
-        ``answer`` is ``context[start_char:end_char]``, or ``""`` with ``no_answer``."""
+        """``{answer, score, start_char, end_char, no_answer, latency_ms, null_score, null_threshold}``;
+        ``answer`` is ``context[start_char:end_char]``, or ``""`` with ``no_answer`` (the null
+        score beat the best span by more than ``null_threshold``, the model's own)."""
         t0 = time.perf_counter()
         answer = self._answers([(question, context)])[0]
         answer.latency_ms = (time.perf_counter() - t0) * 1000
-        return answer.__dict__
+        return {**answer.__dict__, "null_threshold": self.null_threshold}
 
     def predict_batch(self, items: list[tuple[str, str]]) -> list[str]:
         """Answer texts (``""`` for no answer) of (question, context) pairs."""
