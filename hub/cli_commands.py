@@ -183,9 +183,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_calibrate_null(args) -> int:
+    from .augment import training_questions
     from .data import DataError, DataSource
     from .kinds import get_kind
-    from .kinds.qa_data import _hub_examples, read_examples
     from .models import resolve_model_ref
     from .null_calibration import calibrate_null, record_calibration, unanswerable_pairs
     from .tasks import get_task
@@ -198,16 +198,8 @@ def cmd_calibrate_null(args) -> int:
                         dataset_config=args.dataset_config)
     if sum(map(bool, (args.data_dir, args.train_file, args.dataset))) != 1:
         raise DataError("give one source of calibration questions: --data-dir, --train-file or --dataset")
-    if source.dataset:
-        questions = _hub_examples(task, source.dataset, source.dataset_config, True)[0]
-        where = f"{source.dataset} (train)"
-    else:
-        where = source.files(task, need_train=True, need_eval=False)[0]
-        questions = read_examples(where)
-    if args.max_train_samples is not None:
-        questions = questions[: max(args.max_train_samples, 0)]
-    if not questions:
-        raise DataError(f"no calibration questions in {where} (check --max-train-samples)")
+    questions, described = training_questions(task, source, args.max_train_samples)
+    where = described.get("train_file") or f"{source.dataset} (train)"
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded

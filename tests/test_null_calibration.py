@@ -156,7 +156,7 @@ def test_cli_calibrate_null_refusals(oracles, data_dir, tmp_path, capsys):
     assert code == 2 and "no model folder at" in capsys.readouterr().err
     code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
                  str(student_dir), "--data-dir", str(data_dir), "--max-train-samples", "0"])
-    assert code == 2 and "no calibration questions" in capsys.readouterr().err  # before any model is loaded
+    assert code == 2 and "no training questions left" in capsys.readouterr().err  # before any model is loaded
 
 
 def _finished_copy(student_dir: Path, folder: Path, eval_file: Path, evaluated: dict, teacher: dict) -> Path:
