@@ -156,8 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with its own paragraph and with a paragraph of another article, and print the "
                                    "student threshold whose \"no answer\" decisions agree most with the teacher's. "
                                    "Pass it as --null-threshold to evaluate, bench or distill, or record it as the "
-                                   "model's own with --apply. The evaluation set "
-                                   "is not read.", allow_abbrev=False)
+                                   "model's own with --apply (which then scores it again on its evaluation set). "
+                                   "The evaluation set is not read for the calibration.", allow_abbrev=False)
     p.add_argument("--task", required=True)
     p.add_argument("--teacher", required=True, help="the reference: it decides at its run card's threshold, else 0")
     p.add_argument("--model", required=True, help="the student whose threshold is calibrated")

@@ -203,13 +203,7 @@ def cmd_calibrate_null(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded
-    if args.apply:
-        from .runs import read_card
-
-        status = (read_card(resolve_model_ref(args.model)) or {}).get("status")
-        if status != "finished":
-            raise DataError(f"--apply records the threshold in a run card: {args.model} has "
-                            + (f"status {status!r}" if status else "none (not a model trained here)"))
+    rescore = _rescore(args, task) if args.apply else None  # refusals before any model is loaded
     t_model, t_tok, t_options, t_length = _trained(args.teacher, task)
     s_model, s_tok, s_options, s_length = _trained(args.model, task)
     print(f"calibrating on {len(questions)} questions, each with its own paragraph and another article's ...",
@@ -225,29 +219,43 @@ def cmd_calibrate_null(args) -> int:
               f"{result['threshold']!r} (or record it as the model's own: --apply)", file=sys.stderr)
         return 0
     del s_model, t_model  # the rescoring loads the student again
-    card = record_calibration(resolve_model_ref(args.model), result, args.teacher, str(where),
-                              rescore=_rescore(args, task))
+    try:
+        card = record_calibration(resolve_model_ref(args.model), result, args.teacher, str(where), rescore=rescore)
+    except DataError as exc:  # e.g. a Hub evaluation set offline: the calibration is printed, the card untouched
+        print(json.dumps(out, indent=2))
+        raise DataError(f"threshold {result['threshold']!r} not recorded ({exc}); the run card is unchanged: pass "
+                        "it as --null-threshold, or --apply again where the evaluation set can be read") from None
     out["eval"] = card.get("eval")
     print(json.dumps(out, indent=2))
     print(f"recorded in {args.model}'s run card: evaluate, bench and Compare now use threshold "
-          f"{result['threshold']!r}" + ("" if card.get("eval") else "; its evaluation set was not found from here, "
-                                        "so its recorded scores were set aside (evaluate it again)")
-          + "; leaderboard rows made before keep their threshold (bench it again)", file=sys.stderr)
+          f"{result['threshold']!r}; leaderboard rows made before keep their threshold (bench it again)",
+          file=sys.stderr)
     return 0
 
 
 def _rescore(args, task):
     """``rescore(threshold)`` for ``record_calibration``: ``evaluate`` of ``args.model`` on the
-    evaluation set its run card names, at the new threshold; None when that set is not found."""
+    evaluation set its run card names, at the new threshold (None when the card has no scores).
+    Refuses (before any model is loaded) a model that is not a finished run of this hub, or
+    whose recorded scores' evaluation set is not found from here."""
     import argparse
 
+    from .data import DataError
     from .models import resolve_model_ref
     from .runs import read_card
     from .soup import eval_source
 
-    source = eval_source([read_card(resolve_model_ref(args.model)) or {}])
-    if source is None:
+    card = read_card(resolve_model_ref(args.model)) or {}
+    status = card.get("status")
+    if status != "finished":
+        raise DataError(f"--apply records the threshold in a run card: {args.model} has "
+                        + (f"status {status!r}" if status else "none (not a model trained here)"))
+    if not card.get("eval"):
         return None
+    source = eval_source([card])
+    if source is None:
+        raise DataError(f"--apply scores {args.model} again, but the evaluation set its run card names is not "
+                        "found from here: run it where that file is, or calibrate without --apply")
     data, size = source
 
     def rescore(threshold: float) -> dict:

@@ -150,7 +150,9 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
     never show it. The article is drawn at random (seeded), never the question's own
     and, with three articles or more, never the next one, whose paragraphs
     ``calibrate-null`` pairs the question with (so calibration pairs stay unseen);
-    the copies of a question take different paragraphs while there are enough.
+    the copies of a question take different paragraphs (fewer copies when there are
+    not enough). Articles are told apart by title: files with fewer than two titles
+    are refused (another paragraph of the same article may hold the answer).
 
     >>> ex = [{"id": str(i), "title": t, "context": f"{t}{i}", "question": f"q{i}"}
     ...       for i, t in enumerate("AABBCD")]
@@ -164,17 +166,22 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
 
     if per_question < 1:
         raise ValueError(f"negatives per question must be at least 1, got {per_question}")
+    if len({ex.get("title") or "" for ex in originals}) < 2:  # paragraphs of one article may hold the answer
+        raise DataError("--negatives pairs a question with another article's paragraph: the training questions "
+                        "must come from two titled articles at least")
     keys, articles, article = articles_of(originals)
     rng = random.Random(seed)
     position = {k: i for i, k in enumerate(keys)}
+    pools: dict[int, list[str]] = {}  # per article: the paragraphs its questions may be paired with
     out = []
     for ex in originals:
         own = position[article(ex)]
-        banned = {own, (own + 1) % len(keys)} if len(keys) >= 3 else {own}
-        pool = [(k, p) for i, k in enumerate(keys) if i not in banned for p in articles[k]]
-        picked = rng.sample(pool, per_question) if per_question <= len(pool) else \
-            [rng.choice(pool) for _ in range(per_question)]
-        for n, (_, context) in enumerate(picked, 1):
+        if own not in pools:
+            banned = {own, (own + 1) % len(keys)} if len(keys) >= 3 else {own}
+            pools[own] = [p for i, k in enumerate(keys) if i not in banned for p in articles[k]]
+        pool = pools[own]
+        picked = rng.sample(pool, min(per_question, len(pool)))  # no paragraph twice for one question
+        for n, context in enumerate(picked, 1):
             out.append({"id": f"{ex['id']}#negative-{n}", "title": "negatives", "context": context,
                         "question": ex["question"], "answers": {"text": [], "answer_start": []},
                         "is_impossible": True, "synthetic": "negative"})

@@ -69,7 +69,8 @@ def load_predictor(ref: str, task: Task, id2label: dict | None = None):
     the same SST-2 labels differently: ``LABEL_1``, ``POSITIVE``)."""
     from .onnx_runtime import OnnxModel, is_onnx_dir
 
-    key = (str(ref), task.name)
+    card = Path(str(ref)) / "run.json"  # a recorded threshold can change (calibrate-null --apply): load again then
+    key = (str(ref), task.name, card.stat().st_mtime_ns if card.is_file() else None)
     with _LOCK:
         if key in _LOADED:
             _LOADED.move_to_end(key)

@@ -111,7 +111,7 @@ def _metrics_table(card: dict) -> list[str]:
     student = card.get("kind") == "student"
     s = ev.get("student") if student else ev.get("model")
     if not s:
-        return [f"No evaluation was recorded (status: {card.get('status', 'unknown')})."]
+        return [f"No evaluation was recorded (status: {card.get('status', 'unknown')})."] + _calibration_lines(card)
     t = ev.get("teacher") or {}
     names = _metric_names(card, s)
     if student and t:
@@ -269,9 +269,11 @@ def _reproduce_section(card: dict) -> list[str]:
         models = " ".join(f"--model {Path(i['path']).name}" for i in card["soup"].get("ingredients") or [])
         return ["## Reproduce", "", "From the Distill Hub repository, with the ingredients' folders (each holds the "
                 "run card and README of its own distillation, with its command):", "", "```bash",
-                f"python -m hub soup --task {card.get('task')} {models} --output-dir runs/soup", "```", ""]
+                f"python -m hub soup --task {card.get('task')} {models} --output-dir runs/soup",
+                *_calibration_command(card, "runs/soup"), "```", ""]
     command = reproduce_command(card)
-    out = ["## Reproduce", "", "From the Distill Hub repository:", "", "```bash", command, "```", ""]
+    out = ["## Reproduce", "", "From the Distill Hub repository:", "", "```bash", command,
+           *_calibration_command(card, command.split()[-1]), "```", ""]
     if "DATA_DIR" in command.split():
         layout = ", ".join(task.local_files.values()) if task and task.local_files else "the task's files"
         out += [f"`DATA_DIR` is a folder holding {layout} (the layout of `../shared/data`; "
@@ -284,6 +286,15 @@ def _reproduce_section(card: dict) -> list[str]:
         out += ["The teacher was a local folder: fine-tune one first (`python -m hub finetune ...`) "
                 "and pass its path as `--teacher`.", ""]
     return out
+
+
+def _calibration_command(card: dict, folder: str) -> list[str]:
+    """The ``calibrate-null --apply`` line that set a QA model's recorded threshold, if one did."""
+    c = card.get("null_calibration")
+    if not c:
+        return []
+    return [f"python -m hub calibrate-null --task {card.get('task')} --teacher {Path(str(c.get('teacher'))).name} "
+            f"--model {folder} --train-file {Path(str(c.get('calibration_data'))).name} --apply"]
 
 
 def _usage_section(card: dict, pipeline_tag: str, repo_id: str | None) -> list[str]:

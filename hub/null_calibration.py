@@ -192,11 +192,11 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     The run card of ``folder`` (a finished QA model) gets ``eval_options.null_threshold``
     = ``result["threshold"]`` — what ``evaluate``, ``bench`` and the app's Compare read
     (see ``hub.kinds.qa``) — and the calibration under ``null_calibration``. Its recorded
-    evaluation was made at the old threshold: with ``rescore(threshold) -> scores``
-    (the same evaluation set) it is redone at the new one and the retention recomputed,
-    else the card is left without scores; the old ones are kept as
-    ``eval_before_calibration``. Scores are computed before anything is written, so a
-    failed rescoring leaves the card as it was. The model card (README.md) is
+    evaluation was made at the old threshold, so a card with scores needs
+    ``rescore(threshold) -> scores`` (the same evaluation set): they are redone at the new
+    threshold and the retention recomputed; the scores from before the first calibration
+    stay as ``eval_before_calibration``. Scores are computed before anything is written,
+    so a failed rescoring leaves the card as it was. The model card (README.md) is
     rewritten. Returns the new run card."""
     from pathlib import Path
 
@@ -210,9 +210,12 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
         raise DataError(f"{folder} has no run card (run.json): only models trained here can record a threshold")
     if card.get("status") != "finished":
         raise DataError(f"{folder} is {card.get('status', 'unfinished')}: only a finished model records a threshold")
-    threshold = float(result["threshold"])
-    scores = rescore(threshold) if rescore is not None and card.get("eval") else None
     old = card.get("eval")
+    if old and rescore is None:
+        raise DataError(f"{folder} has recorded scores made at another threshold: give the evaluation set to score "
+                        "it again at the new one")
+    threshold = float(result["threshold"])
+    scores = rescore(threshold) if old else None
     card["eval_options"] = {**(card.get("eval_options") or {}), "null_threshold": threshold}
     card["null_calibration"] = {
         "threshold": threshold, "before": result.get("student_threshold_before"), "teacher": teacher,
@@ -220,9 +223,7 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
         "agreement_before": result.get("agreement_at_prefer"), "calibration_data": calibration_data,
         "questions": result.get("questions"), "pairs": result.get("pairs"), "at": utc_now()}
     if old:
-        card["eval_before_calibration"] = old
-        card.pop("eval")
-    if scores is not None:
+        card.setdefault("eval_before_calibration", old)  # a second calibration keeps the uncalibrated scores
         key = "student" if "student" in old else "model"
         task = get_task(card["task"])
         card["eval"] = {**old, key: scores}

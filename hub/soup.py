@@ -153,8 +153,13 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
             shutil.copy(folders[0] / name, out / name)
     base = dict(cards[0] or {"task": task})
     for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error",
-                  "teacher_cache", "logit_cache"):
+                  "teacher_cache", "logit_cache", "null_calibration", "eval_before_calibration"):
         base.pop(stale, None)
+    if (cards[0] or {}).get("null_calibration"):  # its threshold was fitted to that ingredient, not to the soup
+        options = {k: v for k, v in (base.get("eval_options") or {}).items() if k != "null_threshold"}
+        base.pop("eval_options", None)
+        if options:
+            base["eval_options"] = options
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed
     settings = [card_recipe(c) for c in cards]

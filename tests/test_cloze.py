@@ -123,10 +123,15 @@ def test_negatives_take_other_articles_never_the_calibration_pairs_and_follow_th
     with pytest.raises(ValueError, match="at least 1"):
         negative_examples(questions, 0)
     from hub.data import DataError
-    one_title = negative_examples(_questions("A"), 1)  # one article: its paragraphs are told apart instead
-    assert all(n["context"] == f"A paragraph {3 - int(n['id'][1])}." for n in one_title)
-    with pytest.raises(DataError, match="at least two articles"):
-        negative_examples(_questions("A")[:2], 1)  # one paragraph
+    # more copies asked than paragraphs to draw from: each paragraph once (two here: B's for A's questions)
+    few = negative_examples(_questions("AB"), 5)
+    assert len(few) == 2 * 8 and all(n["context"][0] != n["id"][0] for n in few)
+    assert len({(n["id"].split("#")[0], n["context"]) for n in few}) == len(few)
+    # one title: another paragraph of the same article may hold the answer, so no negatives
+    with pytest.raises(DataError, match="two titled articles"):
+        negative_examples(_questions("A"), 1)
+    with pytest.raises(DataError, match="two titled articles"):
+        negative_examples([{**q, "title": ""} for q in _questions("AB")], 1)
 
 
 def test_a_transfer_set_with_negatives_is_written_read_back_and_its_command_repeated(tmp_path):

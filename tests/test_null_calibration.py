@@ -201,13 +201,20 @@ def test_cli_calibrate_null_apply_records_the_threshold_and_scores_again(oracles
     assert "calibrated so that" in (student / "README.md").read_text()
     assert main(["evaluate", "--task", "squad", "--model", str(student), "--data-dir", str(data_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(teacher["f1"])  # the card's threshold
-    # its evaluation file gone: the threshold is recorded, the old scores set aside, none claimed
+    assert "calibrate-null --task squad --teacher teacher --model" in (student / "README.md").read_text()
+    # a second calibration (the threshold is already the agreeing one): the uncalibrated scores stay aside
+    assert main([*base, "--model", str(student), "--apply"]) == 0
+    capsys.readouterr()
+    again = json.loads((student / "run.json").read_text())
+    assert again["eval_before_calibration"]["student"]["HasAns_f1"] == 0.0
+    assert again["null_calibration"]["before"] == out["threshold"]
+    # its evaluation file gone: refused before any model is loaded, the card untouched (its scores kept)
     gone = _finished_copy(student_dir, tmp_path / "gone", tmp_path / "moved.json", before, teacher)
-    assert main([*base, "--model", str(gone), "--apply"]) == 0
-    assert "was not found from here" in capsys.readouterr().err
-    card = json.loads((gone / "run.json").read_text())
-    assert "eval" not in card and card["eval_before_calibration"]["student"] == before
-    assert card["eval_options"]["null_threshold"] == out["threshold"]
+    kept = (gone / "run.json").read_text()
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model", str(gone),
+                 "--data-dir", str(data_dir), "--apply"])
+    assert code == 2 and "not found from here" in capsys.readouterr().err
+    assert (gone / "run.json").read_text() == kept
     # only a finished run of this hub records one, refused before any model is loaded
     running = _finished_copy(student_dir, tmp_path / "running", dev, before, teacher)
     (running / "run.json").write_text(json.dumps({"task": "squad", "status": "running"}))

@@ -381,6 +381,13 @@ def test_a_run_card_threshold_is_recorded_and_used(tmp_path, data, oracle):
 
     assert "by more than 20.00" in answer_html("B", "m", said, "the dog ran to the park .")
     assert "by more than" not in answer_html("B", "m", {**said, "null_threshold": 0.0}, "the dog")  # the default
+    assert load_predictor(str(tmp_path / "m"), SQUAD) is predictor  # loaded once ...
+    import os
+
+    run = tmp_path / "m" / "run.json"  # ... until its card records another threshold (calibrate-null --apply)
+    run.write_text(json.dumps({**json.loads(run.read_text()), "eval_options": {"null_threshold": 5.0}}))
+    os.utime(run, ns=(run.stat().st_atime_ns, run.stat().st_mtime_ns + 1_000_000))
+    assert load_predictor(str(tmp_path / "m"), SQUAD).null_threshold == 5.0
     with pytest.raises(ValueError, match="null-threshold does not apply to task sst2"):
         finetune(get_task("sst2"), str(oracle), data, str(tmp_path / "x"), cfg, eval_options={"null_threshold": 1.0})
 

@@ -109,10 +109,14 @@ def test_soup_card_lists_what_differs_and_has_a_model_card(trained_pair, tmp_pat
     recorded = json.loads((student / "run.json").read_text())
     a, _ = _ingredient(student, tmp_path / "a", 1)
     b, _ = _ingredient(student, tmp_path / "b", 2)
-    _edit_card(a, train={**recorded["train"], "seed": 43, "learning_rate": 2e-4}, alpha=0.8)
+    _edit_card(a, train={**recorded["train"], "seed": 43, "learning_rate": 2e-4}, alpha=0.8,
+               # a threshold calibrated for ingredient a (calibrate-null --apply) is a's, not the soup's
+               eval_options={"null_threshold": 3.0}, null_calibration={"threshold": 3.0, "teacher": "t"},
+               eval_before_calibration=recorded["eval"])
     out = tmp_path / "soup"
     assert main(["soup", "--task", "sst2", "--model", str(a), "--model", str(b), "--output-dir", str(out)]) == 0
     card = json.loads((out / "run.json").read_text())
+    assert not {"eval_options", "null_calibration", "eval_before_calibration"} & set(card)
     assert "seed" not in card["train"] and "learning_rate" not in card["train"] and "alpha" not in card
     assert card["train"]["epochs"] == recorded["train"]["epochs"] and card["temperature"] == recorded["temperature"]
     assert [i["settings"] for i in card["soup"]["ingredients"]] == [
