@@ -242,14 +242,10 @@ def _rescore(args, task):
 
     from .data import DataError
     from .models import resolve_model_ref
-    from .runs import read_card
+    from .null_calibration import recordable_card
     from .soup import eval_source
 
-    card = read_card(resolve_model_ref(args.model)) or {}
-    status = card.get("status")
-    if status != "finished":
-        raise DataError(f"--apply records the threshold in a run card: {args.model} has "
-                        + (f"status {status!r}" if status else "none (not a model trained here)"))
+    card = recordable_card(resolve_model_ref(args.model))
     if not card.get("eval"):
         return None
     source = eval_source([card])

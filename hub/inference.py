@@ -69,12 +69,13 @@ def load_predictor(ref: str, task: Task, id2label: dict | None = None):
     the same SST-2 labels differently: ``LABEL_1``, ``POSITIVE``)."""
     from .onnx_runtime import OnnxModel, is_onnx_dir
 
+    key = (str(ref), task.name)
     card = Path(str(ref)) / "run.json"  # a recorded threshold can change (calibrate-null --apply): load again then
-    key = (str(ref), task.name, card.stat().st_mtime_ns if card.is_file() else None)
+    stamp = card.stat().st_mtime_ns if card.is_file() else None
     with _LOCK:
-        if key in _LOADED:
+        if key in _LOADED and _LOADED[key][0] == stamp:
             _LOADED.move_to_end(key)
-            return _LOADED[key]
+            return _LOADED[key][1]
     kind = get_kind(task)
     if is_onnx_dir(ref):
         model = OnnxModel.from_dir(ref)
@@ -84,7 +85,8 @@ def load_predictor(ref: str, task: Task, id2label: dict | None = None):
     predictor = kind.predictor(model, load_tokenizer(ref), task, max_length=length, **eval_options(ref, task))
     predictor.runtime = runtime_label(model)
     with _LOCK:
-        _LOADED[key] = predictor
+        _LOADED[key] = (stamp, predictor)  # replaces a copy loaded under an older run card
+        _LOADED.move_to_end(key)
         while len(_LOADED) > MAX_LOADED:
             _LOADED.popitem(last=False)
     return predictor

@@ -185,6 +185,19 @@ def calibrate_null(kind, teacher, teacher_tokenizer, student, student_tokenizer,
             "questions": half, "pairs": len(pairs)}
 
 
+def recordable_card(folder) -> dict:
+    """The run card of ``folder`` when a threshold can be recorded in it (a finished run of
+    this hub); refused otherwise."""
+    from .runs import read_card
+
+    card = read_card(folder)
+    if card is None:
+        raise DataError(f"{folder} has no run card (run.json): only models trained here can record a threshold")
+    if card.get("status") != "finished":
+        raise DataError(f"{folder} has status {card.get('status')!r}: only a finished run records a threshold")
+    return card
+
+
 def record_calibration(folder, result: dict, teacher: str, calibration_data: str,
                        rescore: Callable[[float], dict] | None = None) -> dict:
     """Make a calibrated threshold the model's own (``calibrate-null --apply``).
@@ -201,15 +214,11 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     from pathlib import Path
 
     from .model_card import write_model_card
-    from .runs import read_card, utc_now, write_card
+    from .runs import utc_now, write_card
     from .tasks import get_task, retention
 
     folder = Path(folder)
-    card = read_card(folder)
-    if card is None:
-        raise DataError(f"{folder} has no run card (run.json): only models trained here can record a threshold")
-    if card.get("status") != "finished":
-        raise DataError(f"{folder} is {card.get('status', 'unfinished')}: only a finished model records a threshold")
+    card = recordable_card(folder)
     old = card.get("eval")
     if old and rescore is None:
         raise DataError(f"{folder} has recorded scores made at another threshold: give the evaluation set to score "
