@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the teacher's cached logits (prediction stage) in DIR and reuse them in later runs on "
                         "the same teacher and training data (another seed, learning rate or student): the file is "
                         "named by a hash of the teacher's weights and the encoded training set")
+    p.add_argument("--calibrate-null", action="store_true",
+                   help="question answering: after training, set the student's null-answer threshold to the one whose "
+                        "\"no answer\" decisions agree most with the teacher's on the real training questions, each "
+                        "with its own paragraph and another article's (no labels; as calibrate-null --apply); the "
+                        "student is scored and recorded at it")
     add_arguments(p, DistillConfig)
     p.set_defaults(stages=None)  # none given: the task kind's stages (general distillation: intermediate only)
     _data_args(p)

@@ -53,6 +53,9 @@ def _print_progress(event: dict) -> None:
         print("evaluating ...", file=sys.stderr, flush=True)
     elif event.get("stage") == "evaluate-teacher":
         print("evaluating the teacher on the eval set ...", file=sys.stderr, flush=True)
+    elif event.get("stage") == "calibrate":
+        print("calibrating the student's null threshold to the teacher's \"no answer\" decisions ...",
+              file=sys.stderr, flush=True)
     elif event.get("stage") == "warning":
         print(f"warning: {event['message']}", file=sys.stderr, flush=True)
     elif event.get("stage") == "teacher-logits":
@@ -70,7 +73,9 @@ def _print_progress(event: dict) -> None:
 
 
 def _report(card: dict, args) -> int:
+    calibrated = card.get("null_calibration")
     print(json.dumps({"status": card["status"], "output_dir": args.output_dir, **card.get("eval", {}),
+                      **({"null_calibration": calibrated} if calibrated else {}),
                       **({"warnings": card["warnings"]} if card.get("warnings") else {})}, indent=2, default=str))
     if card["status"] == "finished" and getattr(args, "push_to_hub", None):
         from .model_card import push_to_hub
@@ -108,7 +113,7 @@ def cmd_distill(args) -> int:
     data = _load_data(args, task)
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec, task.kind), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options,
-                   teacher_cache=args.teacher_cache)
+                   teacher_cache=args.teacher_cache, calibrate_null=args.calibrate_null)
     return _report(card, args)
 
 
@@ -187,7 +192,7 @@ def cmd_calibrate_null(args) -> int:
     from .data import DataError, DataSource
     from .kinds import get_kind
     from .models import resolve_model_ref
-    from .null_calibration import calibrate_null, record_calibration, unanswerable_pairs
+    from .null_calibration import calibrate_null, calibration_questions, record_calibration
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -202,7 +207,7 @@ def cmd_calibrate_null(args) -> int:
     where = described.get("train_file") or f"{source.dataset} (train)"
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    unanswerable_pairs(questions)  # two articles at least: refused before any model is loaded
+    questions = calibration_questions(questions)  # real ones, two articles at least: before any model is loaded
     rescore = _rescore(args, task) if args.apply else None  # refusals before any model is loaded
     t_model, t_tok, t_options, t_length = _trained(args.teacher, task)
     s_model, s_tok, s_options, s_length = _trained(args.model, task)

@@ -234,6 +234,10 @@ class JobSettings:
                          "sentence, asked about) on the training contexts and on WikiText-2's paragraphs, this many "
                          "a paragraph: new contexts with the teacher's answers on them, for the prediction stage "
                          "(the intermediate stage keeps to the training questions); 0: off")
+    calibrate_null: bool = setting(False, help="extractive QA: after distillation, set the student's \"no answer\" "
+                                   "threshold to the one that agrees most with the teacher's decisions on the training "
+                                   "questions, each with its own paragraph and another article's (no labels); the "
+                                   "student is scored at it")
     data: dict | None = setting(None, help="{'data_dir'} | {'train_file', 'eval_file'} | {'dataset', 'dataset_config'}")
     text_column: str | None = setting(None, help="text column of the data")
     label_column: str | None = setting(None, help="label column of the data")

@@ -184,11 +184,14 @@ def distill(
     overwrite: bool = False,
     eval_options: dict | None = None,
     teacher_cache: str | Path | None = None,
+    calibrate_null: bool = False,
 ) -> dict:
     """TinyBERT task distillation of ``teacher_ref`` into ``student``; returns the run card.
     ``eval_options`` as for :func:`finetune` (the teacher is scored with them too);
     ``teacher_cache``: a folder keeping the teacher's cached logits between runs
-    (see :func:`hub.teacher_cache.stage_cache`)."""
+    (see :func:`hub.teacher_cache.stage_cache`); ``calibrate_null`` (QA): the finished
+    student's null threshold is calibrated to the teacher's "no answer" decisions on
+    the real training questions before it is scored (:func:`null_calibrator`)."""
     cfg = cfg or TrainConfig(epochs=1, learning_rate=default_learning_rate(student, task.kind))
     if cfg.learning_rate is None:
         cfg.learning_rate = default_learning_rate(student, task.kind)
@@ -216,6 +219,8 @@ def distill(
     out = Path(output_dir)
     check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(teacher_ref)
+    calibrate = null_calibrator(kind, task, teacher_ref, teacher, tokenizer, data, cfg, eval_options, progress) \
+        if calibrate_null else None  # refused here, before training, when it cannot run
     module = DistillModule(student_model, teacher.config.hidden_size)
     card = base_card("student", task, data, cfg, eval_options)
     card.update(
@@ -283,7 +288,39 @@ def distill(
         return speeds
 
     return finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
-                   teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options)
+                   teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options,
+                   calibrate=calibrate)
+
+
+def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data, cfg: TrainConfig,
+                    eval_options: dict | None, progress: ProgressHook | None = None):
+    """``calibrate(student) -> null_calibration`` for :func:`hub.training.finish`
+    (``distill --calibrate-null``): :func:`hub.null_calibration.calibrate_null` over the
+    real training questions of ``data`` (a transfer set's made ones left out), each with
+    its own paragraph and another article's, the teacher deciding at its recorded
+    threshold. Refuses, before any training, a task without a null answer, a
+    threshold given as well, and questions from fewer than two articles."""
+    from .inference import eval_options as recorded_options
+    from .null_calibration import calibrate_null, calibration_questions, calibration_record
+
+    if "null_threshold" not in getattr(kind, "eval_options", ()):
+        raise ValueError(f"--calibrate-null is for question answering; task {task.name} has no null answer")
+    if (eval_options or {}).get("null_threshold") is not None:
+        raise ValueError("--calibrate-null sets the student's null threshold: give it without --null-threshold")
+    questions = calibration_questions(data.train)
+    teacher_threshold = recorded_options(teacher_ref, task).get("null_threshold", kind.null_threshold)
+    where = (getattr(data, "source", None) or {}).get("train_file") or \
+        (getattr(data, "source", None) or {}).get("dataset") or "the training questions"
+
+    def calibrate(student) -> dict:
+        if progress:  # a phase over the pairs: each question with its own paragraph and another article's
+            progress({"stage": "calibrate", "step": 0, "total": 2 * len(questions), "losses": {}})
+        result = calibrate_null(kind, teacher, tokenizer, student, tokenizer, questions,
+                                teacher_threshold=teacher_threshold, student_threshold=kind.null_threshold,
+                                teacher_length=cfg.max_length, student_length=cfg.max_length)
+        return calibration_record(result, teacher_ref, str(where), how="distill")
+
+    return calibrate
 
 
 def stage_attention(stage: str, student, teacher) -> dict:

@@ -149,7 +149,8 @@ def _calibration_lines(card: dict) -> list[str]:
             f" at {c.get('teacher_threshold', 0):g}) on {c.get('pairs') or 0:,} unlabelled question/paragraph pairs "
             f"of `{Path(str(c.get('calibration_data'))).name}` — agreement {c.get('agreement') or 0:.3f}, against "
             f"{c.get('agreement_before') or 0:.3f} before; the evaluation set is not used (`python -m hub "
-            "calibrate-null --apply`)."]
+            + ("distill ... --calibrate-null`, after training)." if c.get("how") == "distill"
+               else "calibrate-null --apply`).")]
 
 
 def _teacher_ref(card: dict) -> tuple[str | None, str]:
@@ -291,7 +292,7 @@ def _reproduce_section(card: dict) -> list[str]:
 def _calibration_command(card: dict, folder: str) -> list[str]:
     """The ``calibrate-null --apply`` line that set a QA model's recorded threshold, if one did."""
     c = card.get("null_calibration")
-    if not c:
+    if not c or c.get("how") == "distill":  # the distill line of the recipe repeats --calibrate-null
         return []
     return [f"python -m hub calibrate-null --task {card.get('task')} --teacher {Path(str(c.get('teacher'))).name} "
             f"--model {folder} --train-file {Path(str(c.get('calibration_data'))).name} --apply"]

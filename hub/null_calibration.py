@@ -198,6 +198,36 @@ def recordable_card(folder) -> dict:
     return card
 
 
+def calibration_questions(examples: Sequence[dict]) -> list[dict]:
+    """The questions of ``examples`` a calibration runs over: the real ones (a transfer
+    set's made ones, ``synthetic`` cloze questions and negatives, are left out); refused
+    when none are left or they come from fewer than two articles (no other-article pairs).
+
+    >>> calibration_questions([{"id": "1", "title": "A", "context": "a", "question": "q"},
+    ...                        {"id": "2", "title": "B", "context": "b", "question": "q"},
+    ...                        {"id": "3", "title": "C", "context": "c", "question": "q", "synthetic": "cloze"}])[-1]["id"]
+    '2'
+    """
+    questions = [ex for ex in examples if not ex.get("synthetic")]
+    if not questions:
+        raise DataError("no real training questions to calibrate on (only made ones: cloze questions, negatives)")
+    articles_of(questions)  # two articles at least
+    return questions
+
+
+def calibration_record(result: dict, teacher: str, calibration_data: str, how: str = "calibrate-null") -> dict:
+    """What a run card keeps of a calibration (``null_calibration``): the threshold, the one
+    before, the teacher and its threshold, the agreement before and after, the data and its
+    size, how it was made (``calibrate-null`` or ``distill``) and when."""
+    from .runs import utc_now
+
+    return {"threshold": float(result["threshold"]), "before": result.get("student_threshold_before"),
+            "teacher": teacher, "teacher_threshold": result.get("teacher_threshold"),
+            "agreement": result.get("agreement"), "agreement_before": result.get("agreement_at_prefer"),
+            "calibration_data": calibration_data, "questions": result.get("questions"), "pairs": result.get("pairs"),
+            "how": how, "at": utc_now()}
+
+
 def record_calibration(folder, result: dict, teacher: str, calibration_data: str,
                        rescore: Callable[[float], dict] | None = None) -> dict:
     """Make a calibrated threshold the model's own (``calibrate-null --apply``).
@@ -214,7 +244,7 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     from pathlib import Path
 
     from .model_card import write_model_card
-    from .runs import utc_now, write_card
+    from .runs import write_card
     from .tasks import get_task, retention
 
     folder = Path(folder)
@@ -226,11 +256,7 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     threshold = float(result["threshold"])
     scores = rescore(threshold) if old else None
     card["eval_options"] = {**(card.get("eval_options") or {}), "null_threshold": threshold}
-    card["null_calibration"] = {
-        "threshold": threshold, "before": result.get("student_threshold_before"), "teacher": teacher,
-        "teacher_threshold": result.get("teacher_threshold"), "agreement": result.get("agreement"),
-        "agreement_before": result.get("agreement_at_prefer"), "calibration_data": calibration_data,
-        "questions": result.get("questions"), "pairs": result.get("pairs"), "at": utc_now()}
+    card["null_calibration"] = calibration_record(result, teacher, calibration_data)
     if old:
         card.setdefault("eval_before_calibration", old)  # a second calibration keeps the uncalibrated scores
         key = "student" if "student" in old else "model"

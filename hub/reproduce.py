@@ -102,6 +102,8 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
         args += ["--precision", train["precision"]]
     if (train.get("max_steps") or -1) > 0:
         args += ["--max-steps", str(train["max_steps"])]
+    if student and (card.get("null_calibration") or {}).get("how") == "distill":
+        args += ["--calibrate-null"]
     args += ["--output-dir", output_dir]
     return shlex.join(args)
 

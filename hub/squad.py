@@ -101,11 +101,12 @@ def parse_squad(raw, name: str) -> list[dict]:
                 missing = [k for x in answers for k in ("text", "answer_start") if k not in x]
                 if missing:
                     raise DataError(f"{at_q}: answer without {sorted(set(missing))}")
-                examples.append(_example(
-                    at_q, qid, title, context, qa.get("question"),
-                    [x["text"] for x in answers], [x["answer_start"] for x in answers],
-                    qa.get("is_impossible", False), allow_unanswerable=True,
-                ))
+                ex = _example(at_q, qid, title, context, qa.get("question"),
+                              [x["text"] for x in answers], [x["answer_start"] for x in answers],
+                              qa.get("is_impossible", False), allow_unanswerable=True)
+                if isinstance(qa.get("synthetic"), str) and qa["synthetic"]:  # a transfer set's made question
+                    ex["synthetic"] = qa["synthetic"]
+                examples.append(ex)
     if not examples:
         raise DataError(f"{name}: no questions")
     _check_unique_ids(examples, name)

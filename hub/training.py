@@ -253,10 +253,14 @@ def finetune(
 
 def finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfig, train_fn,
             progress: ProgressHook | None, teacher=None, teacher_scores: dict | None = None,
-            evaluate_fn: Callable[[], dict] | None = None, eval_options: dict | None = None) -> dict:
+            evaluate_fn: Callable[[], dict] | None = None, eval_options: dict | None = None,
+            calibrate: Callable[[object], dict] | None = None) -> dict:
     """Run training, then save the model, evaluate and write run.json — whatever happens.
     ``evaluate_fn`` replaces the evaluation (the card's ``eval``) for kinds scored
-    against the teacher (general distillation)."""
+    against the teacher (general distillation). ``calibrate(model)`` (a QA student's
+    null threshold, ``distill --calibrate-null``) runs on a finished model before its
+    evaluation and returns the card's ``null_calibration``: its threshold becomes the
+    model's own (``eval_options``) and scores it; the teacher keeps ``eval_options``."""
     kind = get_kind(task)
     write_card(out, card)
     t0 = time.perf_counter()
@@ -281,13 +285,23 @@ def finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfig
                                for s in speeds if "stage" in s}
     model.save_pretrained(str(out))  # safetensors
     tokenizer.save_pretrained(str(out))
+    own_options = eval_options
+    if calibrate is not None and card["status"] == "finished":
+        try:
+            card["null_calibration"] = calibrate(model)
+        except Exception as exc:  # the trained model is kept, scored at the threshold it had
+            card.setdefault("warnings", []).append(f"null-threshold calibration failed ({type(exc).__name__}: "
+                                                   f"{exc}); the model keeps its threshold")
+        else:
+            own_options = {**(eval_options or {}), "null_threshold": card["null_calibration"]["threshold"]}
+            card["eval_options"] = {**(card.get("eval_options") or {}), **own_options}
     if progress:
         progress({"stage": "evaluate", "step": 0, "total": 1, "losses": {}})
     if evaluate_fn is not None:
         card["eval"] = evaluate_fn()
     else:
         card["eval"] = {"student" if teacher is not None else "model": eval_scores(kind, model, tokenizer, data,
-                                                                                cfg.max_length, eval_options)}
+                                                                                cfg.max_length, own_options)}
     if teacher is not None and evaluate_fn is None:
         t_scores = {k: v for k, v in (teacher_scores or {}).items() if k != "warning"} \
             or eval_scores(kind, teacher, tokenizer, data, cfg.max_length, eval_options)

@@ -112,8 +112,8 @@ def hub_home(tmp_path, monkeypatch) -> Path:
 def run_job_without_training(monkeypatch, params: dict, folder: Path, metric: str):
     """Run one job's pipeline with ``hub.distill.distill`` replaced by a stand-in that
     records what it was given and writes a finished card (``metric`` 0.5). Returns
-    ``(result, ctx, seen)``; ``seen``: ``data`` (the distillation data), ``alpha``
-    and ``dcfg`` (the whole ``DistillConfig``)."""
+    ``(result, ctx, seen)``; ``seen``: ``data`` (the distillation data), ``alpha``,
+    ``dcfg`` (the whole ``DistillConfig``) and ``calibrate_null``."""
     import threading
 
     import hub.distill
@@ -124,8 +124,8 @@ def run_job_without_training(monkeypatch, params: dict, folder: Path, metric: st
     seen = {}
 
     def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
-                     teacher_cache=None):
-        seen.update(data=data, alpha=dcfg.alpha, dcfg=dcfg)
+                     teacher_cache=None, calibrate_null=False):
+        seen.update(data=data, alpha=dcfg.alpha, dcfg=dcfg, calibrate_null=calibrate_null)
         Path(output_dir).mkdir(parents=True)
         card = {"kind": "student", "task": task.name, "status": "finished", "eval": {"student": {metric: 0.5}}}
         write_card(output_dir, card)

@@ -202,7 +202,8 @@ def test_distill_settings_change_the_estimate_without_an_error(page, app_url, sh
 
 def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_url, shots):
     """Picking extractive QA: the upload takes SQuAD JSON (its hint says so), the column
-    fields (tables only) hide, and the window is the CLI's 384 tokens."""
+    fields (tables only) hide, the window is the CLI's 384 tokens, and the cloze questions
+    and the "no answer" calibration (QA only) show, each a phase of the estimate."""
     page.goto(f"{app_url}/?tab=distill")
     page.locator("#distill-estimate").get_by_text("Estimated time").wait_for()
     columns = page.get_by_label("text column")
@@ -219,11 +220,15 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     cloze.fill("2")  # QA's transfer set of cloze questions: a phase of its own in the estimate
     cloze.press("Tab")
     page.locator("#distill-estimate").get_by_text("make cloze questions").wait_for()
+    calibrate = page.get_by_role("checkbox", name='calibrate "no answer" to the teacher')
+    calibrate.check()  # the student's null threshold calibrated after training: a phase of its own too
+    page.locator("#distill-estimate").get_by_text('calibrate "no answer" to the teacher').wait_for()
     assert toasts(page).count() == 0
     page.screenshot(path=str(shots / "distill-qa-upload.png"), full_page=True)
     task.fill("sst2")
     task.press("Enter")
     cloze.wait_for(state="hidden")  # extractive QA only
+    calibrate.wait_for(state="hidden")
 
 
 def test_distill_arithmetic_fields_go_with_the_job(page, app_url, shots):

@@ -730,7 +730,7 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
     specs, caches = [], []
 
     def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
-                     teacher_cache=None):
+                     teacher_cache=None, calibrate_null=False):
         specs.append((spec, cfg.precision, cfg.attention_dropout))
         caches.append(teacher_cache)
         Path(output_dir).mkdir(parents=True)
@@ -925,7 +925,7 @@ def test_a_general_job_takes_the_stages_its_kind_has(hub_home, tiny_teacher_dir,
     seen = {}
 
     def fake_distill(task, teacher_ref, spec, data, output_dir, cfg, dcfg, progress=None, cancel=None,
-                     teacher_cache=None):
+                     teacher_cache=None, calibrate_null=False):
         seen["stages"] = dcfg.stages
         Path(output_dir).mkdir(parents=True)
         card = {"kind": "student", "task": "general", "status": "finished", "eval": {"student": {"hidden_mse": 0.1}}}

@@ -221,3 +221,87 @@ def test_cli_calibrate_null_apply_records_the_threshold_and_scores_again(oracles
     code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model",
                  str(running), "--data-dir", str(data_dir), "--apply"])
     assert code == 2 and "status 'running'" in capsys.readouterr().err
+
+
+def test_distill_calibrate_null_scores_the_student_at_its_calibrated_threshold(oracles, data_dir, tmp_path, capsys):
+    """``distill --calibrate-null``: after training, the student's threshold is calibrated on the
+    real training questions (a cloze file's made ones left out), recorded as its own, and the
+    student (not the teacher) is scored at it — the same threshold ``calibrate-null`` then finds
+    for it; the recipe's command repeats the flag. Refused before training where it cannot run."""
+    from hub.cli import main
+    from hub.reproduce import reproduce_command
+    from hub.squad import squad_document
+
+    teacher_dir, _ = oracles
+    real = make_examples(40, seed=3, prefix="tr")
+    made = [{**ex, "id": f"{ex['id']}-cloze", "synthetic": "cloze"} for ex in make_examples(12, seed=6, prefix="cz")]
+    train = tmp_path / "transfer.json"
+    train.write_text(json.dumps(squad_document([*real, *made], extra=("synthetic",))))
+    dev = data_dir / "squad" / "dev-subset-v2.0.json"
+    out = tmp_path / "student"
+    base = ["distill", "--task", "squad", "--teacher", str(teacher_dir), "--student", "teacher-layers:1",
+            "--train-file", str(train), "--eval-file", str(dev), "--stages", "prediction", "--max-steps", "2",
+            "--batch-size", "8", "--max-length", str(MAX_LENGTH)]
+    assert main([*base, "--output-dir", str(out), "--calibrate-null"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    card = json.loads((out / "run.json").read_text())
+    c = card["null_calibration"]
+    assert c["how"] == "distill" and c["questions"] == 40 and c["pairs"] == 80  # the 12 cloze questions left out
+    assert c["calibration_data"] == str(train) and c["teacher_threshold"] == 0.0 and c["before"] == 0.0
+    assert card["eval_options"]["null_threshold"] == c["threshold"] == printed["null_calibration"]["threshold"]
+    assert card["eval"]["student"]["null_threshold"] == c["threshold"]  # scored at it
+    assert card["eval"]["teacher"]["null_threshold"] == 0.0  # the teacher at its own
+    assert card["status"] == "finished" and "--calibrate-null" in reproduce_command(card)
+    readme = (out / "README.md").read_text()
+    assert "distill ... --calibrate-null" in readme and "calibrate-null --task" not in readme
+    # the same calibration from the command (the student's recorded threshold is now its starting point)
+    assert main(["calibrate-null", "--task", "squad", "--teacher", str(teacher_dir), "--model", str(out),
+                 "--train-file", str(train)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["questions"] == 40 and again["threshold"] == pytest.approx(c["threshold"])
+    assert again["agreement"] == pytest.approx(c["agreement"])
+    # refused before training: another task, a threshold given too, questions of one article
+    for extra, why in ((["--null-threshold", "1"], "without --null-threshold"),):
+        assert main([*base, "--output-dir", str(tmp_path / "x"), "--calibrate-null", *extra]) == 2
+        assert why in capsys.readouterr().err and not (tmp_path / "x" / "run.json").exists()
+    one = write_squad(tmp_path / "one.json", [{**ex, "title": "same"} for ex in make_examples(1, seed=5, prefix="o",
+                                                                                             unanswerable=0.0)])
+    code = main(["distill", "--task", "squad", "--teacher", str(teacher_dir), "--student", "teacher-layers:1",
+                 "--train-file", str(one), "--eval-file", str(dev), "--stages", "prediction", "--max-steps", "1",
+                 "--output-dir", str(tmp_path / "y"), "--calibrate-null"])
+    assert code == 2 and "at least two articles" in capsys.readouterr().err
+    assert not (tmp_path / "y" / "run.json").exists()
+
+
+def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home, tmp_path):
+    """The Distill tab's "calibrate no answer" box (job parameter ``calibrate_null``): the job's
+    student is calibrated after training, a phase of its own over the pairs, scored at its
+    threshold; the estimate counts the phase; other tasks refuse it."""
+    import threading
+
+    from hub import jobs
+    from hub.jobs import pipeline
+    from hub.jobs.runner import JobContext
+
+    teacher_dir, _ = oracles
+    raw = {"task": "squad", "teacher": str(teacher_dir), "data": {"data_dir": str(data_dir)},
+           "student": "teacher-layers:1", "train_samples": 20, "eval_samples": 16, "stages": ["prediction"],
+           "max_steps": 2, "batch_size": 8, "max_length": MAX_LENGTH, "calibrate_null": True, "benchmark": False}
+    params = jobs.validate_params(raw)
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "x", "name": "calibrated", "params": params}, threading.Event())
+    result = pipeline.run_job(ctx)
+    ctx.close()
+    assert result["status"] == "finished"
+    card = json.loads((Path(result["student"]["path"]) / "run.json").read_text())
+    assert card["null_calibration"]["how"] == "distill" and card["null_calibration"]["questions"] == 20
+    assert card["eval"]["student"]["null_threshold"] == card["eval_options"]["null_threshold"]
+    assert ctx.phases["calibrate"]["examples"] == 40 and "calibrating the student's null threshold" in \
+        (folder / "log.txt").read_text()
+    est = {**raw, "teacher": "minilm-l6", "data": None}
+    with_it, without = jobs.estimate(est, teacher_trained=True), jobs.estimate({**est, "calibrate_null": False},
+                                                                               teacher_trained=True)
+    assert "calibrate" in with_it["phases"] and "calibrate" not in without["phases"]
+    with pytest.raises(jobs.ParamsError, match="task sst2 is classification"):
+        jobs.validate_params({**raw, "task": "sst2", "data": None, "teacher": "minilm-l6"})

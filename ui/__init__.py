@@ -42,6 +42,7 @@ LABELS = {
     "learning_rate": "learning rate", "max_length": "max length (tokens)", "temperature": "temperature",
     "alpha": "alpha", "stages": "stages", "name": "Run name", "augment": "data augmentation (copies per example)",
     "cloze": "cloze questions (per paragraph)", "precision": "arithmetic",
+    "calibrate_null": "calibrate \"no answer\" to the teacher",
     "attention_dropout": "attention dropout",
 }
 # words of pipeline messages (CLI flags, data keys) -> the page's fields

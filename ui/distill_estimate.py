@@ -8,8 +8,8 @@ from __future__ import annotations
 from hub import jobs, views
 
 from . import DEFAULT_TASK, MESSAGE_LABELS, esc, implemented_tasks, log, refuse
-from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _arithmetic, _augmenting, _cloze, _pruning,
-                           _teacher_trained, local_datasets, quick_start_params)
+from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _arithmetic, _augmenting, _calibrating, _cloze,
+                           _pruning, _teacher_trained, local_datasets, quick_start_params)
 
 # ---------------------------------------------------------------- the estimate
 
@@ -17,6 +17,7 @@ from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _arithmetic, _augme
 ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "augment": "augment the training data",
                    "cloze": "make cloze questions",
                    "teacher-logits": "cache the teacher's logits",
+                   "calibrate": "calibrate \"no answer\" to the teacher",
                    "evaluate": "evaluate the student", "benchmark": "benchmark both"}
 
 
@@ -43,6 +44,7 @@ def estimate_markdown(form: dict) -> str:
         params.update(_pruning(form))
     params.update(_augmenting(form))
     params.update(_cloze(form))
+    params.update(_calibrating(form))
     params.update(_arithmetic(form))  # an earlier bf16 run's rate says nothing of an fp32 job
     source = form.get("source")
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):

@@ -190,6 +190,12 @@ def _cloze(form: dict) -> dict:
     return {"cloze": int(form["cloze"])} if _is_qa(form.get("task")) and form.get("cloze") else {}
 
 
+def _calibrating(form: dict) -> dict:
+    """``{"calibrate_null": True}`` for an extractive-QA form with the box ticked (hidden,
+    and ignored, for the other tasks)."""
+    return {"calibrate_null": True} if _is_qa(form.get("task")) and form.get("calibrate_null") else {}
+
+
 OWN_DROPOUT = "own"
 # the attention-dropout field: the model's own value (None in the job) or 0 (the fused attention kernel runs)
 ATTENTION_DROPOUT_CHOICES = [("the model's own (0.1 for BERT)", OWN_DROPOUT), ("0 (faster)", "0")]
@@ -211,6 +217,7 @@ def job_params(form: dict, data: dict | None) -> dict:
     params["stages"] = form.get("stages") or ()
     params.update(_augmenting(form))
     params.update(_cloze(form))
+    params.update(_calibrating(form))
     params["data"] = data
     pruned = f"-ffn{int(params['prune_ffn'])}" if params.get("prune_ffn") else ""
     params["name"] = form.get("name") or f"{form.get('task')}-{str(form.get('student') or '').replace(':', '')}{pruned}"

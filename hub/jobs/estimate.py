@@ -212,6 +212,8 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
                          **_basis(rates["distill"])}
     # general distillation scores the pair before and after training: 2 x (teacher + student) passes, about
     # 6 student passes at the default rates (the teacher takes twice the student's time)
+    if p["calibrate_null"]:  # each real training question with its own paragraph and another article's
+        phases["calibrate"] = _phase_seconds("calibrate", 2 * n_kd, earlier, task.kind)
     phases["evaluate"] = _phase_seconds("evaluate", n_eval if task.head else 6 * n_eval, earlier, task.kind)
     if p["benchmark"] and task.head:  # a bare encoder is benchmarked through the task it is distilled for
         phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier, task.kind)

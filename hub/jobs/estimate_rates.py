@@ -32,6 +32,7 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
     "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
     "cloze": (20_000.0, 1.0),  # rule-made questions: 1,090 XQuAD + 3,027 WikiText-2 paragraphs in 0.5 s
+    "calibrate": (58.0, 0.0),  # a teacher and a student pass over each pair: 1 / (1/87 + 1/174), as evaluating both
 }
 # cloze questions about a QA job's training contexts, per training question, at k questions a paragraph: XQuAD's
 # 1,090 questions have 215 contexts, which gave 215, 373 and 700 cloze questions at k = 1, 2, 4 (2026-12-05)
@@ -64,7 +65,7 @@ KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0,
                # the 1,407 dev-subset questions: the teacher in about 18 s, the student in 10 s; the teacher's logits
                # for the 1,119 training windows in about 17 s (2026-12-05, the runs of KIND_RATES)
                "qa": {"augment": (140.0, 3.0), "evaluate-teacher": (80.0, 0.0), "evaluate": (140.0, 0.0),
-                      "teacher-logits": (65.0, 0.0)}}
+                      "teacher-logits": (65.0, 0.0), "calibrate": (51.0, 0.0)}}  # calibrate: 1 / (1/80 + 1/140)
 # The fast arithmetic (--precision bf16 --attention-dropout 0) against fp32 with the model's own attention dropout,
 # measured on this 2-vCPU Intel Xeon with AMX-BF16 (2026-12-06; README "Training speed on this CPU, twelfth
 # session"): QA, whole prediction-stage runs of the recipe in 732-861 s against 1,574-1,854 s (2.16x, means);
@@ -215,7 +216,7 @@ def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: 
     """One non-training phase's seconds: an earlier job's (caching scaled by its
     examples), else the default guess."""
     seen = earlier.get(phase)
-    scaled = phase in ("teacher-logits", "augment")  # their time grows with the training set
+    scaled = phase in ("teacher-logits", "augment", "calibrate")  # their time grows with the training set
     if seen and (not scaled or seen["examples"]):
         seconds = seen["seconds"] * (examples / seen["examples"] if scaled else 1.0)
         return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}

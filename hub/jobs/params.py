@@ -90,6 +90,9 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     if out["cloze"] and "prediction" not in out["stages"]:
         raise ParamsError("cloze questions teach the prediction stage (the teacher's answers); tick it, or set cloze "
                           "to 0 for an intermediate-only run")
+    if out["calibrate_null"] and task.kind != "qa":
+        raise ParamsError(f"calibrate_null sets an extractive-QA student's \"no answer\" threshold; task {task.name} "
+                          f"is {task.kind}")
     out["data"] = check_data(out["data"], task) if need_data else (out["data"] or None)
     if out["name"] is not None:
         out["name"] = safe_name(out["name"])

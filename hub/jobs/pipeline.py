@@ -143,7 +143,8 @@ def run_job(ctx) -> dict:
                          intermediate_train_samples=n_inter)
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
-                progress=ctx.progress, cancel=ctx.cancel, teacher_cache=teacher_cache_dir())
+                progress=ctx.progress, cancel=ctx.cancel, teacher_cache=teacher_cache_dir(),
+                calibrate_null=p["calibrate_null"])
     finally:
         result["student"] = summary(student_dir)
     status = (result["student"] or {}).get("status") or "failed"

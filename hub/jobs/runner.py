@@ -136,9 +136,11 @@ class JobContext:
         step, total = int(event.get("step") or 0), int(event.get("total") or 0)
         if stage == "evaluate" and self._stage == "finetune":
             stage = "evaluate-teacher"  # the evaluation after fine-tuning scores the teacher
-        if stage in ("evaluate", "evaluate-teacher"):
-            self.phase(stage)
-            self.log("evaluating the teacher on the eval set ..." if stage == "evaluate-teacher" else "evaluating ...")
+        if stage in ("evaluate", "evaluate-teacher", "calibrate"):
+            self.phase(stage, total=total if stage == "calibrate" else None)  # calibrate: its pairs
+            self.log({"evaluate-teacher": "evaluating the teacher on the eval set ...",
+                      "calibrate": "calibrating the student's null threshold to the teacher's \"no answer\" "
+                                   "decisions on the training questions ..."}.get(stage, "evaluating ..."))
             return
         if stage == "warning":
             self.event("warning", message=event.get("message"))
