@@ -104,6 +104,22 @@ def check_ingredients(models: list[str], task: str) -> tuple[list[Path], list[di
     return folders, cards, warnings
 
 
+def trained_options(card: dict | None) -> dict:
+    """The evaluation options an ingredient's run card records, less a null threshold
+    calibrated to that ingredient (``calibrate-null --apply``, ``distill --calibrate-null``):
+    fitted to its weights, not to a soup's.
+
+    >>> trained_options({"eval_options": {"null_threshold": 3.0}, "null_calibration": {"threshold": 3.0}})
+    {}
+    >>> trained_options({"eval_options": {"null_threshold": 1.0}})
+    {'null_threshold': 1.0}
+    """
+    options = dict((card or {}).get("eval_options") or {})
+    if (card or {}).get("null_calibration"):
+        options.pop("null_threshold", None)
+    return options
+
+
 def average_state(folders: list[Path]) -> dict[str, torch.Tensor]:
     """The uniform average of the folders' weights (float tensors averaged in float32
     and stored in their own dtype; integer buffers must be equal)."""
@@ -153,13 +169,10 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
             shutil.copy(folders[0] / name, out / name)
     base = dict(cards[0] or {"task": task})
     for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error",
-                  "teacher_cache", "logit_cache", "null_calibration", "eval_before_calibration"):
+                  "teacher_cache", "logit_cache", "null_calibration", "eval_before_calibration", "eval_options"):
         base.pop(stale, None)
-    if (cards[0] or {}).get("null_calibration"):  # its threshold was fitted to that ingredient, not to the soup
-        options = {k: v for k, v in (base.get("eval_options") or {}).items() if k != "null_threshold"}
-        base.pop("eval_options", None)
-        if options:
-            base["eval_options"] = options
+    if options := trained_options(cards[0]):
+        base["eval_options"] = options
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed
     settings = [card_recipe(c) for c in cards]

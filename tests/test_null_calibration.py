@@ -305,3 +305,38 @@ def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home,
     assert "calibrate" in with_it["phases"] and "calibrate" not in without["phases"]
     with pytest.raises(jobs.ParamsError, match="task sst2 is classification"):
         jobs.validate_params({**raw, "task": "sst2", "data": None, "teacher": "minilm-l6"})
+
+
+def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingredients(oracles, data_dir, hub_home,
+                                                                                         tmp_path, capsys):
+    """A soup's weights are not its first ingredient's: a threshold calibrated to that ingredient
+    is neither recorded for the soup nor used to score it (the app's "Average students")."""
+    import threading
+
+    from hub.cli import main
+    from hub.jobs.runner import JobContext
+    from hub.jobs.soup_job import run_soup
+    from hub.paths import models_dir
+
+    teacher_dir, student_dir = oracles
+    dev = data_dir / "squad" / "dev-subset-v2.0.json"
+    assert main(["evaluate", "--task", "squad", "--model", str(student_dir), "--data-dir", str(data_dir)]) == 0
+    before = {k: v for k, v in json.loads(capsys.readouterr().out).items() if k not in ("model", "task")}
+    keys = []
+    for name in ("calibrated", "plain"):
+        (models_dir() / name).mkdir(parents=True)
+        folder = _finished_copy(student_dir, models_dir() / name / "student", dev, before, before)
+        keys.append(f"{name}/student")
+    card = json.loads((models_dir() / "calibrated" / "student" / "run.json").read_text())
+    card.update(eval_options={"null_threshold": 32.0}, null_calibration={"threshold": 32.0, "teacher": "t"})
+    (models_dir() / "calibrated" / "student" / "run.json").write_text(json.dumps(card))
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "s", "name": "soup", "params": {"task": "squad", "models": keys,
+                                                                    "benchmark": False}}, threading.Event())
+    result = run_soup(ctx)
+    ctx.close()
+    soup = json.loads((models_dir() / "soup" / "student" / "run.json").read_text())
+    assert result["status"] == "finished" and "eval_options" not in soup and "null_calibration" not in soup
+    # two copies of the over-confident student: at the default threshold it declines every question
+    assert soup["eval"]["student"]["null_threshold"] == 0.0 and soup["eval"]["student"]["HasAns_f1"] == 0.0

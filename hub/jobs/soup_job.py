@@ -63,11 +63,11 @@ def run_soup(ctx) -> dict:
     """Average, evaluate, benchmark; returns the job's result (``hub.jobs.runner``)."""
     from ..config import is_hub_id
     from ..data import DataSource
-    from ..inference import eval_options, trained_length
+    from ..inference import trained_length
     from ..kinds import get_kind
     from ..models import load_model, load_tokenizer
     from ..runs import read_card
-    from ..soup import check_ingredients, eval_source, make_soup
+    from ..soup import check_ingredients, eval_source, make_soup, trained_options
     from ..tasks import get_task
     from ..training import eval_scores
     from .pipeline import GENERAL_BENCH, benchmark_in_child, summary
@@ -86,7 +86,8 @@ def run_soup(ctx) -> dict:
 
     # as the ingredients were scored (hub.training.eval_scores): their training length and evaluation options
     lengths = [trained_length(f, getattr(kind, "default_max_length", 128)) for f in folders]
-    options = [eval_options(f, task) for f in folders]
+    allowed = getattr(kind, "eval_options", ())  # as inference.eval_options reads them, less a calibrated threshold
+    options = [{k: v for k, v in trained_options(c).items() if k in allowed} for c in cards]
     if len(set(lengths)) > 1 or any(o != options[0] for o in options):
         ctx.log(f"the students were scored at lengths {sorted(set(lengths))} with options {options}: the soup is "
                 f"scored at the first one's, {lengths[0]} tokens, {options[0]}")
