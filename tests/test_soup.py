@@ -373,3 +373,12 @@ def test_a_soup_whose_evaluation_fails_is_not_left_finished(trained_pair, tmp_pa
     card = read_card(tmp_path / "soup")
     assert card["status"] == "failed" and "dev.json" in card["error"] and "eval" not in card
     assert (tmp_path / "soup" / "model.safetensors").is_file()  # the weights are kept
+
+
+def test_soup_doctests():
+    import doctest
+
+    import hub.soup
+
+    result = doctest.testmod(hub.soup)
+    assert result.failed == 0 and result.attempted >= 2
