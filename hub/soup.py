@@ -230,6 +230,24 @@ def same_eval_source(cards: list[dict | None]) -> bool:
     return len(keys) == 1 and len(cards) == sum(1 for c in cards if c)
 
 
+def train_source(card: dict | None) -> dict | None:
+    """The training data a run card names, as ``DataSource`` keywords: its training file when
+    found from here (a job's cloze or augmented examples were made in memory from it), or its
+    Hub data set; None otherwise.
+
+    >>> train_source({"data": {"kind": "hub", "dataset": "squad_v2"}})
+    {'dataset': 'squad_v2'}
+    >>> train_source({"data": {"kind": "files", "train_file": "/nowhere/train.json"}}) is None
+    True
+    """
+    d = (card or {}).get("data") or {}
+    if d.get("kind") == "hub" and d.get("dataset"):
+        return {k: v for k, v in (("dataset", d["dataset"]), ("dataset_config", d.get("config"))) if v is not None}
+    if d.get("kind") == "files" and d.get("train_file") and Path(d["train_file"]).is_file():
+        return {"train_file": str(Path(d["train_file"]).resolve())}
+    return None
+
+
 def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:
     """The evaluation data every ingredient was scored on, as ``DataSource`` keywords (with its
     columns), and its size (examples; blocks for packed text); None when they differ, a card does

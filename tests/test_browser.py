@@ -224,11 +224,16 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     calibrate.check()  # the student's null threshold calibrated after training: a phase of its own too
     page.locator("#distill-estimate").get_by_text('calibrate "no answer" to the teacher').wait_for()
     assert toasts(page).count() == 0
+    page.get_by_text("Average students (model soup)").click()  # a QA soup can be calibrated too
+    soup_calibrate = page.locator("#soup-calibrate")
+    soup_calibrate.get_by_text('calibrate "no answer" to the teacher').wait_for()
     page.screenshot(path=str(shots / "distill-qa-upload.png"), full_page=True)
     task.fill("sst2")
     task.press("Enter")
     cloze.wait_for(state="hidden")  # extractive QA only
     calibrate.wait_for(state="hidden")
+    soup_calibrate.wait_for(state="hidden")
+    page.get_by_text("Average students (model soup)").click()
 
 
 def test_distill_arithmetic_fields_go_with_the_job(page, app_url, shots):

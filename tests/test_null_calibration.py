@@ -313,6 +313,7 @@ def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingred
     is neither recorded for the soup nor used to score it (the app's "Average students")."""
     import threading
 
+    from hub import jobs
     from hub.cli import main
     from hub.jobs.runner import JobContext
     from hub.jobs.soup_job import run_soup
@@ -340,3 +341,33 @@ def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingred
     assert result["status"] == "finished" and "eval_options" not in soup and "null_calibration" not in soup
     # two copies of the over-confident student: at the default threshold it declines every question
     assert soup["eval"]["student"]["null_threshold"] == 0.0 and soup["eval"]["student"]["HasAns_f1"] == 0.0
+    # "calibrate no answer": the soup's own threshold from its students' teacher and training questions,
+    # recorded, and the soup scored again at it (it now answers as the teacher does)
+    train = data_dir / "squad" / "xquad-en-train.json"
+    for key in keys:
+        path = models_dir() / key / "run.json"
+        card = json.loads(path.read_text())
+        card["teacher"], card["data"]["train_file"] = str(teacher_dir), str(train)
+        path.write_text(json.dumps(card))
+    jobs.soup_job.check_calibration("squad", keys)  # the page's check before queueing
+    folder = tmp_path / "job2"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "c", "name": "calibrated-soup", "params": {
+        "task": "squad", "models": keys, "benchmark": False, "calibrate_null": True}}, threading.Event())
+    result = run_soup(ctx)
+    ctx.close()
+    soup = json.loads((models_dir() / "calibrated-soup" / "student" / "run.json").read_text())
+    c = soup["null_calibration"]
+    assert result["status"] == "finished" and c["questions"] == 40 and c["agreement"] == 1.0
+    assert soup["eval_options"]["null_threshold"] == c["threshold"] == soup["eval"]["student"]["null_threshold"]
+    assert soup["eval_before_calibration"]["student"]["HasAns_f1"] == 0.0
+    assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
+    assert soup["eval"]["student"]["f1"] == pytest.approx(json.loads(capsys.readouterr().out)["f1"])  # the teacher's
+    assert soup["eval"]["student"]["HasAns_f1"] == 100.0 and ctx.phases["calibrate"]["examples"] == 80
+    assert "null threshold" in (folder / "log.txt").read_text()
+    # refused before queueing: training data not found here
+    card = json.loads((models_dir() / keys[0] / "run.json").read_text())
+    card["data"]["train_file"] = str(tmp_path / "moved.json")
+    (models_dir() / keys[0] / "run.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match="training data is not found"):
+        jobs.soup_job.check_calibration("squad", keys)

@@ -250,13 +250,14 @@ def test_soup_params_are_checked_on_the_server(hub_home, trained_pair, tmp_path)
 
     keys = _job_students(trained_pair, tmp_path)
     ok = validate_soup_params({"task": "sst2", "models": [*keys, keys[0]]})  # a repeat counts once
-    assert ok == {"task": "sst2", "models": keys, "name": "sst2-soup", "benchmark": True}
+    assert ok == {"task": "sst2", "models": keys, "name": "sst2-soup", "benchmark": True, "calibrate_null": False}
     for bad, message in [({"task": "sst2", "models": keys[:1]}, "between 2 and 16"),
                          ({"task": "sst2", "models": [keys[0], "../../etc"]}, "not a finished sst2 student"),
                          ({"task": "squad", "models": keys}, "not a finished squad student"),
                          ({"task": "nope", "models": keys}, "task must be one of"),
                          ({"task": "sst2", "models": "a,b"}, "list of model names"),
                          ({"task": "sst2", "models": keys, "benchmark": "false"}, "true or false"),
+                         ({"task": "sst2", "models": keys, "calibrate_null": True}, "task sst2 is classification"),
                          ({"task": "sst2", "models": keys, "path": "/tmp"}, "unknown soup parameter")]:
         with pytest.raises(ParamsError, match=message):
             validate_soup_params(bad)
@@ -324,12 +325,13 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
     finally:
         q.close(cancel_running=True)
     assert status["kind"] == "soup" and status["name"] == "two-seeds"
-    assert status["params"] == {"task": "sst2", "models": keys, "name": "two-seeds", "benchmark": True}
+    assert status["params"] == {"task": "sst2", "models": keys, "name": "two-seeds", "benchmark": True,
+                                "calibrate_null": False}
     assert q.is_owner(out["watch"], out["owned"]["token"])
     from hub import views
 
     assert views.public_status(status)["params"] == {"task": "sst2", "models": keys, "name": "two-seeds",
-                                                     "benchmark": True}
+                                                     "benchmark": True, "calibrate_null": False}
     # the outcome names the ingredients' score range
     card = {"status": "finished", "eval": {"student": {"accuracy": 0.8}},
             "soup": {"ingredients": [{"eval": {"accuracy": 0.7}}, {"eval": {"accuracy": 0.75}}]}}

@@ -13,12 +13,19 @@ from hub import jobs, views
 from hub.tasks import TASKS
 
 from . import PRIVATE, keyed, refuse
+from .distill_form import _is_qa
 
 HELP = (f"Students distilled from one start — the same teacher, student and initial weights, with different seeds "
         f"or learning rates — can be averaged weight by weight (a *model soup*). The average is often better than "
         f"each of them at no cost at inference: on this hub's QA recipe, 16 seed runs keeping 85–92% of the "
         f"teacher's F1 averaged to a student keeping 94.3% (README). Pick 2 to {jobs.MAX_INGREDIENTS} finished "
         "students; the soup is scored on their evaluation set and benchmarked against their teacher.")
+
+
+CALIBRATE_LABEL = 'calibrate "no answer" to the teacher'
+CALIBRATE_HELP = ("extractive QA: set the soup's \"no answer\" threshold to the one that agrees most with the "
+                  "students' teacher on their training questions, each with its own paragraph and another article's "
+                  "(no labels); the soup is scored at it")
 
 
 def soup_choices(task: str) -> list[tuple[str, str]]:
@@ -32,21 +39,27 @@ def soup_choices(task: str) -> list[tuple[str, str]]:
     return out
 
 
-def start_soup(task: str, models: list[str] | None, name: str | None, owned: dict | None) -> dict:
-    """Check the pick (the ingredients' shapes, tokenizers and start are read here, so a bad pick
-    is refused before queueing), then queue the job for this browser."""
+def start_soup(task: str, models: list[str] | None, name: str | None, owned: dict | None,
+               calibrate: bool = False) -> dict:
+    """Check the pick (the ingredients' shapes, tokenizers and start are read here, and for a
+    calibration their teacher and training questions, so a bad pick is refused before
+    queueing), then queue the job for this browser."""
     from .distill_form import submit
 
     try:
         params = jobs.validate_soup_params({"task": task, "models": list(models or []),
-                                            "name": (name or "").strip() or None})
+                                            "name": (name or "").strip() or None,
+                                            "calibrate_null": bool(calibrate) and _is_qa(task)})
     except ValueError as exc:
         raise refuse(str(exc)) from None
     paths = {e.key: e.path for e in jobs.soup_students(task)}
     try:
+        from hub.jobs.soup_job import check_calibration
         from hub.soup import check_ingredients
 
         check_ingredients([paths[k] for k in params["models"]], task)
+        if params["calibrate_null"]:
+            check_calibration(task, params["models"])
     except ValueError as exc:
         message = str(exc)
         for key, path in paths.items():  # server folders as the model names the page shows
@@ -65,6 +78,8 @@ def build(task: str) -> dict:
                                        max_choices=jobs.MAX_INGREDIENTS)
         c["soup_name"] = gr.Textbox(label="Soup name (optional)", max_length=60, placeholder=f"{task}-soup",
                                     elem_id="soup-name")
+        c["soup_calibrate"] = gr.Checkbox(False, label=CALIBRATE_LABEL, info=CALIBRATE_HELP, visible=_is_qa(task),
+                                          elem_id="soup-calibrate")
         c["soup_start"] = gr.Button("Average them", elem_id="soup-start")
     return c
 
@@ -79,12 +94,14 @@ def wire(c: dict, session: dict) -> None:
         keys = {v for _, v in choices}
         return {c["soup_models"]: gr.Dropdown(choices=choices, value=[k for k in picked or [] if k in keys],
                                               info=f"finished {task} students of this server"),
-                c["soup_name"]: gr.Textbox(placeholder=f"{task}-soup")}
+                c["soup_name"]: gr.Textbox(placeholder=f"{task}-soup"),
+                c["soup_calibrate"]: gr.Checkbox(visible=_is_qa(task))}
 
-    inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"]]
+    inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"], c["soup_calibrate"]]
     c["task"].change(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
     c["soup_box"].expand(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
-    c["soup_start"].click(lambda task, models, name, owned: keyed(every, start_soup(task, models, name, owned)),
-                          [c["task"], c["soup_models"], c["soup_name"], session["owned"]],
+    c["soup_start"].click(lambda task, models, name, calibrate, owned:
+                          keyed(every, start_soup(task, models, name, owned, calibrate)),
+                          [c["task"], c["soup_models"], c["soup_name"], c["soup_calibrate"], session["owned"]],
                           [session[k] for k in ("watch", "owned", "timer", "seen")], **PRIVATE,
                           concurrency_limit=1)

@@ -18,7 +18,7 @@ from .params import ParamsError, safe_name
 from .registry import short_name, trained_models
 
 MAX_INGREDIENTS = 16
-SOUP_KEYS = ("task", "models", "name", "benchmark")
+SOUP_KEYS = ("task", "models", "name", "benchmark", "calibrate_null")
 FINISHED = "finished"
 
 
@@ -29,9 +29,10 @@ def soup_students(task: str, root: str | Path | None = None) -> list:
 
 
 def validate_soup_params(params: dict) -> dict:
-    """``{task, models: [2..16 model keys], name, benchmark}`` checked: a known task, distinct
-    finished students of that task (keys of this server's models, never paths), a folder-safe
-    name. Raises :class:`ParamsError` (a ``ValueError``)."""
+    """``{task, models: [2..16 model keys], name, benchmark, calibrate_null}`` checked: a known
+    task, distinct finished students of that task (keys of this server's models, never paths), a
+    folder-safe name, ``calibrate_null`` for extractive QA only. Raises :class:`ParamsError` (a
+    ``ValueError``)."""
     from ..tasks import TASKS
 
     if not isinstance(params, dict):
@@ -52,11 +53,15 @@ def validate_soup_params(params: dict) -> dict:
     missing = [m for m in models if m not in known]
     if missing:
         raise ParamsError(f"not a finished {task.name} student of this server: {', '.join(missing)}")
-    benchmark = params.get("benchmark", True)
-    if not isinstance(benchmark, bool):
-        raise ParamsError("benchmark must be true or false")
+    flags = {k: params.get(k, default) for k, default in (("benchmark", True), ("calibrate_null", False))}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key} must be true or false")
+    if flags["calibrate_null"] and task.kind != "qa":
+        raise ParamsError(f"calibrate_null sets an extractive-QA soup's \"no answer\" threshold; task {task.name} "
+                          f"is {task.kind}")
     return {"task": task.name, "models": models, "name": safe_name(params.get("name") or f"{task.name}-soup"),
-            "benchmark": benchmark}
+            **flags}
 
 
 def run_soup(ctx) -> dict:
@@ -92,13 +97,17 @@ def run_soup(ctx) -> dict:
         ctx.log(f"the students were scored at lengths {sorted(set(lengths))} with options {options}: the soup is "
                 f"scored at the first one's, {lengths[0]} tokens, {options[0]}")
 
-    def evaluate(folder) -> dict:
+    teacher = entries[p["models"][0]].teacher  # resolved (a CLI card may name it relative to where it ran)
+    calibration = _calibration_questions(task, cards[0], teacher) if p["calibrate_null"] else None  # before writing
+
+    def evaluate(folder, null_threshold: float | None = None) -> dict:
         ctx.end_phase()
         ctx.phase("evaluate")
         ref = str(folder)
         model, _ = load_model(ref, task)
         data = kind.load_data(task, DataSource(**source[0]), max_eval=source[1], need_train=False, reference=model)
-        scores = eval_scores(kind, model, load_tokenizer(ref), data, lengths[0], options[0])
+        scored = options[0] if null_threshold is None else {**options[0], "null_threshold": null_threshold}
+        scores = eval_scores(kind, model, load_tokenizer(ref), data, lengths[0], scored)
         ctx.end_phase()
         return scores
 
@@ -111,11 +120,14 @@ def run_soup(ctx) -> dict:
     finally:
         ctx.end_phase()
         result["student"] = summary(out)
+    if calibration is not None and not ctx.cancel.is_set() and (result["student"] or {}).get("status") == FINISHED:
+        _calibrate(ctx, task, out, teacher, calibration, lengths[0], options[0],
+                   rescore=(lambda threshold: evaluate(out, threshold)) if source and task.head else None)
+        result["student"] = summary(out)
     if ctx.cancel.is_set():
         ctx.log("stop requested: the soup is kept; the benchmark is skipped")
         result["benchmark"] = "skipped: stop requested"
         return result
-    teacher = entries[p["models"][0]].teacher  # resolved (a CLI card may name it relative to where it ran)
     if not p["benchmark"]:
         return result
     if not task.head:
@@ -129,3 +141,67 @@ def run_soup(ctx) -> dict:
     result["rows"] = benchmark_in_child(ctx, task.name, teacher, [str(out)], source[0], source[1], result)
     ctx.log(f"soup written: {short_name(out)}")
     return result
+
+
+def check_calibration(task_name: str, models: list[str]) -> None:
+    """The server's check, before queueing, that a soup of ``models`` (keys) can be calibrated."""
+    from ..tasks import get_task
+
+    entries = {e.key: e for e in soup_students(task_name)}
+    first = entries[models[0]]
+    _calibration_questions(get_task(task_name), first.card, first.teacher)
+
+
+def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[dict], str]:
+    """(questions, where) a soup's null threshold is calibrated on (``calibrate_null``): the
+    real training questions of its first ingredient's training data. Refused before the
+    soup is written when there is no teacher, no training data found from here, or too few
+    articles."""
+    from ..augment import training_questions
+    from ..config import is_hub_id
+    from ..data import DataError, DataSource
+    from ..null_calibration import calibration_questions
+    from ..soup import train_source
+
+    if not teacher or not (Path(teacher).is_dir() or is_hub_id(teacher)):
+        raise DataError("calibrating the soup's \"no answer\" needs its students' teacher, and their run cards "
+                        "name none found here")
+    kw = train_source(card)
+    if kw is None:
+        raise DataError("calibrating the soup's \"no answer\" reads its students' training questions, and their "
+                        "training data is not found here")
+    questions, _ = training_questions(task, DataSource(**kw), None)
+    return calibration_questions(questions), kw.get("train_file") or kw.get("dataset")
+
+
+def _calibrate(ctx, task, out: Path, teacher: str, calibration: tuple[list[dict], str], length: int,
+               options: dict, rescore) -> None:
+    """The soup's null threshold calibrated to its teacher's "no answer" decisions
+    (``hub.null_calibration``) and recorded as its own, its scores redone at it, as
+    ``calibrate-null --apply`` does; a failure leaves the soup as it was (logged)."""
+    from ..inference import eval_options, trained_length
+    from ..kinds import get_kind
+    from ..models import load_model, load_tokenizer
+    from ..null_calibration import calibrate_null, record_calibration
+
+    kind = get_kind(task)
+    questions, where = calibration
+    ctx.phase("calibrate", 0, 2 * len(questions))
+    ctx.log(f"calibrating the soup's null threshold to the teacher's \"no answer\" decisions on {len(questions):,} "
+            "training questions, each with its own paragraph and another article's ...")
+    try:
+        t_model, _ = load_model(teacher, task)
+        s_model, _ = load_model(str(out), task)
+        result = calibrate_null(kind, t_model, load_tokenizer(teacher), s_model, load_tokenizer(str(out)), questions,
+                                teacher_threshold=eval_options(teacher, task).get("null_threshold", kind.null_threshold),
+                                student_threshold=options.get("null_threshold", kind.null_threshold),
+                                teacher_length=trained_length(teacher, length), student_length=length)
+        del t_model, s_model
+        ctx.end_phase()
+        record_calibration(out, result, teacher, str(where), rescore=rescore)
+    except (ValueError, OSError) as exc:  # DataError is a ValueError: the soup stays as it was scored
+        ctx.end_phase()
+        ctx.log(f"calibration failed ({exc}): the soup keeps its threshold")
+        return
+    ctx.log(f"null threshold {result['threshold']:.4g}: agreement with the teacher {result['agreement']:.3f} "
+            f"(was {result['agreement_at_prefer']:.3f}); the soup is scored at it")
