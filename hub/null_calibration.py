@@ -200,17 +200,20 @@ def recordable_card(folder) -> dict:
 
 def calibration_questions(examples: Sequence[dict]) -> list[dict]:
     """The questions of ``examples`` a calibration runs over: the real ones (a transfer
-    set's made ones, ``synthetic`` cloze questions and negatives, are left out); refused
-    when none are left or they come from fewer than two articles (no other-article pairs).
+    set's made ones — ``synthetic`` cloze questions and negatives, ``augmented`` question
+    copies — are left out); refused when none are left or they come from fewer than two
+    articles (no other-article pairs).
 
     >>> calibration_questions([{"id": "1", "title": "A", "context": "a", "question": "q"},
     ...                        {"id": "2", "title": "B", "context": "b", "question": "q"},
-    ...                        {"id": "3", "title": "C", "context": "c", "question": "q", "synthetic": "cloze"}])[-1]["id"]
+    ...                        {"id": "3", "title": "C", "context": "c", "question": "q", "synthetic": "cloze"},
+    ...                        {"id": "2-aug0", "title": "B", "context": "b", "question": "q2", "augmented": True}])[-1]["id"]
     '2'
     """
-    questions = [ex for ex in examples if not ex.get("synthetic")]
+    questions = [ex for ex in examples if not ex.get("synthetic") and not ex.get("augmented")]
     if not questions:
-        raise DataError("no real training questions to calibrate on (only made ones: cloze questions, negatives)")
+        raise DataError("no real training questions to calibrate on (only made ones: cloze questions, negatives, "
+                        "augmented copies)")
     articles_of(questions)  # two articles at least
     return questions
 

@@ -106,6 +106,8 @@ def parse_squad(raw, name: str) -> list[dict]:
                               qa.get("is_impossible", False), allow_unanswerable=True)
                 if isinstance(qa.get("synthetic"), str) and qa["synthetic"]:  # a transfer set's made question
                     ex["synthetic"] = qa["synthetic"]
+                if qa.get("augmented") is True:  # an augmented copy of a question (hub augment)
+                    ex["augmented"] = True
                 examples.append(ex)
     if not examples:
         raise DataError(f"{name}: no questions")
