@@ -281,6 +281,8 @@ def test_distill_averages_two_students_into_a_soup(page, live_app, shots):
     for key in ("tiny/student", "tiny2/student"):
         page.locator("#soup-models input").click()
         page.locator("ul[role=listbox] li").filter(has_text=key).first.click()
+    page.locator("#soup-estimate").get_by_text("Estimated time").wait_for()  # before it starts, phase by phase
+    assert "average the weights" in page.locator("#soup-estimate").inner_text()
     textbox(page, "soup-name").fill("tiny soup")
     page.click("#soup-start")
     progress = page.locator("#distill-progress")

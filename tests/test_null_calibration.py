@@ -350,6 +350,13 @@ def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingred
         card["teacher"], card["data"]["train_file"] = str(teacher_dir), str(train)
         path.write_text(json.dumps(card))
     jobs.soup_job.check_calibration("squad", keys)  # the page's check before queueing
+    for key in keys:  # as a job records its data
+        path = models_dir() / key / "run.json"
+        card = json.loads(path.read_text())
+        card["data"]["train_size"] = 40
+        path.write_text(json.dumps(card))
+    guess = jobs.soup_estimate({"task": "squad", "models": keys, "calibrate_null": True})
+    assert guess["phases"]["calibrate"]["seconds"] == round(80 / 51.0, 1)  # each question twice, default QA rate
     folder = tmp_path / "job2"
     folder.mkdir()
     ctx = JobContext(folder, {"id": "c", "name": "calibrated-soup", "params": {

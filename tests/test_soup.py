@@ -384,3 +384,33 @@ def test_soup_doctests():
 
     result = doctest.testmod(hub.soup)
     assert result.failed == 0 and result.attempted >= 2
+
+
+def test_soup_estimate_counts_its_phases_and_reads_an_earlier_soup(hub_home, trained_pair, tmp_path):
+    """The soup section's estimate before it starts: averaging per ingredient, the evaluation of
+    the students' set, the benchmark; an earlier finished soup job of the task on this machine
+    replaces the default guesses (averaging scaled by its ingredients)."""
+    from hub import jobs
+    from hub.hardware import cpu_cores, cpu_model
+    from hub.paths import models_dir
+
+    keys = _job_students(trained_pair, tmp_path, names=("e1", "e2", "e3"))
+    for key in keys:
+        _edit_card(models_dir() / key, data={"kind": "files", "eval_file": "x.tsv", "eval_size": 174})
+    e = jobs.soup_estimate({"task": "sst2", "models": keys[:2]})
+    assert list(e["phases"]) == ["soup", "evaluate", "benchmark"] and e["basis"] == "default guess"
+    assert e["phases"]["soup"]["seconds"] == 2 + 2 / 1.0 and e["phases"]["evaluate"]["seconds"] == 1.0  # 174 at 174/s
+    assert e["seconds"] == pytest.approx(sum(ph["seconds"] for ph in e["phases"].values()) + jobs.OVERHEAD_S)
+    assert "benchmark" not in jobs.soup_estimate({"task": "sst2", "models": keys[:2], "benchmark": False})["phases"]
+    folder = hub_home / "jobs" / "20250101-000001-000000-abcd"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"name": "old soup", "params": {"task": "sst2", "models": keys[:2]}}))
+    (folder / "result.json").write_text(json.dumps({
+        "status": "finished", "hardware": {"cpu": cpu_model(), "cores": cpu_cores()},
+        "phases": {"soup": {"seconds": 6.0, "examples": 2}, "evaluate": {"seconds": 4.0},
+                   "benchmark": {"seconds": 30.0}}}))
+    m = jobs.soup_estimate({"task": "sst2", "models": keys})
+    assert m["basis"] == "measured" and m["phases"]["soup"]["seconds"] == 9.0  # 3 ingredients at the old 3 s each
+    assert m["phases"]["benchmark"] == {"seconds": 30.0, "basis": "measured", "source": "measured: job old soup"}
+    with pytest.raises(jobs.ParamsError, match="task sst2 is classification"):
+        jobs.soup_estimate({"task": "sst2", "models": keys, "calibrate_null": True})

@@ -12,7 +12,7 @@ import gradio as gr
 from hub import jobs, views
 from hub.tasks import TASKS
 
-from . import PRIVATE, keyed, refuse
+from . import PRIVATE, esc, keyed, refuse
 from .distill_form import _is_qa
 
 HELP = (f"Students distilled from one start — the same teacher, student and initial weights, with different seeds "
@@ -68,6 +68,26 @@ def start_soup(task: str, models: list[str] | None, name: str | None, owned: dic
     return submit(params, owned, kind="soup")
 
 
+def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool = False) -> str:
+    """The soup job's expected time, phase by phase, before it starts ("" until two are picked)."""
+    from .distill_estimate import ESTIMATE_PHASES
+
+    if len(models or []) < 2:
+        return ""
+    try:
+        e = jobs.soup_estimate({"task": task, "models": list(models), "calibrate_null": bool(calibrate) and _is_qa(task)})
+    except ValueError as exc:
+        return f"**Cannot estimate yet:** {esc(str(exc))}"
+    names = {**ESTIMATE_PHASES, "soup": "average the weights", "evaluate": "evaluate the soup",
+             "benchmark": "benchmark it"}
+    parts = [f"{names.get(k, k)} ≈ {views.format_seconds(ph['seconds'])}" for k, ph in e["phases"].items()]
+    basis = ("measured on an earlier soup on this machine" if e["basis"] == "measured" else
+             "default guess" + ("" if all(ph["basis"] != "measured" for ph in e["phases"].values())
+                                else " for part of it, the rest measured on an earlier soup on this machine"))
+    return (f"**Estimated time: ~{views.format_seconds(e['seconds'])}** · basis: {basis}<br>"
+            + esc("; ".join(parts + [f"start-up and loading ≈ {views.format_seconds(e['overhead_s'])}"])) + ".")
+
+
 def build(task: str) -> dict:
     """The section's components (inside the tab's left column)."""
     c: dict = {}
@@ -80,6 +100,7 @@ def build(task: str) -> dict:
                                     elem_id="soup-name")
         c["soup_calibrate"] = gr.Checkbox(False, label=CALIBRATE_LABEL, info=CALIBRATE_HELP, visible=_is_qa(task),
                                           elem_id="soup-calibrate")
+        c["soup_estimate"] = gr.Markdown(elem_id="soup-estimate")
         c["soup_start"] = gr.Button("Average them", elem_id="soup-start")
     return c
 
@@ -98,6 +119,9 @@ def wire(c: dict, session: dict) -> None:
                 c["soup_calibrate"]: gr.Checkbox(visible=_is_qa(task))}
 
     inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"], c["soup_calibrate"]]
+    gr.on([c["soup_models"].change, c["soup_calibrate"].change], soup_estimate_markdown,
+          [c["task"], c["soup_models"], c["soup_calibrate"]], c["soup_estimate"], **PRIVATE, show_progress="hidden",
+          trigger_mode="always_last")
     c["task"].change(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
     c["soup_box"].expand(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
     c["soup_start"].click(lambda task, models, name, calibrate, owned:

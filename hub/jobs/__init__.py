@@ -28,7 +28,7 @@ from .queue import DuplicateJob, JobActive, JobQueue, QueueFull, default_queue, 
 from .registry import (ModelEntry, allowed_models, default_pair, general_students, onnx_variants, resolve_teacher,
                        short_name,
                        trained_models)
-from .soup_job import MAX_INGREDIENTS, soup_students, validate_soup_params
+from .soup_job import MAX_INGREDIENTS, soup_estimate, soup_students, validate_soup_params
 from .uploads import MAX_UPLOAD_ROWS, stage_squad_upload, stage_upload
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "resolve_teacher",
     "safe_name",
     "short_name",
+    "soup_estimate",
     "soup_students",
     "stage_squad_upload",
     "stage_upload",

@@ -33,6 +33,9 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
     "cloze": (20_000.0, 1.0),  # rule-made questions: 1,090 XQuAD + 3,027 WikiText-2 paragraphs in 0.5 s
     "calibrate": (58.0, 0.0),  # a teacher and a student pass over each pair: 1 / (1/87 + 1/174), as evaluating both
+    # a soup: loading and averaging its ingredients' weights (examples: ingredients); the QA soups of 8-26 students
+    # of 65.8 MB took about 40 s with their evaluation of 10 s (2026-12-06): about 1 s an ingredient
+    "soup": (1.0, 2.0),
 }
 # cloze questions about a QA job's training contexts, per training question, at k questions a paragraph: XQuAD's
 # 1,090 questions have 215 contexts, which gave 215, 373 and 700 cloze questions at k = 1, 2, 4 (2026-12-05)
@@ -216,7 +219,7 @@ def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: 
     """One non-training phase's seconds: an earlier job's (caching scaled by its
     examples), else the default guess."""
     seen = earlier.get(phase)
-    scaled = phase in ("teacher-logits", "augment", "calibrate")  # their time grows with the training set
+    scaled = phase in ("teacher-logits", "augment", "calibrate", "soup")  # their time grows with their examples
     if seen and (not scaled or seen["examples"]):
         seconds = seen["seconds"] * (examples / seen["examples"] if scaled else 1.0)
         return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}

@@ -111,7 +111,7 @@ def run_soup(ctx) -> dict:
         ctx.end_phase()
         return scores
 
-    ctx.phase("soup")
+    ctx.phase("soup", 0, len(folders))  # its time grows with the ingredients
     ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(p['models'])}")
     if source is None:
         ctx.log("the students were not all scored on one evaluation set: the soup is saved without scores")
@@ -205,3 +205,36 @@ def _calibrate(ctx, task, out: Path, teacher: str, calibration: tuple[list[dict]
         return
     ctx.log(f"null threshold {result['threshold']:.4g}: agreement with the teacher {result['agreement']:.3f} "
             f"(was {result['agreement_at_prefer']:.3f}); the soup is scored at it")
+
+
+def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
+    """Seconds a soup job will take, phase by phase, before it starts: averaging (per
+    ingredient), the evaluation (the ingredients' evaluation set), the calibration (two
+    pairs per real training question of the first ingredient) and the benchmark, each
+    from the newest finished soup job of the task on this machine (``earlier_phases``),
+    else the default guesses. Returns ``seconds``, ``phases`` (name -> seconds, basis,
+    source), ``overhead_s`` and ``basis``. No torch: run cards are read as JSON."""
+    from ..tasks import get_task
+    from .estimate_rates import DEFAULT_GUESS, MEASURED, OVERHEAD_S, _phase_seconds, earlier_phases
+
+    p = validate_soup_params(params)
+    task = get_task(p["task"])
+    entries = {e.key: e for e in soup_students(task.name)}
+    cards = [entries[k].card for k in p["models"]]
+    earlier = earlier_phases(p, jobs_root)
+    data = [(c.get("data") or {}) for c in cards]
+    n_eval = int(data[0].get("eval_size") or data[0].get("eval_blocks") or 0)
+    phases = {"soup": _phase_seconds("soup", len(cards), earlier, task.kind)}
+    if n_eval and task.head:
+        phases["evaluate"] = _phase_seconds("evaluate", n_eval, earlier, task.kind)
+    if p["calibrate_null"]:
+        d = data[0]
+        questions = int((d.get("augmentation") or {}).get("originals") or d.get("train_size") or 0)
+        phases["calibrate"] = _phase_seconds("calibrate", 2 * questions, earlier, task.kind)
+        if n_eval and phases["evaluate"]["basis"] == DEFAULT_GUESS:  # scored again at the new threshold
+            phases["evaluate"]["seconds"] = round(2 * phases["evaluate"]["seconds"], 1)
+    if p["benchmark"] and task.head and n_eval:
+        phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier, task.kind)
+    return {"seconds": round(sum(ph["seconds"] for ph in phases.values()) + OVERHEAD_S, 1), "phases": phases,
+            "overhead_s": OVERHEAD_S,
+            "basis": MEASURED if all(ph["basis"] == MEASURED for ph in phases.values()) else DEFAULT_GUESS}
