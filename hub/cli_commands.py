@@ -258,21 +258,40 @@ def _rescore(args, task):
         raise DataError(f"--apply scores {args.model} again, but the evaluation set its run card names is not "
                         "found from here: run it where that file is, or calibrate without --apply")
     data, size = source
+    flags = argparse.Namespace(**data, max_eval_samples=size, max_length=None, batch_size=args.batch_size,
+                               null_threshold=None)
+    unreadable = _unreadable_hub_eval(flags, task, args.model)
+    if unreadable:  # before the calibration's minutes, not after
+        raise DataError(f"--apply scores {args.model} again, but the evaluation set its run card names cannot be "
+                        f"read here ({unreadable}): run it where it can, or calibrate without --apply")
 
     def rescore(threshold: float) -> dict:
         print(f"scoring {args.model} again at the new threshold on {data.get('eval_file') or data.get('dataset')} "
               "...", file=sys.stderr, flush=True)
-        flags = argparse.Namespace(**data, max_eval_samples=size, max_length=None, batch_size=args.batch_size,
-                                   null_threshold=threshold)
+        flags.null_threshold = threshold
         return _evaluate(flags, task, args.model)
 
     return rescore
 
 
+def _unreadable_hub_eval(flags, task, model_ref: str) -> str | None:
+    """Why the Hub evaluation set ``flags`` name cannot be read from here (offline it cannot);
+    None when it can, or when they name a file (found already by ``hub.soup.eval_source``)."""
+    if not getattr(flags, "dataset", None):
+        return None
+    from .data import DataError
+    from .models import load_model
+
+    try:
+        _load_data(flags, task, reference=load_model(model_ref, task)[0], need_train=False)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
 def _students_eval_data(args, task) -> tuple[bool, str]:
     """Point ``args`` (no data flags given) at the evaluation data the soup's ingredients were
     scored on (``hub.soup.eval_source``; flags the user gave stay): (found and readable, why not)."""
-    from .data import DataError
     from .runs import read_card
     from .soup import eval_source
 
@@ -285,13 +304,9 @@ def _students_eval_data(args, task) -> tuple[bool, str]:
             setattr(args, key, source[0].get(key))
     if args.max_eval_samples is None:
         args.max_eval_samples = source[1]
-    if args.dataset:  # reachable from here (offline it is not)? a file was found by eval_source
-        from .models import load_model
-
-        try:
-            _load_data(args, task, reference=load_model(args.model[0], task)[0], need_train=False)
-        except DataError as exc:
-            return False, f"their evaluation data cannot be read here ({exc})"
+    unreadable = _unreadable_hub_eval(args, task, args.model[0])
+    if unreadable:
+        return False, f"their evaluation data cannot be read here ({unreadable})"
     unit = "blocks" if any("eval_blocks" in (c.get("data") or {}) for c in cards) else "examples"
     size = f" ({args.max_eval_samples} {unit})" if args.max_eval_samples is not None else ""
     print(f"scoring the soup on the students' evaluation data: {source[0].get('eval_file') or source[0].get('dataset')}"

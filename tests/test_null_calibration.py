@@ -215,6 +215,15 @@ def test_cli_calibrate_null_apply_records_the_threshold_and_scores_again(oracles
                  "--data-dir", str(data_dir), "--apply"])
     assert code == 2 and "not found from here" in capsys.readouterr().err
     assert (gone / "run.json").read_text() == kept
+    # its evaluation set a Hub data set that cannot be read here (offline): refused before the calibration
+    hub_card = json.loads((gone / "run.json").read_text())
+    hub_card["data"] = {"kind": "hub", "dataset": "squad_v2", "eval_size": before["eval_size"]}
+    (gone / "run.json").write_text(json.dumps(hub_card))
+    kept = (gone / "run.json").read_text()
+    code = main(["calibrate-null", "--task", "squad", "--teacher", str(tmp_path / "missing"), "--model", str(gone),
+                 "--data-dir", str(data_dir), "--apply"])
+    assert code == 2 and "cannot be read here" in capsys.readouterr().err
+    assert (gone / "run.json").read_text() == kept
     # only a finished run of this hub records one, refused before any model is loaded
     running = _finished_copy(student_dir, tmp_path / "running", dev, before, teacher)
     (running / "run.json").write_text(json.dumps({"task": "squad", "status": "running"}))
