@@ -98,7 +98,7 @@ def cmd_finetune(args) -> int:
 
 def cmd_distill(args) -> int:
     from .config import DistillConfig, from_args
-    from .distill import default_learning_rate, distill, kind_stages
+    from .distill import check_calibrate_null, default_learning_rate, distill, kind_stages
     from .kinds import get_kind
     from .models import parse_student
     from .tasks import get_task
@@ -110,6 +110,8 @@ def cmd_distill(args) -> int:
         args.stages = kind_stages(get_kind(task))
     dcfg = from_args(DistillConfig, args)
     options = _eval_options(args, task)
+    if args.calibrate_null:  # refused before any data or model is loaded
+        check_calibrate_null(get_kind(task), task, options)
     data = _load_data(args, task)
     card = distill(task, args.teacher, spec, data, args.output_dir, _train_config(args, default_learning_rate(spec, task.kind), task), dcfg,
                    progress=_print_progress, resume=args.resume, overwrite=args.overwrite, eval_options=options,
@@ -192,7 +194,7 @@ def cmd_calibrate_null(args) -> int:
     from .data import DataError, DataSource
     from .kinds import get_kind
     from .models import resolve_model_ref
-    from .null_calibration import calibrate_null, calibration_questions, record_calibration
+    from .null_calibration import calibrate_saved, calibration_questions, record_calibration
     from .tasks import get_task
 
     task = get_task(args.task)
@@ -208,24 +210,21 @@ def cmd_calibrate_null(args) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     questions = calibration_questions(questions)  # real ones, two articles at least: before any model is loaded
-    rescore = _rescore(args, task) if args.apply else None  # refusals before any model is loaded
-    t_model, t_tok, t_options, t_length = _trained(args.teacher, task)
-    s_model, s_tok, s_options, s_length = _trained(args.model, task)
+    rescore = _rescore(args, task) if args.apply else None  # refusals before the calibration's models load
     print(f"calibrating on {len(questions)} questions, each with its own paragraph and another article's ...",
           file=sys.stderr, flush=True)
-    result = calibrate_null(kind, t_model, t_tok, s_model, s_tok, questions,
-                            teacher_threshold=t_options.get("null_threshold", kind.null_threshold),
-                            student_threshold=s_options.get("null_threshold", kind.null_threshold),
-                            teacher_length=t_length, student_length=s_length, batch_size=args.batch_size)
+    result = calibrate_saved(task, args.teacher, args.model, questions, batch_size=args.batch_size)
     out = {"model": args.model, "teacher": args.teacher, "task": task.name, "calibration_data": where, **result}
     if not args.apply:
         print(json.dumps(out, indent=2))
         print(f"use it: python -m hub evaluate --task {task.name} --model {args.model} ... --null-threshold "
               f"{result['threshold']!r} (or record it as the model's own: --apply)", file=sys.stderr)
         return 0
-    del s_model, t_model  # the rescoring loads the student again
     try:
-        card = record_calibration(resolve_model_ref(args.model), result, args.teacher, str(where), rescore=rescore)
+        source = {"dataset": args.dataset, "dataset_config": args.dataset_config} if args.dataset else \
+            {"train_file": described.get("train_file")}
+        card = record_calibration(resolve_model_ref(args.model), result, args.teacher, str(where), rescore=rescore,
+                                  source={**source, "max_train_samples": args.max_train_samples})
     except DataError as exc:  # e.g. a Hub evaluation set offline: the calibration is printed, the card untouched
         print(json.dumps(out, indent=2))
         raise DataError(f"threshold {result['threshold']!r} not recorded ({exc}); the run card is unchanged: pass "

@@ -216,11 +216,11 @@ def distill(
         set_attention_dropout(student_model, cfg.attention_dropout)
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
     layer_map = losses.validate_layer_map(list(dcfg.layer_map), n_S, n_T) if dcfg.layer_map else default_map
-    out = Path(output_dir)
-    check_output_dir(out, resume, overwrite)
     tokenizer = load_tokenizer(teacher_ref)
     calibrate = null_calibrator(kind, task, teacher_ref, teacher, tokenizer, data, cfg, eval_options, progress) \
-        if calibrate_null else None  # refused here, before training, when it cannot run
+        if calibrate_null else None  # refused here, before --overwrite empties the folder, when it cannot run
+    out = Path(output_dir)
+    check_output_dir(out, resume, overwrite)
     module = DistillModule(student_model, teacher.config.hidden_size)
     card = base_card("student", task, data, cfg, eval_options)
     card.update(
@@ -292,6 +292,14 @@ def distill(
                    calibrate=calibrate)
 
 
+def check_calibrate_null(kind, task: Task, eval_options: dict | None) -> None:
+    """``--calibrate-null`` is refused for a task without a null answer and with a threshold given."""
+    if "null_threshold" not in getattr(kind, "eval_options", ()):
+        raise ValueError(f"--calibrate-null is for question answering; task {task.name} has no null answer")
+    if (eval_options or {}).get("null_threshold") is not None:
+        raise ValueError("--calibrate-null sets the student's null threshold: give it without --null-threshold")
+
+
 def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data, cfg: TrainConfig,
                     eval_options: dict | None, progress: ProgressHook | None = None):
     """``calibrate(student) -> null_calibration`` for :func:`hub.training.finish`
@@ -303,10 +311,7 @@ def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data
     from .inference import eval_options as recorded_options
     from .null_calibration import calibrate_null, calibration_questions, calibration_record
 
-    if "null_threshold" not in getattr(kind, "eval_options", ()):
-        raise ValueError(f"--calibrate-null is for question answering; task {task.name} has no null answer")
-    if (eval_options or {}).get("null_threshold") is not None:
-        raise ValueError("--calibrate-null sets the student's null threshold: give it without --null-threshold")
+    check_calibrate_null(kind, task, eval_options)
     questions = calibration_questions(data.train)
     teacher_threshold = recorded_options(teacher_ref, task).get("null_threshold", kind.null_threshold)
     where = (getattr(data, "source", None) or {}).get("train_file") or \

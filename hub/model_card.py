@@ -294,8 +294,13 @@ def _calibration_command(card: dict, folder: str) -> list[str]:
     c = card.get("null_calibration")
     if not c or c.get("how") == "distill":  # the distill line of the recipe repeats --calibrate-null
         return []
+    source = c.get("source") or {"train_file": c.get("calibration_data")}  # a card before sources were recorded
+    data = (f"--dataset {source['dataset']}" + (f" --dataset-config {source['dataset_config']}"
+                                                if source.get("dataset_config") else "")
+            if source.get("dataset") else f"--train-file {Path(str(source.get('train_file'))).name}")
+    limit = f" --max-train-samples {source['max_train_samples']}" if source.get("max_train_samples") else ""
     return [f"python -m hub calibrate-null --task {card.get('task')} --teacher {Path(str(c.get('teacher'))).name} "
-            f"--model {folder} --train-file {Path(str(c.get('calibration_data'))).name} --apply"]
+            f"--model {folder} {data}{limit} --apply"]
 
 
 def _usage_section(card: dict, pipeline_tag: str, repo_id: str | None) -> list[str]:

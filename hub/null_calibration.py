@@ -185,6 +185,28 @@ def calibrate_null(kind, teacher, teacher_tokenizer, student, student_tokenizer,
             "questions": half, "pairs": len(pairs)}
 
 
+def calibrate_saved(task, teacher_ref: str, model_ref: str, questions: Sequence[dict], batch_size: int = 64) -> dict:
+    """:func:`calibrate_null` for two saved models (folders or Hub ids), each loaded with its
+    trained head, its recorded null threshold (its run card's, else the kind's) and its
+    training length; refused when either has no trained head."""
+    from .inference import eval_options, trained_length
+    from .kinds import get_kind
+    from .models import load_model, load_tokenizer, resolve_model_ref
+
+    kind = get_kind(task)
+    loaded = []
+    for ref in (teacher_ref, model_ref):
+        model, trained = load_model(ref, task)
+        if not trained:
+            raise DataError(f"{ref} has no trained {task.head} head; fine-tune it first")
+        threshold = eval_options(resolve_model_ref(ref), task).get("null_threshold", kind.null_threshold)
+        loaded.append((model, load_tokenizer(ref), threshold, trained_length(ref, kind.default_max_length)))
+    (t, t_tok, t_threshold, t_length), (s, s_tok, s_threshold, s_length) = loaded
+    return calibrate_null(kind, t, t_tok, s, s_tok, questions, teacher_threshold=t_threshold,
+                          student_threshold=s_threshold, teacher_length=t_length, student_length=s_length,
+                          batch_size=batch_size)
+
+
 def recordable_card(folder) -> dict:
     """The run card of ``folder`` when a threshold can be recorded in it (a finished run of
     this hub); refused otherwise."""
@@ -218,21 +240,25 @@ def calibration_questions(examples: Sequence[dict]) -> list[dict]:
     return questions
 
 
-def calibration_record(result: dict, teacher: str, calibration_data: str, how: str = "calibrate-null") -> dict:
+def calibration_record(result: dict, teacher: str, calibration_data: str, how: str = "calibrate-null",
+                       source: dict | None = None) -> dict:
     """What a run card keeps of a calibration (``null_calibration``): the threshold, the one
     before, the teacher and its threshold, the agreement before and after, the data and its
-    size, how it was made (``calibrate-null`` or ``distill``) and when."""
+    size, how it was made (``calibrate-null`` or ``distill``) and when; ``source``: the
+    calibration questions as ``calibrate-null`` flags take them (``train_file`` or
+    ``dataset``/``dataset_config``, ``max_train_samples``), for the model card's command."""
     from .runs import utc_now
 
     return {"threshold": float(result["threshold"]), "before": result.get("student_threshold_before"),
             "teacher": teacher, "teacher_threshold": result.get("teacher_threshold"),
             "agreement": result.get("agreement"), "agreement_before": result.get("agreement_at_prefer"),
             "calibration_data": calibration_data, "questions": result.get("questions"), "pairs": result.get("pairs"),
-            "how": how, "at": utc_now()}
+            "how": how, **({"source": {k: v for k, v in source.items() if v is not None}} if source else {}),
+            "at": utc_now()}
 
 
 def record_calibration(folder, result: dict, teacher: str, calibration_data: str,
-                       rescore: Callable[[float], dict] | None = None) -> dict:
+                       rescore: Callable[[float], dict] | None = None, source: dict | None = None) -> dict:
     """Make a calibrated threshold the model's own (``calibrate-null --apply``).
 
     The run card of ``folder`` (a finished QA model) gets ``eval_options.null_threshold``
@@ -259,7 +285,7 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     threshold = float(result["threshold"])
     scores = rescore(threshold) if old else None
     card["eval_options"] = {**(card.get("eval_options") or {}), "null_threshold": threshold}
-    card["null_calibration"] = calibration_record(result, teacher, calibration_data)
+    card["null_calibration"] = calibration_record(result, teacher, calibration_data, source=source)
     if old:
         card.setdefault("eval_before_calibration", old)  # a second calibration keeps the uncalibrated scores
         key = "student" if "student" in old else "model"

@@ -104,17 +104,17 @@ def check_ingredients(models: list[str], task: str) -> tuple[list[Path], list[di
     return folders, cards, warnings
 
 
-def trained_options(card: dict | None) -> dict:
+def trained_options(card: dict | None, allowed: tuple | None = None) -> dict:
     """The evaluation options an ingredient's run card records, less a null threshold
     calibrated to that ingredient (``calibrate-null --apply``, ``distill --calibrate-null``):
-    fitted to its weights, not to a soup's.
+    fitted to its weights, not to a soup's. ``allowed``: only these (a kind's ``eval_options``).
 
     >>> trained_options({"eval_options": {"null_threshold": 3.0}, "null_calibration": {"threshold": 3.0}})
     {}
     >>> trained_options({"eval_options": {"null_threshold": 1.0}})
     {'null_threshold': 1.0}
     """
-    options = dict((card or {}).get("eval_options") or {})
+    options = {k: v for k, v in ((card or {}).get("eval_options") or {}).items() if allowed is None or k in allowed}
     if (card or {}).get("null_calibration"):
         options.pop("null_threshold", None)
     return options
@@ -246,6 +246,21 @@ def train_source(card: dict | None) -> dict | None:
     if d.get("kind") == "files" and d.get("train_file") and Path(d["train_file"]).is_file():
         return {"train_file": str(Path(d["train_file"]).resolve())}
     return None
+
+
+def trained_sizes(card: dict | None) -> tuple[int | None, int | None]:
+    """(the first N examples of its training data a run read, how many of them were its own)
+    from its run card: ``train_size``, and a transfer set's ``originals`` (a job's cloze or
+    augmented examples were added in memory after N originals; a file's come with them).
+
+    >>> trained_sizes({"data": {"train_size": 15371, "augmentation": {"originals": 1090}}})
+    (15371, 1090)
+    >>> trained_sizes({"data": {"train_size": 500}})
+    (500, 500)
+    """
+    d = (card or {}).get("data") or {}
+    size = d.get("train_size")
+    return size, (d.get("augmentation") or {}).get("originals") or size
 
 
 def eval_source(cards: list[dict]) -> tuple[dict, int | None] | None:

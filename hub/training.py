@@ -290,8 +290,10 @@ def finish(card, out: Path, model, tokenizer, data, task: Task, cfg: TrainConfig
         try:
             card["null_calibration"] = calibrate(model)
         except Exception as exc:  # the trained model is kept, scored at the threshold it had
-            card.setdefault("warnings", []).append(f"null-threshold calibration failed ({type(exc).__name__}: "
-                                                   f"{exc}); the model keeps its threshold")
+            message = f"null-threshold calibration failed ({type(exc).__name__}: {exc}); the model keeps its threshold"
+            card.setdefault("warnings", []).append(message)
+            if progress:
+                progress({"stage": "warning", "message": message})
         else:
             own_options = {**(eval_options or {}), "null_threshold": card["null_calibration"]["threshold"]}
             card["eval_options"] = {**(card.get("eval_options") or {}), **own_options}

@@ -269,20 +269,24 @@ def test_distill_calibrate_null_scores_the_student_at_its_calibrated_threshold(o
     again = json.loads(capsys.readouterr().out)
     assert again["questions"] == 40 and again["threshold"] == pytest.approx(c["threshold"])
     assert again["agreement"] == pytest.approx(c["agreement"])
-    # refused before training: another task, a threshold given too, questions of one article
-    for extra, why in ((["--null-threshold", "1"], "without --null-threshold"),):
-        assert main([*base, "--output-dir", str(tmp_path / "x"), "--calibrate-null", *extra]) == 2
-        assert why in capsys.readouterr().err and not (tmp_path / "x" / "run.json").exists()
+    # refused before training: a threshold given too, another task, questions of one article; --overwrite
+    # never empties the folder of a run before the refusal
+    kept = (out / "run.json").read_text()
+    assert main([*base, "--output-dir", str(out), "--overwrite", "--calibrate-null", "--null-threshold", "1"]) == 2
+    assert "without --null-threshold" in capsys.readouterr().err and (out / "run.json").read_text() == kept
+    sst2 = ["distill", "--task", "sst2", "--teacher", str(teacher_dir), "--data-dir", str(data_dir)]
+    assert main([*sst2, "--output-dir", str(tmp_path / "x"), "--calibrate-null"]) == 2
+    assert "task sst2 has no null answer" in capsys.readouterr().err and not (tmp_path / "x").exists()
     one = write_squad(tmp_path / "one.json", [{**ex, "title": "same"} for ex in make_examples(1, seed=5, prefix="o",
                                                                                              unanswerable=0.0)])
     code = main(["distill", "--task", "squad", "--teacher", str(teacher_dir), "--student", "teacher-layers:1",
                  "--train-file", str(one), "--eval-file", str(dev), "--stages", "prediction", "--max-steps", "1",
-                 "--output-dir", str(tmp_path / "y"), "--calibrate-null"])
+                 "--output-dir", str(out), "--overwrite", "--calibrate-null"])
     assert code == 2 and "at least two articles" in capsys.readouterr().err
-    assert not (tmp_path / "y" / "run.json").exists()
+    assert (out / "run.json").read_text() == kept
 
 
-def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home, tmp_path):
+def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home, tmp_path, monkeypatch):
     """The Distill tab's "calibrate no answer" box (job parameter ``calibrate_null``): the job's
     student is calibrated after training, a phase of its own over the pairs, scored at its
     threshold; the estimate counts the phase; other tasks refuse it."""
@@ -291,6 +295,7 @@ def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home,
     from hub import jobs
     from hub.jobs import pipeline
     from hub.jobs.runner import JobContext
+    from hub.paths import models_dir
 
     teacher_dir, _ = oracles
     raw = {"task": "squad", "teacher": str(teacher_dir), "data": {"data_dir": str(data_dir)},
@@ -314,6 +319,17 @@ def test_a_qa_job_calibrates_its_student_when_asked(oracles, data_dir, hub_home,
     assert "calibrate" in with_it["phases"] and "calibrate" not in without["phases"]
     with pytest.raises(jobs.ParamsError, match="task sst2 is classification"):
         jobs.validate_params({**raw, "task": "sst2", "data": None, "teacher": "minilm-l6"})
+    # questions of one article: refused before any training (the distillation never starts)
+    from conftest import run_job_without_training
+
+    one = tmp_path / "one"
+    write_squad(one / "squad" / "xquad-en-train.json", make_examples(3, seed=5, prefix="o", unanswerable=0.0)[:1])
+    write_squad(one / "squad" / "dev-subset-v2.0.json", make_examples(20, seed=4, prefix="ev"))
+    with pytest.raises(DataError, match="at least two articles"):
+        run_job_without_training(monkeypatch, jobs.validate_params({**raw, "data": {"data_dir": str(one)}}),
+                                 tmp_path / "refused", "f1")
+    assert "distilling into" not in (tmp_path / "refused" / "log.txt").read_text()
+    assert not (models_dir() / "refused").exists()
 
 
 def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingredients(oracles, data_dir, hub_home,
@@ -356,16 +372,12 @@ def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingred
     for key in keys:
         path = models_dir() / key / "run.json"
         card = json.loads(path.read_text())
-        card["teacher"], card["data"]["train_file"] = str(teacher_dir), str(train)
+        # as a job records its data: the students trained on the first 30 of the file's 40 questions
+        card["teacher"], card["data"]["train_file"], card["data"]["train_size"] = str(teacher_dir), str(train), 30
         path.write_text(json.dumps(card))
     jobs.soup_job.check_calibration("squad", keys)  # the page's check before queueing
-    for key in keys:  # as a job records its data
-        path = models_dir() / key / "run.json"
-        card = json.loads(path.read_text())
-        card["data"]["train_size"] = 40
-        path.write_text(json.dumps(card))
     guess = jobs.soup_estimate({"task": "squad", "models": keys, "calibrate_null": True})
-    assert guess["phases"]["calibrate"]["seconds"] == round(80 / 51.0, 1)  # each question twice, default QA rate
+    assert guess["phases"]["calibrate"]["seconds"] == round(60 / 51.0, 1)  # each question twice, default QA rate
     folder = tmp_path / "job2"
     folder.mkdir()
     ctx = JobContext(folder, {"id": "c", "name": "calibrated-soup", "params": {
@@ -374,16 +386,55 @@ def test_a_soup_job_scores_the_soup_at_its_own_threshold_not_a_calibrated_ingred
     ctx.close()
     soup = json.loads((models_dir() / "calibrated-soup" / "student" / "run.json").read_text())
     c = soup["null_calibration"]
-    assert result["status"] == "finished" and c["questions"] == 40 and c["agreement"] == 1.0
+    assert result["status"] == "finished" and c["questions"] == 30 and c["agreement"] == 1.0  # those it trained on
     assert soup["eval_options"]["null_threshold"] == c["threshold"] == soup["eval"]["student"]["null_threshold"]
     assert soup["eval_before_calibration"]["student"]["HasAns_f1"] == 0.0
     assert main(["evaluate", "--task", "squad", "--model", str(teacher_dir), "--data-dir", str(data_dir)]) == 0
     assert soup["eval"]["student"]["f1"] == pytest.approx(json.loads(capsys.readouterr().out)["f1"])  # the teacher's
-    assert soup["eval"]["student"]["HasAns_f1"] == 100.0 and ctx.phases["calibrate"]["examples"] == 80
-    assert "null threshold" in (folder / "log.txt").read_text()
+    assert soup["eval"]["student"]["HasAns_f1"] == 100.0 and ctx.phases["calibrate"]["examples"] == 60
+    assert "null threshold" in (folder / "log.txt").read_text() and result["calibration"].startswith("threshold")
+    readme = (models_dir() / "calibrated-soup" / "student" / "README.md").read_text()
+    assert "--train-file xquad-en-train.json --max-train-samples 30 --apply" in readme  # the questions it used
     # refused before queueing: training data not found here
     card = json.loads((models_dir() / keys[0] / "run.json").read_text())
     card["data"]["train_file"] = str(tmp_path / "moved.json")
     (models_dir() / keys[0] / "run.json").write_text(json.dumps(card))
     with pytest.raises(DataError, match="training data is not found"):
         jobs.soup_job.check_calibration("squad", keys)
+
+
+def test_the_model_cards_calibration_command_names_its_questions():
+    """The Reproduce line of a calibrated model: a file by name, a Hub data set with its config,
+    the number of questions read; a card from before sources were recorded names its file."""
+    from hub.model_card import _calibration_command
+
+    base = {"task": "squad", "null_calibration": {"teacher": "/x/teacher", "calibration_data": "/d/train.json"}}
+    assert _calibration_command(base, "S") == [
+        "python -m hub calibrate-null --task squad --teacher teacher --model S --train-file train.json --apply"]
+    hub = {**base, "null_calibration": {**base["null_calibration"], "source": {
+        "dataset": "squad_v2", "dataset_config": "plain", "max_train_samples": 500}}}
+    assert _calibration_command(hub, "S")[0].endswith(
+        "--model S --dataset squad_v2 --dataset-config plain --max-train-samples 500 --apply")
+    assert _calibration_command({**base, "null_calibration": {**base["null_calibration"], "how": "distill"}}, "S") == []
+
+
+def test_a_failed_calibration_keeps_the_trained_student_and_says_so(oracles, data_dir, tmp_path, capsys, monkeypatch):
+    """The calibration runs after training: when it fails the student is kept, finished and scored at
+    the threshold it had, with a warning in its card and output."""
+    import hub.null_calibration
+    from hub.cli import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(hub.null_calibration, "calibrate_null", broken)
+    teacher_dir, _ = oracles
+    out = tmp_path / "student"
+    assert main(["distill", "--task", "squad", "--teacher", str(teacher_dir), "--student", "teacher-layers:1",
+                 "--data-dir", str(data_dir), "--stages", "prediction", "--max-steps", "1", "--batch-size", "8",
+                 "--max-length", str(MAX_LENGTH), "--output-dir", str(out), "--calibrate-null"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    card = json.loads((out / "run.json").read_text())
+    assert card["status"] == "finished" and "null_calibration" not in card and "eval_options" not in card
+    assert card["eval"]["student"]["null_threshold"] == 0.0 and (out / "model.safetensors").is_file()
+    assert any("calibration failed (RuntimeError: out of memory)" in w for w in printed["warnings"])

@@ -466,6 +466,7 @@ def test_augmented_questions_keep_context_and_answers_and_a_distillation_records
     for ex in copies:
         source = originals[qas[ex["id"]]["source_id"]]
         assert qas[ex["id"]]["augmented"] is True and ex["id"].startswith(source["id"] + "-aug")
+        assert ex["augmented"] is True  # kept when read: a calibration leaves the copies out
         assert (ex["context"], ex["answers"], ex["is_impossible"]) == \
             (source["context"], source["answers"], source["is_impossible"])
         # "color" is the question's only word that is not a stop word: it is the one replaced
@@ -590,6 +591,7 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
     originals = make_examples(240, seed=1, prefix="tr")[:40]
     assert [ex["id"] for ex in examples[:40]] == [ex["id"] for ex in originals]
     cloze = examples[40:]
+    assert all(ex["synthetic"] == "cloze" for ex in cloze) and not any("synthetic" in ex for ex in examples[:40])
     assert sorted(ex["answers"]["text"][0] for ex in cloze) == ["12", "1931", "Green River"]
     assert {ex["question"] for ex in cloze} == {"It ran to the park in when?", "It had how many dogs and a bird?",
                                                 "It sat near the what?"}

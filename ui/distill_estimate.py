@@ -18,6 +18,7 @@ ESTIMATE_PHASES = {"evaluate-teacher": "evaluate the teacher", "augment": "augme
                    "cloze": "make cloze questions",
                    "teacher-logits": "cache the teacher's logits",
                    "calibrate": "calibrate \"no answer\" to the teacher",
+                   "rescore": "score again at the new threshold",
                    "evaluate": "evaluate the student", "benchmark": "benchmark both"}
 
 

@@ -12,7 +12,7 @@ import gradio as gr
 from hub import jobs, views
 from hub.tasks import TASKS
 
-from . import PRIVATE, esc, keyed, refuse
+from . import LABELS, PRIVATE, esc, keyed, refuse
 from .distill_form import _is_qa
 
 HELP = (f"Students distilled from one start — the same teacher, student and initial weights, with different seeds "
@@ -22,7 +22,6 @@ HELP = (f"Students distilled from one start — the same teacher, student and in
         "students; the soup is scored on their evaluation set and benchmarked against their teacher.")
 
 
-CALIBRATE_LABEL = 'calibrate "no answer" to the teacher'
 CALIBRATE_HELP = ("extractive QA: set the soup's \"no answer\" threshold to the one that agrees most with the "
                   "students' teacher on their training questions, each with its own paragraph and another article's "
                   "(no labels); the soup is scored at it")
@@ -70,7 +69,7 @@ def start_soup(task: str, models: list[str] | None, name: str | None, owned: dic
 
 def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool = False) -> str:
     """The soup job's expected time, phase by phase, before it starts ("" until two are picked)."""
-    from .distill_estimate import ESTIMATE_PHASES
+    from .distill_estimate import ESTIMATE_PHASES, basis_text
 
     if len(models or []) < 2:
         return ""
@@ -81,10 +80,7 @@ def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool 
     names = {**ESTIMATE_PHASES, "soup": "average the weights", "evaluate": "evaluate the soup",
              "benchmark": "benchmark it"}
     parts = [f"{names.get(k, k)} ≈ {views.format_seconds(ph['seconds'])}" for k, ph in e["phases"].items()]
-    basis = ("measured on an earlier soup on this machine" if e["basis"] == "measured" else
-             "default guess" + ("" if all(ph["basis"] != "measured" for ph in e["phases"].values())
-                                else " for part of it, the rest measured on an earlier soup on this machine"))
-    return (f"**Estimated time: ~{views.format_seconds(e['seconds'])}** · basis: {basis}<br>"
+    return (f"**Estimated time: ~{views.format_seconds(e['seconds'])}** · basis: {esc(basis_text(e))}<br>"
             + esc("; ".join(parts + [f"start-up and loading ≈ {views.format_seconds(e['overhead_s'])}"])) + ".")
 
 
@@ -98,7 +94,7 @@ def build(task: str) -> dict:
                                        max_choices=jobs.MAX_INGREDIENTS)
         c["soup_name"] = gr.Textbox(label="Soup name (optional)", max_length=60, placeholder=f"{task}-soup",
                                     elem_id="soup-name")
-        c["soup_calibrate"] = gr.Checkbox(False, label=CALIBRATE_LABEL, info=CALIBRATE_HELP, visible=_is_qa(task),
+        c["soup_calibrate"] = gr.Checkbox(False, label=LABELS["calibrate_null"], info=CALIBRATE_HELP, visible=_is_qa(task),
                                           elem_id="soup-calibrate")
         c["soup_estimate"] = gr.Markdown(elem_id="soup-estimate")
         c["soup_start"] = gr.Button("Average them", elem_id="soup-start")

@@ -26,7 +26,8 @@ PHASES = {
     "teacher-logits": "caching the teacher's outputs", "caching the teacher's logits": "caching the teacher's outputs",
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
     "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data",
-    "cloze": "making cloze questions", "calibrate": "calibrating \"no answer\" to the teacher", "soup": "averaging the students' weights", "done": "done",
+    "cloze": "making cloze questions", "calibrate": "calibrating \"no answer\" to the teacher",
+    "rescore": "scoring again at the new threshold", "soup": "averaging the students' weights", "done": "done",
 }
 TRAINING = ("finetune", "intermediate", "prediction")
 

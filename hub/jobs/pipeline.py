@@ -66,7 +66,8 @@ def run_job(ctx) -> dict:
         ctx.log(f"task {task.name} runs only the {', '.join(kind_stages(kind))} stage: "
                 + getattr(kind, "stages_reason", "its kind has no other"))
     # phases without steps get the time an earlier job like this one took as their ETA (caching measures its own)
-    ctx.expected_s = {k: v["seconds"] for k, v in earlier_phases(p, ctx.folder.parent).items() if k != "teacher-logits"}
+    ctx.expected_s = {k: v["seconds"] for k, v in earlier_phases(p, ctx.folder.parent).items()
+                      if k not in ("teacher-logits", "calibrate")}  # their time depends on the data: they measure their own
     result: dict = {"name": ctx.name, "status": FINISHED, "data": used, "teacher": None, "student": None, "rows": []}
 
     def cfg(epochs: float, lr: float | None) -> TrainConfig:
@@ -90,6 +91,7 @@ def run_job(ctx) -> dict:
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=teacher_model)
         del teacher_model
+        _check_calibration(p, kd_data)
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
         if p["cloze"]:
@@ -100,6 +102,7 @@ def run_job(ctx) -> dict:
     else:
         del teacher_model
         ft_data = kind.load_data(task, source, max_train=p["finetune_samples"], max_eval=p["eval_samples"])
+        _check_calibration(p, ft_data)  # the same source: refused before the teacher's minutes of fine-tuning
         n_ft = _train_size(ft_data, p["finetune_samples"])
         rows, _ = train_rows(p)
         n_kd = p["train_samples"] if rows is None else min(rows, p["train_samples"])
@@ -203,6 +206,15 @@ def _cloze(ctx, p: dict, data) -> int | None:
     ctx.log(f"the intermediate stage trains on the {summary['originals']:,} training questions, the prediction "
             "stage on them and the cloze questions")
     return summary["originals"]
+
+
+def _check_calibration(p: dict, data) -> None:
+    """A job that calibrates its student's "no answer" (``calibrate_null``) is refused before any
+    training when its training questions cannot be calibrated on (made ones only, one article)."""
+    if p["calibrate_null"]:
+        from ..null_calibration import calibration_questions
+
+        calibration_questions(data.train)
 
 
 def _train_size(data, default: int) -> int:

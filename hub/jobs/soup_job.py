@@ -91,8 +91,8 @@ def run_soup(ctx) -> dict:
 
     # as the ingredients were scored (hub.training.eval_scores): their training length and evaluation options
     lengths = [trained_length(f, getattr(kind, "default_max_length", 128)) for f in folders]
-    allowed = getattr(kind, "eval_options", ())  # as inference.eval_options reads them, less a calibrated threshold
-    options = [{k: v for k, v in trained_options(c).items() if k in allowed} for c in cards]
+    # as inference.eval_options reads them, less a threshold calibrated to one of them
+    options = [trained_options(c, getattr(kind, "eval_options", ())) for c in cards]
     if len(set(lengths)) > 1 or any(o != options[0] for o in options):
         ctx.log(f"the students were scored at lengths {sorted(set(lengths))} with options {options}: the soup is "
                 f"scored at the first one's, {lengths[0]} tokens, {options[0]}")
@@ -102,7 +102,7 @@ def run_soup(ctx) -> dict:
 
     def evaluate(folder, null_threshold: float | None = None) -> dict:
         ctx.end_phase()
-        ctx.phase("evaluate")
+        ctx.phase("evaluate" if null_threshold is None else "rescore")  # rescore: at a calibrated threshold
         ref = str(folder)
         model, _ = load_model(ref, task)
         data = kind.load_data(task, DataSource(**source[0]), max_eval=source[1], need_train=False, reference=model)
@@ -121,8 +121,8 @@ def run_soup(ctx) -> dict:
         ctx.end_phase()
         result["student"] = summary(out)
     if calibration is not None and not ctx.cancel.is_set() and (result["student"] or {}).get("status") == FINISHED:
-        _calibrate(ctx, task, out, teacher, calibration, lengths[0], options[0],
-                   rescore=(lambda threshold: evaluate(out, threshold)) if source and task.head else None)
+        result["calibration"] = _calibrate(ctx, task, out, teacher, calibration,
+                                           rescore=(lambda t: evaluate(out, t)) if source and task.head else None)
         result["student"] = summary(out)
     if ctx.cancel.is_set():
         ctx.log("stop requested: the soup is kept; the benchmark is skipped")
@@ -152,16 +152,16 @@ def check_calibration(task_name: str, models: list[str]) -> None:
     _calibration_questions(get_task(task_name), first.card, first.teacher)
 
 
-def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[dict], str]:
-    """(questions, where) a soup's null threshold is calibrated on (``calibrate_null``): the
-    real training questions of its first ingredient's training data. Refused before the
-    soup is written when there is no teacher, no training data found from here, or too few
-    articles."""
+def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[dict], dict]:
+    """(questions, their source as calibrate-null flags) a soup's null threshold is calibrated on (``calibrate_null``): the
+    real training questions its first ingredient trained on (``hub.soup.trained_sizes``: not
+    the rest of a larger file or Hub split). Refused before the soup is written when there
+    is no teacher, no training data found from here, or too few articles."""
     from ..augment import training_questions
     from ..config import is_hub_id
     from ..data import DataError, DataSource
     from ..null_calibration import calibration_questions
-    from ..soup import train_source
+    from ..soup import train_source, trained_sizes
 
     if not teacher or not (Path(teacher).is_dir() or is_hub_id(teacher)):
         raise DataError("calibrating the soup's \"no answer\" needs its students' teacher, and their run cards "
@@ -170,41 +170,35 @@ def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[
     if kw is None:
         raise DataError("calibrating the soup's \"no answer\" reads its students' training questions, and their "
                         "training data is not found here")
-    questions, _ = training_questions(task, DataSource(**kw), None)
-    return calibration_questions(questions), kw.get("train_file") or kw.get("dataset")
+    read, own = trained_sizes(card)
+    questions, _ = training_questions(task, DataSource(**kw), read)
+    return calibration_questions(questions)[:own], {**kw, "max_train_samples": read}
 
 
-def _calibrate(ctx, task, out: Path, teacher: str, calibration: tuple[list[dict], str], length: int,
-               options: dict, rescore) -> None:
+def _calibrate(ctx, task, out: Path, teacher: str, calibration: tuple[list[dict], dict], rescore) -> str:
     """The soup's null threshold calibrated to its teacher's "no answer" decisions
     (``hub.null_calibration``) and recorded as its own, its scores redone at it, as
-    ``calibrate-null --apply`` does; a failure leaves the soup as it was (logged)."""
-    from ..inference import eval_options, trained_length
-    from ..kinds import get_kind
-    from ..models import load_model, load_tokenizer
-    from ..null_calibration import calibrate_null, record_calibration
+    ``calibrate-null --apply`` does; a failure leaves the soup as it was scored (a warning in
+    the log). Returns what happened, for the job's result."""
+    from ..null_calibration import calibrate_saved, record_calibration
 
-    kind = get_kind(task)
-    questions, where = calibration
+    questions, source = calibration
     ctx.phase("calibrate", 0, 2 * len(questions))
     ctx.log(f"calibrating the soup's null threshold to the teacher's \"no answer\" decisions on {len(questions):,} "
             "training questions, each with its own paragraph and another article's ...")
     try:
-        t_model, _ = load_model(teacher, task)
-        s_model, _ = load_model(str(out), task)
-        result = calibrate_null(kind, t_model, load_tokenizer(teacher), s_model, load_tokenizer(str(out)), questions,
-                                teacher_threshold=eval_options(teacher, task).get("null_threshold", kind.null_threshold),
-                                student_threshold=options.get("null_threshold", kind.null_threshold),
-                                teacher_length=trained_length(teacher, length), student_length=length)
-        del t_model, s_model
+        result = calibrate_saved(task, teacher, str(out), questions)  # the soup's own threshold and length
         ctx.end_phase()
-        record_calibration(out, result, teacher, str(where), rescore=rescore)
-    except (ValueError, OSError) as exc:  # DataError is a ValueError: the soup stays as it was scored
+        where = source.get("train_file") or source.get("dataset")
+        record_calibration(out, result, teacher, str(where), rescore=rescore, source=source)
+    except Exception as exc:  # the soup stays as it was written and scored
         ctx.end_phase()
-        ctx.log(f"calibration failed ({exc}): the soup keeps its threshold")
-        return
+        message = f"calibration failed ({type(exc).__name__}: {exc}): the soup keeps its threshold"
+        ctx.progress({"stage": "warning", "message": message})
+        return f"failed: {exc}"
     ctx.log(f"null threshold {result['threshold']:.4g}: agreement with the teacher {result['agreement']:.3f} "
             f"(was {result['agreement_at_prefer']:.3f}); the soup is scored at it")
+    return f"threshold {result['threshold']:.4g}"
 
 
 def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
@@ -213,7 +207,8 @@ def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
     pairs per real training question of the first ingredient) and the benchmark, each
     from the newest finished soup job of the task on this machine (``earlier_phases``),
     else the default guesses. Returns ``seconds``, ``phases`` (name -> seconds, basis,
-    source), ``overhead_s`` and ``basis``. No torch: run cards are read as JSON."""
+    source), ``overhead_s`` and ``basis``; run cards are read as JSON, nothing is loaded."""
+    from ..soup import trained_sizes
     from ..tasks import get_task
     from .estimate_rates import DEFAULT_GUESS, MEASURED, OVERHEAD_S, _phase_seconds, earlier_phases
 
@@ -228,11 +223,10 @@ def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
     if n_eval and task.head:
         phases["evaluate"] = _phase_seconds("evaluate", n_eval, earlier, task.kind)
     if p["calibrate_null"]:
-        d = data[0]
-        questions = int((d.get("augmentation") or {}).get("originals") or d.get("train_size") or 0)
+        questions = int(trained_sizes(cards[0])[1] or 0)
         phases["calibrate"] = _phase_seconds("calibrate", 2 * questions, earlier, task.kind)
-        if n_eval and phases["evaluate"]["basis"] == DEFAULT_GUESS:  # scored again at the new threshold
-            phases["evaluate"]["seconds"] = round(2 * phases["evaluate"]["seconds"], 1)
+        if n_eval and task.head:  # scored again at the new threshold
+            phases["rescore"] = _phase_seconds("rescore", n_eval, earlier, task.kind)
     if p["benchmark"] and task.head and n_eval:
         phases["benchmark"] = _phase_seconds("benchmark", n_eval, earlier, task.kind)
     return {"seconds": round(sum(ph["seconds"] for ph in phases.values()) + OVERHEAD_S, 1), "phases": phases,
