@@ -336,6 +336,13 @@ def test_the_distill_tabs_soup_section_lists_checks_and_queues(hub_home, trained
     card = {"status": "finished", "eval": {"student": {"accuracy": 0.8}},
             "soup": {"ingredients": [{"eval": {"accuracy": 0.7}}, {"eval": {"accuracy": 0.75}}]}}
     assert run_status.soup_line(card, "accuracy") == " · the average of 2 students (accuracy 0.700–0.750)"
+    import doctest
+
+    assert doctest.testmod(run_status).failed == 0  # calibration_line
+    assert run_status.calibration_line(card, "accuracy") == ""
+    distilled = {"null_calibration": {"threshold": 4.9, "agreement": 0.876, "how": "distill"}}
+    assert run_status.calibration_line(distilled, "f1") == \
+        ' · "no answer" calibrated to the teacher: threshold 4.9 (agreement 0.876)'
     assert run_status.PHASES["soup"] == "averaging the students' weights"
 
 

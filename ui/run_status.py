@@ -219,7 +219,7 @@ def result_markdown(status: dict | None, cards: dict[str, dict]) -> str:
                           if isinstance(row, dict) and row.get("role") == "student" and row.get("speedup_p50")), None)
             if speed:
                 text += f" · {speed:.2f}× faster (p50)"
-            text += soup_line(card, head)
+            text += soup_line(card, head) + calibration_line(card, head)
         lines.append(text)
         warnings += card.get("warnings") or []
     lines += [f"- ⚠️ **Warning:** {esc(views.redact_text(w))}" for w in dict.fromkeys(warnings)]
@@ -235,6 +235,23 @@ def result_markdown(status: dict | None, cards: dict[str, dict]) -> str:
         lines.append(f"- [Compare them side by side](?tab=compare&task={quote(task.name)}&a={quote(names['teacher'])}"
                      f"&b={quote(names['student'])})")
     return "\n".join(lines)
+
+
+def calibration_line(card: dict, head: str) -> str:
+    """For a QA model whose "no answer" threshold was calibrated to its teacher: the threshold,
+    and the score it had before when that was recorded.
+
+    >>> calibration_line({"null_calibration": {"threshold": -2.048, "agreement": 0.8587},
+    ...                   "eval_before_calibration": {"student": {"f1": 27.26}}}, "f1")
+    ' · "no answer" calibrated to the teacher: threshold -2.05 (agreement 0.859; f1 27.260 at 0 before)'
+    """
+    c = card.get("null_calibration")
+    if not c:
+        return ""
+    before = ((card.get("eval_before_calibration") or {}).get("student") or {}).get(head)
+    was = f"; {head} {before:.3f} at {c.get('before') or 0:g} before" if isinstance(before, (int, float)) else ""
+    return (f" · \"no answer\" calibrated to the teacher: threshold {c['threshold']:.3g} "
+            f"(agreement {c.get('agreement') or 0:.3f}{was})")
 
 
 def soup_line(card: dict, head: str) -> str:
