@@ -153,16 +153,15 @@ def cmd_augment(args) -> int:
 
 def _trained(ref: str, task):
     """(model, tokenizer, the evaluation options its run card records, its training length) of a
-    model with a trained head for ``task``; exits with a clear line when it has none."""
-    from .inference import eval_options, trained_length
-    from .kinds import get_kind
-    from .models import load_model, load_tokenizer, resolve_model_ref
+    model with a trained head for ``task`` (``hub.inference.load_trained``); exits with a clear
+    line when it has none."""
+    from .inference import load_trained
+    from .models import UntrainedHeadError
 
-    model, trained = load_model(ref, task)
-    if not trained:
-        raise SystemExit(f"error: {ref} has no trained {task.head} head; fine-tune it first")
-    length = trained_length(ref, getattr(get_kind(task), "default_max_length", 128))
-    return model, load_tokenizer(ref), eval_options(resolve_model_ref(ref), task), length
+    try:
+        return load_trained(ref, task)
+    except UntrainedHeadError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def _evaluate(args, task, ref: str) -> dict:

@@ -314,8 +314,8 @@ def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data
     check_calibrate_null(kind, task, eval_options)
     questions = calibration_questions(data.train)
     teacher_threshold = recorded_options(teacher_ref, task).get("null_threshold", kind.null_threshold)
-    where = (getattr(data, "source", None) or {}).get("train_file") or \
-        (getattr(data, "source", None) or {}).get("dataset") or "the training questions"
+    described = getattr(data, "source", None) or {}
+    where = described.get("train_file") or described.get("dataset") or "the training questions"
 
     def calibrate(student) -> dict:
         if progress:  # a phase over the pairs: each question with its own paragraph and another article's

@@ -54,6 +54,18 @@ def eval_options(ref: str, task: Task) -> dict:
     return {k: v for k, v in recorded.items() if k in allowed} if isinstance(recorded, dict) else {}
 
 
+def load_trained(ref: str, task: Task):
+    """(model, tokenizer, the evaluation options its run card records, its training length) of a
+    model with a trained head for ``task``; :class:`hub.models.UntrainedHeadError` when it has none."""
+    from .models import UntrainedHeadError, resolve_model_ref
+
+    model, trained = load_model(ref, task)
+    if not trained:
+        raise UntrainedHeadError(f"{ref} has no trained {task.head} head; fine-tune it first")
+    length = trained_length(ref, getattr(get_kind(task), "default_max_length", 128))
+    return model, load_tokenizer(ref), eval_options(resolve_model_ref(ref), task), length
+
+
 def runtime_label(model) -> str:
     """How a loaded model runs, for the page: "PyTorch", "ONNX Runtime fp32" or "ONNX Runtime int8"."""
     card = getattr(model, "card", None)

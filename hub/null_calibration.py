@@ -188,23 +188,17 @@ def calibrate_null(kind, teacher, teacher_tokenizer, student, student_tokenizer,
 def calibrate_saved(task, teacher_ref: str, model_ref: str, questions: Sequence[dict], batch_size: int = 64) -> dict:
     """:func:`calibrate_null` for two saved models (folders or Hub ids), each loaded with its
     trained head, its recorded null threshold (its run card's, else the kind's) and its
-    training length; refused when either has no trained head."""
-    from .inference import eval_options, trained_length
+    training length (``hub.inference.load_trained``); refused when either has no trained head."""
+    from .inference import load_trained
     from .kinds import get_kind
-    from .models import load_model, load_tokenizer, resolve_model_ref
 
     kind = get_kind(task)
-    loaded = []
-    for ref in (teacher_ref, model_ref):
-        model, trained = load_model(ref, task)
-        if not trained:
-            raise DataError(f"{ref} has no trained {task.head} head; fine-tune it first")
-        threshold = eval_options(resolve_model_ref(ref), task).get("null_threshold", kind.null_threshold)
-        loaded.append((model, load_tokenizer(ref), threshold, trained_length(ref, kind.default_max_length)))
-    (t, t_tok, t_threshold, t_length), (s, s_tok, s_threshold, s_length) = loaded
-    return calibrate_null(kind, t, t_tok, s, s_tok, questions, teacher_threshold=t_threshold,
-                          student_threshold=s_threshold, teacher_length=t_length, student_length=s_length,
-                          batch_size=batch_size)
+    (t, t_tok, t_options, t_length), (s, s_tok, s_options, s_length) = (load_trained(ref, task)
+                                                                        for ref in (teacher_ref, model_ref))
+    return calibrate_null(kind, t, t_tok, s, s_tok, questions,
+                          teacher_threshold=t_options.get("null_threshold", kind.null_threshold),
+                          student_threshold=s_options.get("null_threshold", kind.null_threshold),
+                          teacher_length=t_length, student_length=s_length, batch_size=batch_size)
 
 
 def recordable_card(folder) -> dict:

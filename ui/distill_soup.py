@@ -74,7 +74,8 @@ def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool 
     if len(models or []) < 2:
         return ""
     try:
-        e = jobs.soup_estimate({"task": task, "models": list(models), "calibrate_null": bool(calibrate) and _is_qa(task)})
+        e = jobs.soup_estimate({"task": task, "models": list(models),
+                                "calibrate_null": bool(calibrate) and _is_qa(task)})
     except ValueError as exc:
         return f"**Cannot estimate yet:** {esc(str(exc))}"
     names = {**ESTIMATE_PHASES, "soup": "average the weights", "evaluate": "evaluate the soup",
@@ -94,8 +95,8 @@ def build(task: str) -> dict:
                                        max_choices=jobs.MAX_INGREDIENTS)
         c["soup_name"] = gr.Textbox(label="Soup name (optional)", max_length=60, placeholder=f"{task}-soup",
                                     elem_id="soup-name")
-        c["soup_calibrate"] = gr.Checkbox(False, label=LABELS["calibrate_null"], info=CALIBRATE_HELP, visible=_is_qa(task),
-                                          elem_id="soup-calibrate")
+        c["soup_calibrate"] = gr.Checkbox(False, label=LABELS["calibrate_null"], info=CALIBRATE_HELP,
+                                          visible=_is_qa(task), elem_id="soup-calibrate")
         c["soup_estimate"] = gr.Markdown(elem_id="soup-estimate")
         c["soup_start"] = gr.Button("Average them", elem_id="soup-start")
     return c

@@ -153,10 +153,11 @@ def check_calibration(task_name: str, models: list[str]) -> None:
 
 
 def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[dict], dict]:
-    """(questions, their source as calibrate-null flags) a soup's null threshold is calibrated on (``calibrate_null``): the
-    real training questions its first ingredient trained on (``hub.soup.trained_sizes``: not
-    the rest of a larger file or Hub split). Refused before the soup is written when there
-    is no teacher, no training data found from here, or too few articles."""
+    """(questions, their source as calibrate-null flags) a soup's null threshold is calibrated on
+    (``calibrate_null``): the real training questions its first ingredient trained on
+    (``hub.soup.trained_sizes``: not the rest of a larger file or Hub split). Refused before
+    the soup is written when there is no teacher, no training data found from here, or too
+    few articles."""
     from ..augment import training_questions
     from ..config import is_hub_id
     from ..data import DataError, DataSource
