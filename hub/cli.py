@@ -193,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="tokens per example (default: the model's training length)")
     _eval_args(p)
     _data_args(p, train=False)
+    g = p.add_argument_group("greedy soup (Wortsman et al.): choose the ingredients on held-out data")
+    g.add_argument("--greedy", action="store_true",
+                   help="rank the models by their score on --select-file, start from the best and add each next one "
+                        "only when the soup's score does not fall (default: average them all)")
+    g.add_argument("--select-file", help="held-out selection data in the task's file format; never the evaluation set")
+    g.add_argument("--teacher", help="score the selection by agreement with this model's predictions (QA: mean F1 "
+                   "of the two answers), so the file's labels are not used; default: the task's headline metric "
+                   "against the file's labels")
+    g.add_argument("--max-select-samples", type=int, help="the first N examples of --select-file")
 
     p = sub.add_parser("bench", help="benchmark models: quality, latency, memory, size", allow_abbrev=False)
     p.add_argument("--task", required=True)

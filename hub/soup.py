@@ -143,10 +143,22 @@ def average_state(folders: list[Path]) -> dict[str, torch.Tensor]:
     return out
 
 
+def check_output(models: list[str], output_dir: str | Path, overwrite: bool) -> Path:
+    """``output_dir`` as a path; a ``ValueError`` when it is one of the ingredients, or holds
+    files and ``overwrite`` is not given (checked before any minutes are spent)."""
+    out = Path(output_dir)
+    if out.resolve() in {Path(m).resolve() for m in models}:
+        raise ValueError("--output-dir is one of the ingredients: write the soup to a new folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} is not empty (pass --overwrite to replace it)")
+    return out
+
+
 def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: bool = False,
-              evaluate: Callable[[Path], dict] | None = None) -> dict:
+              evaluate: Callable[[Path], dict] | None = None, selection: dict | None = None) -> dict:
     """Average ``models`` into ``output_dir``; returns its run card (status finished,
-    ``soup`` lists the ingredients and their recorded evaluation). ``evaluate(folder)``
+    ``soup`` lists the ingredients and their recorded evaluation). ``selection``: how a
+    greedy soup chose ``models`` (``hub.soup_select``), recorded as ``soup.selection``. ``evaluate(folder)``
     scores the soup; the ingredients' recorded teacher score and the retention
     against it are added when they share teacher and eval data. With ``evaluate`` the
     card says ``running`` until the scores are in, ``failed`` (weights kept) when the
@@ -154,12 +166,8 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     from .tasks import get_task, retention
 
     folders, cards, warnings = check_ingredients(models, task)
-    out = Path(output_dir)
-    if out.resolve() in {f.resolve() for f in folders}:
-        raise ValueError("--output-dir is one of the ingredients: write the soup to a new folder")
+    out = check_output(models, output_dir, overwrite)
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{out} is not empty (pass --overwrite to replace it)")
         shutil.rmtree(out)
     state = average_state(folders)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,9 +194,13 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     # "finished" model behind (the job queue marks a "running" card of a killed job failed)
     card = {**base, "status": "finished" if evaluate is None else "running", "created_at": utc_now(),
             "warnings": list(dict.fromkeys([*base.get("warnings", []), *warnings])),  # the teacher's still hold
-            "soup": {"method": "uniform weight average", "ingredients": [
+            "soup": {"method": "uniform weight average" if selection is None else
+                     "greedy soup: uniform weight average of the ingredients chosen on held-out data",
+                     "ingredients": [
                 {"path": str(f), "settings": {k: st.get(k) for k in differ}, "eval": r.get("student") or r.get("model")}
                 for f, r, st in zip(folders, recorded, settings)]}}
+    if selection is not None:
+        card["soup"]["selection"] = selection
     write_card(out, card)
     _write_readme(out, card)
     if evaluate is not None:

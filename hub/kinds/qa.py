@@ -208,6 +208,14 @@ class QAKind:
         same = sum(normalize_answer(a) == normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
         return same / len(predictions_a)
 
+    def agreement_f1(self, predictions_a: list, predictions_b: list) -> float:
+        """Mean token F1 (0..1) of one model's answers against the other's (both "no answer": 1; one: 0)."""
+        if len(predictions_a) != len(predictions_b):
+            raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
+        if not predictions_a:
+            raise ValueError("no answers to compare")
+        return sum(answer_f1(a, b) for a, b in zip(predictions_a, predictions_b)) / len(predictions_a)
+
     chance_name = 'always answering "no answer"'  # what chance_level scores
 
     def chance_level(self, data: QAData) -> float:
