@@ -175,9 +175,12 @@ def _intro(card: dict, name: str) -> list[str]:
                 f"{teacher_md} with Distill Hub's TinyBERT task distillation.")
         if card.get("soup"):
             n = len(card["soup"].get("ingredients") or [])
+            chosen = card["soup"].get("selection")
+            among = (f", chosen greedily among {len(chosen.get('ingredients') or [])} on held-out data"
+                     if chosen else "")
             lead = (f"A model soup: the uniform weight average of {n} TinyBERT-style students (`{spec.get('spec', 'custom')}`"
-                    f": {shape}), each distilled from the teacher {teacher_md} with Distill Hub from the same start — "
-                    "one model of the same size and speed as each of them.")
+                    f": {shape}){among}, each distilled from the teacher {teacher_md} with Distill Hub from the same "
+                    "start — one model of the same size and speed as each of them.")
     else:
         lead = f"A teacher fine-tuned from {teacher_md} with Distill Hub, ready to be distilled into smaller students."
     out = [f"# {name}", "", lead, "", f"Task: **{card.get('task')}**" + (f" — {task.description}" if task else ""), ""]
@@ -214,6 +217,21 @@ def _soup_section(card: dict) -> list[str]:
         if head:
             cells.append(_pct(head, (i.get("eval") or {}).get(head), card))
         out.append("| " + " | ".join(cells) + " |")
+    return out + [""] + _selection_lines(soup.get("selection"))
+
+
+def _selection_lines(selection: dict | None) -> list[str]:
+    """How a greedy soup chose its ingredients (``hub.soup_select``): every candidate's score alone and the soup's with it."""
+    if not selection:
+        return []
+    out = [f"Chosen by {selection.get('method', 'greedy soup')} on `{Path(selection.get('data', '')).name}` "
+           f"({selection.get('size')} examples; score: {selection.get('score')}): the candidates best alone first, "
+           "each kept when the soup's score with it did not fall.", "",
+           "| candidate | rank alone | score alone | soup with it | kept |", "|---|---|---|---|---|"]
+    for r in selection.get("ingredients") or []:
+        with_it = "—" if r.get("soup_score") is None else f"{r['soup_score']:.3f}"
+        out.append(f"| `{Path(r['path']).name}` | {r.get('rank')} | {r.get('alone', float('nan')):.3f} | {with_it} | "
+                   f"{'yes' if r.get('kept') else 'no'} |")
     return out + [""]
 
 
@@ -267,7 +285,11 @@ def _hardware_section(card: dict) -> list[str]:
 def _reproduce_section(card: dict) -> list[str]:
     task = TASKS.get(card.get("task", ""))
     if card.get("soup"):
-        models = " ".join(f"--model {Path(i['path']).name}" for i in card["soup"].get("ingredients") or [])
+        selection = card["soup"].get("selection")
+        models = " ".join(f"--model {Path(i['path']).name}" for i in (selection or card["soup"]).get("ingredients") or [])
+        if selection:
+            teacher = f" --teacher {Path(selection['teacher']).name}" if selection.get("teacher") else ""
+            models += f" --greedy --select-file {Path(selection.get('data', 'SELECT')).name}{teacher}"
         return ["## Reproduce", "", "From the Distill Hub repository, with the ingredients' folders (each holds the "
                 "run card and README of its own distillation, with its command):", "", "```bash",
                 f"python -m hub soup --task {card.get('task')} {models} --output-dir runs/soup",

@@ -102,6 +102,10 @@ def test_greedy_soup_leaves_out_the_student_that_ruins_it(qa_soup_setup, tmp_pat
     soup, a, b = (load_file(f / "model.safetensors") for f in (out, students["oracle"], students["scaled"]))
     torch.testing.assert_close(soup["qa_outputs.weight"], (a["qa_outputs.weight"] + b["qa_outputs.weight"]) / 2)
     assert card["eval"]["student"]["f1"] == pytest.approx(100.0)
+    readme = (out / "README.md").read_text()
+    assert "chosen greedily among 3 on held-out data" in readme and "| `negated` | 3 |" in readme
+    assert ("--model oracle --model scaled --model negated --greedy --select-file select.json"
+            + (" --teacher teacher" if against_teacher else "")) in readme
     # a uniform soup of all three is ruined by the negated one (the reason to choose)
     assert _soup(students, tmp_path / "uniform", "--eval-file", str(evaluation)) == 0
     capsys.readouterr()
