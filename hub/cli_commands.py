@@ -98,9 +98,10 @@ def cmd_finetune(args) -> int:
 
 def cmd_distill(args) -> int:
     from .config import DistillConfig, from_args
-    from .distill import check_calibrate_null, default_learning_rate, distill, kind_stages
+    from .distill import default_learning_rate, distill, kind_stages
     from .kinds import get_kind
     from .models import parse_student
+    from .null_calibration import check_calibrate_null
     from .tasks import get_task
 
     task = get_task(args.task)

@@ -37,6 +37,7 @@ from .config import default_learning_rate as _default_lr
 from .kinds import check_eval_options, get_kind
 from .models import (StudentSpec, UntrainedHeadError, adaptor, build_student, ffn_size, load_model, load_tokenizer,
                      model_size, set_attention_dropout)
+from .null_calibration import null_calibrator
 from .teacher_cache import LogitCache, ProgressHook, TopKLogitCache, stage_cache
 from .tasks import Task
 from .training import (ProgressCallback, base_card, check_output_dir, check_resume, eval_scores, finish, run_trainer,
@@ -217,8 +218,9 @@ def distill(
     n_S, n_T = student_model.config.num_hidden_layers, teacher.config.num_hidden_layers
     layer_map = losses.validate_layer_map(list(dcfg.layer_map), n_S, n_T) if dcfg.layer_map else default_map
     tokenizer = load_tokenizer(teacher_ref)
-    calibrate = null_calibrator(kind, task, teacher_ref, teacher, tokenizer, data, cfg, eval_options, progress) \
-        if calibrate_null else None  # refused here, before --overwrite empties the folder, when it cannot run
+    # refused here, before --overwrite empties the folder, when it cannot run
+    calibrate = null_calibrator(kind, task, teacher_ref, teacher, tokenizer, data, cfg.max_length, eval_options,
+                                progress) if calibrate_null else None
     out = Path(output_dir)
     check_output_dir(out, resume, overwrite)
     module = DistillModule(student_model, teacher.config.hidden_size)
@@ -290,42 +292,6 @@ def distill(
     return finish(card, out, student_model, tokenizer, data, task, cfg, run_stages, progress=progress,
                    teacher=teacher, teacher_scores=teacher_scores, evaluate_fn=evaluate_fn, eval_options=eval_options,
                    calibrate=calibrate)
-
-
-def check_calibrate_null(kind, task: Task, eval_options: dict | None) -> None:
-    """``--calibrate-null`` is refused for a task without a null answer and with a threshold given."""
-    if "null_threshold" not in getattr(kind, "eval_options", ()):
-        raise ValueError(f"--calibrate-null is for question answering; task {task.name} has no null answer")
-    if (eval_options or {}).get("null_threshold") is not None:
-        raise ValueError("--calibrate-null sets the student's null threshold: give it without --null-threshold")
-
-
-def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data, cfg: TrainConfig,
-                    eval_options: dict | None, progress: ProgressHook | None = None):
-    """``calibrate(student) -> null_calibration`` for :func:`hub.training.finish`
-    (``distill --calibrate-null``): :func:`hub.null_calibration.calibrate_null` over the
-    real training questions of ``data`` (a transfer set's made ones left out), each with
-    its own paragraph and another article's, the teacher deciding at its recorded
-    threshold. Refuses, before any training, a task without a null answer, a
-    threshold given as well, and questions from fewer than two articles."""
-    from .inference import eval_options as recorded_options
-    from .null_calibration import calibrate_null, calibration_questions, calibration_record
-
-    check_calibrate_null(kind, task, eval_options)
-    questions = calibration_questions(data.train)
-    teacher_threshold = recorded_options(teacher_ref, task).get("null_threshold", kind.null_threshold)
-    described = getattr(data, "source", None) or {}
-    where = described.get("train_file") or described.get("dataset") or "the training questions"
-
-    def calibrate(student) -> dict:
-        if progress:  # a phase over the pairs: each question with its own paragraph and another article's
-            progress({"stage": "calibrate", "step": 0, "total": 2 * len(questions), "losses": {}})
-        result = calibrate_null(kind, teacher, tokenizer, student, tokenizer, questions,
-                                teacher_threshold=teacher_threshold, student_threshold=kind.null_threshold,
-                                teacher_length=cfg.max_length, student_length=cfg.max_length)
-        return calibration_record(result, teacher_ref, str(where), how="distill")
-
-    return calibrate
 
 
 def stage_attention(stage: str, student, teacher) -> dict:

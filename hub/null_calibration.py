@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .data import DataError
+
+if TYPE_CHECKING:
+    from .tasks import Task
 
 OTHER = "#other-article"  # suffix of the ids of the paired-with-another-article questions
 
@@ -293,3 +297,38 @@ def record_calibration(folder, result: dict, teacher: str, calibration_data: str
     write_card(folder, card)
     write_model_card(folder, card)
     return card
+
+
+def check_calibrate_null(kind, task: Task, eval_options: dict | None) -> None:
+    """``--calibrate-null`` is refused for a task without a null answer and with a threshold given."""
+    if "null_threshold" not in getattr(kind, "eval_options", ()):
+        raise ValueError(f"--calibrate-null is for question answering; task {task.name} has no null answer")
+    if (eval_options or {}).get("null_threshold") is not None:
+        raise ValueError("--calibrate-null sets the student's null threshold: give it without --null-threshold")
+
+
+def null_calibrator(kind, task: Task, teacher_ref: str, teacher, tokenizer, data, max_length: int,
+                    eval_options: dict | None, progress: Callable[[dict], None] | None = None):
+    """``calibrate(student) -> null_calibration`` for :func:`hub.training.finish`
+    (``distill --calibrate-null``): :func:`calibrate_null` over the
+    real training questions of ``data`` (a transfer set's made ones left out), each with
+    its own paragraph and another article's, the teacher deciding at its recorded
+    threshold. Refuses, before any training, a task without a null answer, a
+    threshold given as well, and questions from fewer than two articles."""
+    from .inference import eval_options as recorded_options
+
+    check_calibrate_null(kind, task, eval_options)
+    questions = calibration_questions(data.train)
+    teacher_threshold = recorded_options(teacher_ref, task).get("null_threshold", kind.null_threshold)
+    described = getattr(data, "source", None) or {}
+    where = described.get("train_file") or described.get("dataset") or "the training questions"
+
+    def calibrate(student) -> dict:
+        if progress:  # a phase over the pairs: each question with its own paragraph and another article's
+            progress({"stage": "calibrate", "step": 0, "total": 2 * len(questions), "losses": {}})
+        result = calibrate_null(kind, teacher, tokenizer, student, tokenizer, questions,
+                                teacher_threshold=teacher_threshold, student_threshold=kind.null_threshold,
+                                teacher_length=max_length, student_length=max_length)
+        return calibration_record(result, teacher_ref, str(where), how="distill")
+
+    return calibrate
