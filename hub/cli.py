@@ -10,8 +10,9 @@ import argparse
 import sys
 
 # the commands themselves (this docstring is the parser's description, so the pointer is here)
-from .cli_commands import (cmd_augment, cmd_bench, cmd_bench_distill, cmd_calibrate_null, cmd_cloze, cmd_delete,
-                           cmd_distill, cmd_evaluate, cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile, cmd_soup)
+from .cli_commands import (cmd_augment, cmd_bench, cmd_bench_distill, cmd_cloze, cmd_delete, cmd_distill,
+                           cmd_evaluate, cmd_export, cmd_finetune, cmd_leaderboard, cmd_profile)
+from .cli_soup import cmd_calibrate_null, cmd_soup
 
 
 def _data_args(p: argparse.ArgumentParser, train: bool = True, limit_train: bool = True) -> None:
