@@ -200,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "only when the soup's score does not fall (default: average them all)")
     g.add_argument("--select-file", help="held-out selection data in the task's file format; never the evaluation set")
     g.add_argument("--teacher", help="score the selection by agreement with this model's predictions (QA: mean F1 "
-                   "of the two answers), so the file's labels are not used; default: the task's headline metric "
-                   "against the file's labels")
+                   "of the two answers): the file's labels are not used for the score (it must still be valid data "
+                   "of the task); default: the task's headline metric against the file's labels")
     g.add_argument("--max-select-samples", type=int, help="the first N examples of --select-file")
 
     p = sub.add_parser("bench", help="benchmark models: quality, latency, memory, size", allow_abbrev=False)

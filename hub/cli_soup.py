@@ -143,22 +143,26 @@ def cmd_soup(args) -> int:
     task = get_task(args.task)
     _eval_options(args, task)  # a bad flag fails before any writing
 
+    models, selection, recorded = args.model, None, None
+
     def evaluate(folder) -> dict:
-        print(f"averaged {len(args.model)} models into {folder}; evaluating ...", file=sys.stderr, flush=True)
+        print(f"averaged {len(models)} models into {folder}; evaluating ...", file=sys.stderr, flush=True)
         return _evaluate(args, task, str(folder))
 
+    greedy = args.greedy or args.select_file or args.teacher or args.max_select_samples is not None
+    if greedy:
+        _check_greedy_flags(args, task)
     has_data = any([args.data_dir, args.eval_file, args.dataset])
     why = ""
     if not has_data and task.head:  # the evaluation data the ingredients were scored on, as the app's soup job does
         has_data, why = _students_eval_data(args, task)
-    models, selection = args.model, None
-    if args.greedy or args.select_file or args.teacher or args.max_select_samples is not None:
-        models, selection = _greedy(args, task)
+    if greedy:
+        models, selection, recorded = _greedy(args, task, has_data)
     card = make_soup(models, args.output_dir, task.name, overwrite=args.overwrite,
-                     evaluate=evaluate if has_data else None, selection=selection)
+                     evaluate=evaluate if has_data else None, selection=selection, eval_options=recorded)
     if not has_data:
         reason = f"; not scored: {why} (pass --data-dir, --eval-file or --dataset)" if task.head else ""
-        print(f"averaged {len(args.model)} models into {args.output_dir}{reason}", file=sys.stderr, flush=True)
+        print(f"averaged {len(models)} models into {args.output_dir}{reason}", file=sys.stderr, flush=True)
     ingredients = [{"path": i["path"], task.headline: (i["eval"] or {}).get(task.headline)}
                    for i in card["soup"]["ingredients"]]  # the card keeps their full scores
     chosen = {"selection": selection["ingredients"]} if selection else {}
@@ -171,57 +175,51 @@ def cmd_soup(args) -> int:
     return 0
 
 
-def _evaluation_files(args, task, cards: list) -> set[str]:
-    """The resolved evaluation files a soup is (or its ingredients were) scored on, found from here."""
-    files = set()
-    for d in [{"eval_file": args.eval_file, "data_dir": args.data_dir}, *((c or {}).get("data") or {} for c in cards)]:
-        if d.get("eval_file"):
-            files.add(d["eval_file"])
-        if d.get("data_dir") and task.local_files.get("eval"):
-            files.add(str(Path(d["data_dir"]) / task.local_files["eval"]))
-    return {str(Path(f).resolve()) for f in files if Path(f).exists()}
-
-
-def _greedy(args, task) -> tuple[list[str], dict]:
-    """A greedy soup's ingredients (``hub.soup_select``), chosen on ``--select-file``, and the record
-    of the choice; refusals (no selection file, the evaluation set as one, a written --output-dir)
-    before any model is scored."""
-    import argparse
-    import time
-
-    from .kinds import get_kind
-    from .models import load_model
-    from .soup import average_state, check_ingredients, check_output, trained_options
-    from .soup_select import greedy_select, score_name, selection_scorer
+def _check_greedy_flags(args, task) -> None:
+    """The greedy flags' refusals that need nothing loaded (before the soup's evaluation data is looked for)."""
+    from .soup_select import check_greedy
 
     if not args.greedy:
         raise ValueError("--select-file, --teacher and --max-select-samples choose a greedy soup's ingredients: "
                          "add --greedy")
+    check_greedy(task)
     if not args.select_file:
         raise ValueError("--greedy needs --select-file: held-out data to choose the ingredients on (never the "
                          "evaluation set)")
     if not Path(args.select_file).is_file():
         raise ValueError(f"--select-file {args.select_file}: no such file")
+
+
+def _greedy(args, task, has_data: bool) -> tuple[list[str], dict, dict]:
+    """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on ``--select-file``, the
+    record of the choice and the evaluation options to record for the soup (the first given
+    model's, as a uniform soup of them all would have); refusals (a selection set that shares examples with the evaluation set,
+    a written --output-dir) before any model is scored."""
+    import argparse
+
+    from .kinds import get_kind
+    from .models import load_model
+    from .soup import check_ingredients, check_output, trained_options
+    from .soup_select import choose, ingredient_evaluations, score_name
+
     folders, cards, _ = check_ingredients(args.model, task.name)
     check_output(args.model, args.output_dir, args.overwrite)
-    if str(Path(args.select_file).resolve()) in _evaluation_files(args, task, cards):
-        raise ValueError(f"--select-file {args.select_file} is the evaluation set: a soup chosen on the examples it "
-                         "is scored on reports an upper bound; choose on other held-out data")
+    reference = load_model(str(folders[0]), task)[0]  # a classifier's labels: the data are read against them
     flags = argparse.Namespace(eval_file=args.select_file, data_dir=None, dataset=None, dataset_config=None,
                                text_column=args.text_column, label_column=args.label_column,
                                max_eval_samples=args.max_select_samples)
-    data = _load_data(flags, task, reference=load_model(str(folders[0]), task)[0], need_train=False)
-    options = {**trained_options(cards[0], getattr(get_kind(task), "eval_options", ())), **_eval_options(args, task)}
-    against = f"agreement with {args.teacher}" if args.teacher else f"{task.headline} against the file's labels"
-    print(f"greedy soup: scoring {len(folders)} models on {args.select_file} ({data.eval_size} examples; "
-          f"{against}) ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    score = selection_scorer(task, folders[0], options, data, teacher=args.teacher, batch_size=args.batch_size,
-                             max_length=args.max_length)
-    chosen, records = greedy_select(folders, score, average_state,
-                                    progress=lambda line: print(line, file=sys.stderr, flush=True))
-    selection = {"method": "greedy soup (Wortsman et al., 2022)", "data": str(Path(args.select_file).resolve()),
-                 "size": data.eval_size, "score": score_name(task, args.teacher), "teacher": args.teacher, "options": options, "ingredients": records,
-                 "time_s": round(time.perf_counter() - start, 1)}
+    selection = _load_data(flags, task, reference=reference, need_train=False)
+    evaluations = ingredient_evaluations(task, cards, reference)
+    if has_data:
+        evaluations.append(_load_data(args, task, reference=reference, need_train=False))
+    del reference
+    recorded = trained_options(cards[0], getattr(get_kind(task), "eval_options", ()))
+    options = {**recorded, **_eval_options(args, task)}  # as the soup will be scored
+    print(f"greedy soup: scoring {len(folders)} models on {args.select_file} ({score_name(task, args.teacher)}) ...",
+          file=sys.stderr, flush=True)
+    chosen, record = choose(task, folders, options, selection, str(Path(args.select_file).resolve()), evaluations,
+                            teacher=args.teacher, batch_size=args.batch_size, max_length=args.max_length,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    record["max_samples"] = args.max_select_samples
     print(f"greedy soup: {len(chosen)} of {len(folders)} models kept", file=sys.stderr, flush=True)
-    return [str(f) for f in chosen], selection
+    return [str(f) for f in chosen], record, recorded

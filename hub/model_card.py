@@ -288,8 +288,13 @@ def _reproduce_section(card: dict) -> list[str]:
         selection = card["soup"].get("selection")
         models = " ".join(f"--model {Path(i['path']).name}" for i in (selection or card["soup"]).get("ingredients") or [])
         if selection:
-            teacher = f" --teacher {Path(selection['teacher']).name}" if selection.get("teacher") else ""
-            models += f" --greedy --select-file {Path(selection.get('data', 'SELECT')).name}{teacher}"
+            teacher = selection.get("teacher")
+            if teacher and Path(teacher).is_dir():  # a local folder by its name; a Hub id as it is
+                teacher = Path(teacher).name
+            models += f" --greedy --select-file {Path(selection.get('data', 'SELECT')).name}"
+            models += f" --teacher {teacher}" if teacher else ""
+            if selection.get("max_samples") is not None:
+                models += f" --max-select-samples {selection['max_samples']}"
         return ["## Reproduce", "", "From the Distill Hub repository, with the ingredients' folders (each holds the "
                 "run card and README of its own distillation, with its command):", "", "```bash",
                 f"python -m hub soup --task {card.get('task')} {models} --output-dir runs/soup",

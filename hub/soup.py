@@ -155,10 +155,13 @@ def check_output(models: list[str], output_dir: str | Path, overwrite: bool) -> 
 
 
 def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: bool = False,
-              evaluate: Callable[[Path], dict] | None = None, selection: dict | None = None) -> dict:
+              evaluate: Callable[[Path], dict] | None = None, selection: dict | None = None,
+              eval_options: dict | None = None) -> dict:
     """Average ``models`` into ``output_dir``; returns its run card (status finished,
     ``soup`` lists the ingredients and their recorded evaluation). ``selection``: how a
-    greedy soup chose ``models`` (``hub.soup_select``), recorded as ``soup.selection``. ``evaluate(folder)``
+    greedy soup chose ``models`` (``hub.soup_select``), recorded as ``soup.selection``.
+    ``eval_options``: the soup's evaluation options (default: its first ingredient's, less a
+    threshold calibrated to it; a greedy soup passes those it was chosen with). ``evaluate(folder)``
     scores the soup; the ingredients' recorded teacher score and the retention
     against it are added when they share teacher and eval data. With ``evaluate`` the
     card says ``running`` until the scores are in, ``failed`` (weights kept) when the
@@ -179,7 +182,7 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     for stale in ("eval", "train_time_s", "train_examples_per_s", "wall_time_s", "stage_train", "history", "error",
                   "teacher_cache", "logit_cache", "null_calibration", "eval_before_calibration", "eval_options"):
         base.pop(stale, None)
-    if options := trained_options(cards[0]):
+    if options := (trained_options(cards[0]) if eval_options is None else eval_options):
         base["eval_options"] = options
     # the card keeps what every ingredient shares; what differs (a seed, a learning rate, alpha) is listed per
     # ingredient: a soup has no one seed

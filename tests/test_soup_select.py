@@ -14,7 +14,6 @@ from safetensors.torch import load_file, save_file
 
 from hub.cli import main
 from hub.kinds import get_kind
-from hub.soup import average_state
 from hub.soup_select import fidelity, greedy_select
 from test_qa_kind import KIND, MAX_LENGTH, make_examples, make_oracle, write_squad
 
@@ -33,14 +32,14 @@ def test_greedy_select_ranks_alone_and_leaves_out_what_pulls_the_soup_down(tmp_p
         seen.append(float(state["w"]))
         return -abs(float(state["w"]) - 1.0)
 
-    chosen, records = greedy_select(folders, score, average_state)
+    chosen, records = greedy_select(folders, score)
     assert chosen == [tmp_path / "high", tmp_path / "low"]  # tie alone (0.5 off): the order given
     assert [(Path(r["path"]).name, r["rank"], r["kept"]) for r in records] == [
         ("high", 1, True), ("low", 2, True), ("far", 3, False)]
     assert records[1]["soup_score"] == pytest.approx(0.0) and records[2]["soup_score"] == pytest.approx(-(7 / 3 - 1))
     assert seen[:3] == [5.0, 1.5, 0.5]  # alone first, then the soups
     with pytest.raises(ValueError, match="at least two"):
-        greedy_select(folders[:1], score, average_state)
+        greedy_select(folders[:1], score)
 
 
 def test_fidelity_is_graded_for_answers_and_a_share_for_labels():
@@ -142,3 +141,93 @@ def test_greedy_soup_refusals(qa_soup_setup, tmp_path, capsys):
     (busy / "keep.txt").write_text("mine")
     assert "--overwrite" in refused("--greedy", "--select-file", str(select), out=busy)
     assert (busy / "keep.txt").read_text() == "mine" and not (tmp_path / "soup").exists()
+
+
+def test_the_apps_soup_job_chooses_greedily_on_an_uploaded_file(qa_soup_setup, hub_home, tmp_path):
+    """The Distill tab's "Average students" with "choose greedily": the uploaded selection file is
+    checked and copied, the job ranks the picked students on it against their teacher, averages
+    the kept ones, and says so; its estimate counts the passes over the file."""
+    import threading
+
+    import gradio as gr
+
+    from hub import jobs
+    from hub.jobs.runner import JobContext
+    from hub.jobs.soup_job import run_soup
+    from hub.paths import models_dir
+    from ui.distill_soup import start_soup
+    from ui.run_status import soup_line
+
+    root, teacher, students, select, evaluation = qa_soup_setup
+    keys = []
+    for name in ("negated", "oracle", "scaled"):
+        folder = models_dir() / name / "student"
+        shutil.copytree(students[name], folder)
+        card = json.loads((folder / "run.json").read_text())
+        card["data"] = {"kind": "files", "eval_file": str(evaluation), "eval_size": 30}
+        card["eval"] = {"student": {"f1": 50.0, "eval_size": 30}, "headline": "f1"}
+        (folder / "run.json").write_text(json.dumps(card))
+        keys.append(f"{name}/student")
+    staged = jobs.stage_selection_upload(select, True, hub_home / "uploads" / "abc")
+    assert staged["size"] == 30 and Path(staged["select_file"]).parent == hub_home / "uploads" / "abc"
+    params = {"task": "squad", "models": keys, "benchmark": False, "select_file": staged["select_file"],
+              "select_teacher": True}
+    assert jobs.validate_soup_params(params)["select_file"] == staged["select_file"]
+    with pytest.raises(ValueError, match="uploaded to this server"):  # never any server path
+        jobs.validate_soup_params({**params, "select_file": str(select)})
+    guess = jobs.soup_estimate(params, select_size=30)
+    assert guess["phases"]["select"]["seconds"] == round(6 * 30 / 140.0, 1)  # 3 alone, 2 soups, the teacher
+    folder = tmp_path / "job"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "g", "name": "greedy-soup", "params": params}, threading.Event())
+    result = run_soup(ctx)
+    ctx.close()
+    soup = json.loads((models_dir() / "greedy-soup" / "student" / "run.json").read_text())
+    assert result["status"] == "finished" and result["ingredients"] == ["oracle/student", "scaled/student"]
+    assert [Path(i["path"]).parent.name for i in soup["soup"]["ingredients"]] == ["oracle", "scaled"]
+    assert soup["soup"]["selection"]["teacher"] == str(teacher) and soup["eval"]["student"]["f1"] == 100.0
+    assert ctx.phases["select"]["examples"] == 180 and "2 of 3 students kept" in (folder / "log.txt").read_text()
+    assert "chosen greedily among 3" in soup_line(soup, "f1")
+    # the page: no file is refused before anything is queued or copied
+    with pytest.raises(gr.Error, match="Upload a selection file"):
+        start_soup("squad", keys, None, None, greedy=True, select_path=None)
+    bad = root / "bad.json"
+    bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "", "qas": []}]}]}))
+    with pytest.raises(gr.Error, match="selection file"):
+        start_soup("squad", keys, None, None, greedy=True, select_path=str(bad))
+    assert sorted(p.name for p in (hub_home / "uploads").iterdir()) == ["abc"]
+
+
+def test_a_classification_soup_is_chosen_greedily_against_its_teacher(trained_pair, tiny_data_dir, tmp_path, capsys):
+    """Text classification: agreement with the teacher's labels on a held-out table; the records
+    keep the greedy invariant (ranked by score alone; kept exactly when the soup's score did not fall)."""
+    from test_soup import _ingredient
+
+    teacher, student = trained_pair
+    models = [_ingredient(student, tmp_path / name, seed)[0] for name, seed in (("a", 1), ("b", 2), ("c", 3))]
+    select = tiny_data_dir / "sst2" / "train.tsv"
+    args = ["soup", "--task", "sst2", "--output-dir", str(tmp_path / "soup"), "--greedy", "--select-file",
+            str(select), "--teacher", str(teacher), "--max-select-samples", "120", "--data-dir", str(tiny_data_dir)]
+    for m in models:
+        args += ["--model", str(m)]
+    assert main(args) == 0
+    capsys.readouterr()
+    card = json.loads((tmp_path / "soup" / "run.json").read_text())
+    selection = card["soup"]["selection"]
+    assert selection["size"] == 120 and selection["score"].startswith("agreement (%) with the teacher")
+    records = selection["ingredients"]
+    assert [r["alone"] for r in records] == sorted((r["alone"] for r in records), reverse=True)
+    best = records[0]["alone"]
+    for r in records[1:]:
+        assert r["kept"] == (r["soup_score"] >= best)
+        best = max(best, r["soup_score"]) if r["kept"] else best
+    assert len(card["soup"]["ingredients"]) == sum(r["kept"] for r in records)
+    assert "--max-select-samples 120" in (tmp_path / "soup" / "README.md").read_text()
+    # the evaluation file as the selection file: refused, by its content
+    args[args.index(str(select))] = str(tiny_data_dir / "sst2" / "validation.tsv")
+    args[args.index("--output-dir") + 1] = str(tmp_path / "soup2")
+    assert main(args) == 2 and "upper bound" in capsys.readouterr().err
+    # a task whose soups are not chosen greedily here: refused before anything is loaded
+    assert main(["soup", "--task", "mlm", "--model", str(models[0]), "--model", str(models[1]), "--output-dir",
+                 str(tmp_path / "soup3"), "--greedy", "--select-file", str(select)]) == 2
+    assert "per-example predictions" in capsys.readouterr().err

@@ -2,24 +2,67 @@
 tab's task that were distilled from one start (several seeds or learning rates),
 queue a ``soup`` job (``hub.jobs.soup_job``): their uniform weight average, scored
 on their evaluation set and benchmarked against their teacher, followed in the
-run column like any run and listed with the other models afterwards.
+run column like any run and listed with the other models afterwards. A *greedy* soup
+first chooses which of the picked students to average, on a selection file the
+browser uploads (``hub.soup_select``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from hub import jobs, views
+from hub.config import QA_UPLOAD_SUFFIXES, UPLOAD_SUFFIXES
 from hub.tasks import TASKS
 
 from . import LABELS, PRIVATE, esc, keyed, refuse
-from .distill_form import _is_qa
+from .distill_form import _is_qa, page_error, upload_formats
 
 HELP = (f"Students distilled from one start — the same teacher, student and initial weights, with different seeds "
         f"or learning rates — can be averaged weight by weight (a *model soup*). The average is often better than "
         f"each of them at no cost at inference: on this hub's QA recipe, 16 seed runs keeping 85–92% of the "
         f"teacher's F1 averaged to a student keeping 94.3% (README). Pick 2 to {jobs.MAX_INGREDIENTS} finished "
         "students; the soup is scored on their evaluation set and benchmarked against their teacher.")
+
+
+GREEDY_HELP = ("a *greedy soup* (Wortsman et al.): the students are ranked on a held-out file you upload (never "
+               "their evaluation set), the best first, and each next one is averaged in only when the soup's score "
+               "on that file does not fall — a student that would pull the soup down is left out")
+SELECT_TEACHER_HELP = ("score on the file by agreement with the students' teacher (its labels are not used: any "
+                       "unlabelled text of the task's format will do); unticked: the task's metric against its labels")
+
+
+def _staged_selection(task: str, path: str | None) -> dict:
+    """The uploaded selection file checked and copied into the hub's home: ``{select_file, size}``."""
+    import secrets
+
+    from hub.data import DataError
+    from hub.paths import hub_home
+
+    if not path:
+        raise refuse(f"Upload a selection file ({upload_formats(task)}) to choose the students on, or untick "
+                     "'choose greedily'.")
+    try:
+        return jobs.stage_selection_upload(path, _is_qa(task), hub_home() / "uploads" / secrets.token_hex(8))
+    except DataError as exc:
+        raise page_error(str(exc)) from None
+
+
+def _selection_size(task: str, path: str | None) -> int | None:
+    """Examples in an uploaded selection file (for the estimate), None when it cannot be read."""
+    if not path:
+        return None
+    from hub.data import read_table
+    from hub.squad import read_squad
+
+    try:
+        if _is_qa(task) and str(path).lower().endswith(".json"):
+            return len(read_squad(path))
+        return len(read_table(path))
+    except Exception:  # the estimate only; start_soup gives the file's error
+        return None
 
 
 CALIBRATE_HELP = ("extractive QA: set the soup's \"no answer\" threshold to the one that agrees most with the "
@@ -39,16 +82,36 @@ def soup_choices(task: str) -> list[tuple[str, str]]:
 
 
 def start_soup(task: str, models: list[str] | None, name: str | None, owned: dict | None,
-               calibrate: bool = False) -> dict:
+               calibrate: bool = False, greedy: bool = False, select_path: str | None = None,
+               select_teacher: bool = True) -> dict:
     """Check the pick (the ingredients' shapes, tokenizers and start are read here, and for a
     calibration their teacher and training questions, so a bad pick is refused before
-    queueing), then queue the job for this browser."""
+    queueing; a greedy soup's selection file is checked and copied), then queue the job for
+    this browser."""
+    import shutil
+
     from .distill_form import submit
 
+    request = {"task": task, "models": list(models or []), "name": (name or "").strip() or None,
+               "calibrate_null": bool(calibrate) and _is_qa(task)}
     try:
-        params = jobs.validate_soup_params({"task": task, "models": list(models or []),
-                                            "name": (name or "").strip() or None,
-                                            "calibrate_null": bool(calibrate) and _is_qa(task)})
+        jobs.validate_soup_params(request)  # a bad pick is refused before the file is copied
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    if greedy:
+        request.update(select_file=_staged_selection(task, select_path)["select_file"],
+                       select_teacher=bool(select_teacher))
+    try:
+        return _queue_soup(task, request, owned, submit)
+    except BaseException:
+        if request.get("select_file"):  # the upload of a refused soup is not kept
+            shutil.rmtree(Path(request["select_file"]).parent, ignore_errors=True)
+        raise
+
+
+def _queue_soup(task: str, request: dict, owned: dict | None, submit) -> dict:
+    try:
+        params = jobs.validate_soup_params(request)
     except ValueError as exc:
         raise refuse(str(exc)) from None
     paths = {e.key: e.path for e in jobs.soup_students(task)}
@@ -67,19 +130,21 @@ def start_soup(task: str, models: list[str] | None, name: str | None, owned: dic
     return submit(params, owned, kind="soup")
 
 
-def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool = False) -> str:
+def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool = False, greedy: bool = False,
+                           select_path: str | None = None, select_teacher: bool = True) -> str:
     """The soup job's expected time, phase by phase, before it starts ("" until two are picked)."""
     from .distill_estimate import ESTIMATE_PHASES, basis_text
 
     if len(models or []) < 2:
         return ""
+    size = _selection_size(task, select_path) if greedy else None
     try:
-        e = jobs.soup_estimate({"task": task, "models": list(models),
-                                "calibrate_null": bool(calibrate) and _is_qa(task)})
+        e = jobs.soup_estimate({"task": task, "models": list(models), "calibrate_null": bool(calibrate) and _is_qa(task),
+                                "select_teacher": bool(select_teacher)}, select_size=size)
     except ValueError as exc:
         return f"**Cannot estimate yet:** {esc(str(exc))}"
-    names = {**ESTIMATE_PHASES, "soup": "average the weights", "evaluate": "evaluate the soup",
-             "benchmark": "benchmark it"}
+    names = {**ESTIMATE_PHASES, "select": "choose the students on the selection file", "soup": "average the weights",
+             "evaluate": "evaluate the soup", "benchmark": "benchmark it"}
     parts = [f"{names.get(k, k)} ≈ {views.format_seconds(ph['seconds'])}" for k, ph in e["phases"].items()]
     return (f"**Estimated time: ~{views.format_seconds(e['seconds'])}** · basis: {esc(basis_text(e))}<br>"
             + esc("; ".join(parts + [f"start-up and loading ≈ {views.format_seconds(e['overhead_s'])}"])) + ".")
@@ -97,6 +162,14 @@ def build(task: str) -> dict:
                                     elem_id="soup-name")
         c["soup_calibrate"] = gr.Checkbox(False, label=LABELS["calibrate_null"], info=CALIBRATE_HELP,
                                           visible=_is_qa(task), elem_id="soup-calibrate")
+        c["soup_greedy"] = gr.Checkbox(False, label="choose the students greedily on held-out data", info=GREEDY_HELP,
+                                       elem_id="soup-greedy")
+        with gr.Group(visible=False) as c["soup_select_box"]:
+            c["soup_select_file"] = gr.File(label="Selection file", type="filepath",
+                                            file_types=list(dict.fromkeys(UPLOAD_SUFFIXES + QA_UPLOAD_SUFFIXES)),
+                                            elem_id="soup-select-file")
+            c["soup_select_teacher"] = gr.Checkbox(True, label="score by agreement with the teacher",
+                                                   info=SELECT_TEACHER_HELP, elem_id="soup-select-teacher")
         c["soup_estimate"] = gr.Markdown(elem_id="soup-estimate")
         c["soup_start"] = gr.Button("Average them", elem_id="soup-start")
     return c
@@ -116,13 +189,16 @@ def wire(c: dict, session: dict) -> None:
                 c["soup_calibrate"]: gr.Checkbox(visible=_is_qa(task))}
 
     inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"], c["soup_calibrate"]]
-    gr.on([c["soup_models"].change, c["soup_calibrate"].change], soup_estimate_markdown,
-          [c["task"], c["soup_models"], c["soup_calibrate"]], c["soup_estimate"], **PRIVATE, show_progress="hidden",
+    choice = [c["soup_calibrate"], c["soup_greedy"], c["soup_select_file"], c["soup_select_teacher"]]
+    gr.on([c["soup_models"].change, *(x.change for x in choice)], soup_estimate_markdown,
+          [c["task"], c["soup_models"], *choice], c["soup_estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
+    c["soup_greedy"].change(lambda on: gr.Group(visible=bool(on)), c["soup_greedy"], c["soup_select_box"],
+                            **PRIVATE, show_progress="hidden")
     c["task"].change(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
     c["soup_box"].expand(refresh, inputs, outputs, **PRIVATE, show_progress="hidden")
-    c["soup_start"].click(lambda task, models, name, calibrate, owned:
-                          keyed(every, start_soup(task, models, name, owned, calibrate)),
-                          [c["task"], c["soup_models"], c["soup_name"], c["soup_calibrate"], session["owned"]],
+    c["soup_start"].click(lambda task, models, name, calibrate, greedy, path, by_teacher, owned:
+                          keyed(every, start_soup(task, models, name, owned, calibrate, greedy, path, by_teacher)),
+                          [c["task"], c["soup_models"], c["soup_name"], *choice, session["owned"]],
                           [session[k] for k in ("watch", "owned", "timer", "seen")], **PRIVATE,
                           concurrency_limit=1)

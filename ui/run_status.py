@@ -27,7 +27,8 @@ PHASES = {
     "evaluate": "evaluating on the eval set", "evaluate-teacher": "evaluating the teacher",
     "benchmark": "benchmarking for the leaderboard", "augment": "augmenting the training data",
     "cloze": "making cloze questions", "calibrate": "calibrating \"no answer\" to the teacher",
-    "rescore": "scoring again at the new threshold", "soup": "averaging the students' weights", "done": "done",
+    "rescore": "scoring again at the new threshold", "soup": "averaging the students' weights",
+    "select": "choosing the students on the selection file", "done": "done",
 }
 TRAINING = ("finetune", "intermediate", "prediction")
 
@@ -262,7 +263,9 @@ def soup_line(card: dict, head: str) -> str:
     scores = [(i.get("eval") or {}).get(head) for i in ingredients]
     scores = [s for s in scores if isinstance(s, (int, float))]
     spread = f" ({head} {min(scores):.3f}–{max(scores):.3f})" if scores else ""
-    return f" · the average of {len(ingredients)} students{spread}"
+    chosen = (card.get("soup") or {}).get("selection")
+    among = f", chosen greedily among {len(chosen.get('ingredients') or [])}" if chosen else ""
+    return f" · the average of {len(ingredients)} students{spread}{among}"
 
 
 def _status(queue, job_id: str | None) -> dict | None:

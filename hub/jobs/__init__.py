@@ -29,7 +29,7 @@ from .registry import (ModelEntry, allowed_models, default_pair, general_student
                        short_name,
                        trained_models)
 from .soup_job import MAX_INGREDIENTS, soup_estimate, soup_students, validate_soup_params
-from .uploads import MAX_UPLOAD_ROWS, stage_squad_upload, stage_upload
+from .uploads import MAX_UPLOAD_ROWS, stage_selection_upload, stage_squad_upload, stage_upload
 
 __all__ = [
     "ACTIVE_STATES",
@@ -77,6 +77,7 @@ __all__ = [
     "short_name",
     "soup_estimate",
     "soup_students",
+    "stage_selection_upload",
     "stage_squad_upload",
     "stage_upload",
     "trained_models",

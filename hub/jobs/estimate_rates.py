@@ -30,6 +30,7 @@ DEFAULT_PHASES = {  # phase -> (examples/s, fixed seconds); examples: eval set, 
     "teacher-logits": (193.0, 0.0),  # 4,000 in 20.7 s (length-sorted batches)
     "evaluate": (174.0, 0.0),  # 872 in 5 s
     "rescore": (174.0, 0.0),  # a calibrated model scored again: as "evaluate"
+    "select": (174.0, 0.0),  # a greedy soup's passes over its selection file (examples: passes x size): as "evaluate"
     "benchmark": (58.0, 22.0),  # both models' quality pass (872 / 87 + 872 / 174 = 15 s) + 22 s of timing
     "augment": (500.0, 5.0),  # embedding proposals: 20,000 SST-2 sentences in 34 s (plus loading the teacher)
     "cloze": (20_000.0, 1.0),  # rule-made questions: 1,090 XQuAD + 3,027 WikiText-2 paragraphs in 0.5 s
@@ -70,7 +71,7 @@ KIND_PHASES = {"generation": {"evaluate-teacher": (0.28, 0.0), "evaluate": (4.0,
                # for the 1,119 training windows in about 17 s (2026-12-05, the runs of KIND_RATES)
                "qa": {"augment": (140.0, 3.0), "evaluate-teacher": (80.0, 0.0), "evaluate": (140.0, 0.0),
                       "teacher-logits": (65.0, 0.0), "calibrate": (51.0, 0.0),
-                      "rescore": (140.0, 0.0)}}  # calibrate: 1 / (1/80 + 1/140)
+                      "rescore": (140.0, 0.0), "select": (140.0, 0.0)}}  # calibrate: 1 / (1/80 + 1/140)
 # The fast arithmetic (--precision bf16 --attention-dropout 0) against fp32 with the model's own attention dropout,
 # measured on this 2-vCPU Intel Xeon with AMX-BF16 (2026-12-06; README "Training speed on this CPU, twelfth
 # session"): QA, whole prediction-stage runs of the recipe in 732-861 s against 1,574-1,854 s (2.16x, means);
@@ -221,7 +222,8 @@ def _phase_seconds(phase: str, examples: float, earlier: dict[str, dict], kind: 
     """One non-training phase's seconds: an earlier job's (caching scaled by its
     examples), else the default guess."""
     seen = earlier.get(phase)
-    scaled = phase in ("teacher-logits", "augment", "calibrate", "soup")  # their time grows with their examples
+    # their time grows with their examples
+    scaled = phase in ("teacher-logits", "augment", "calibrate", "soup", "select")
     if seen and (not scaled or seen["examples"]):
         seconds = seen["seconds"] * (examples / seen["examples"] if scaled else 1.0)
         return {"seconds": round(seconds, 1), "basis": MEASURED, "source": seen["source"]}

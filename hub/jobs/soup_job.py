@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import models_dir
+from ..paths import hub_home, models_dir
 from .params import ParamsError, safe_name
 from .registry import short_name, trained_models
 
 MAX_INGREDIENTS = 16
-SOUP_KEYS = ("task", "models", "name", "benchmark", "calibrate_null")
+SOUP_KEYS = ("task", "models", "name", "benchmark", "calibrate_null", "select_file", "select_teacher")
 FINISHED = "finished"
 
 
@@ -60,8 +60,23 @@ def validate_soup_params(params: dict) -> dict:
     if flags["calibrate_null"] and task.kind != "qa":
         raise ParamsError(f"calibrate_null sets an extractive-QA soup's \"no answer\" threshold; task {task.name} "
                           f"is {task.kind}")
+    select = params.get("select_file")
+    if select is not None:  # a greedy soup: only a selection file this server staged (never any server path)
+        from ..soup_select import check_greedy
+
+        try:
+            check_greedy(task)
+        except ValueError as exc:
+            raise ParamsError(str(exc)) from None
+        uploads = (hub_home() / "uploads").resolve()
+        if not isinstance(select, str) or uploads not in Path(select).resolve().parents \
+                or not Path(select).is_file():
+            raise ParamsError("select_file must be a selection file uploaded to this server")
+    teacher = params.get("select_teacher", True)
+    if not isinstance(teacher, bool):
+        raise ParamsError("select_teacher must be true or false")
     return {"task": task.name, "models": models, "name": safe_name(params.get("name") or f"{task.name}-soup"),
-            **flags}
+            **flags, **({"select_file": select, "select_teacher": teacher} if select is not None else {})}
 
 
 def run_soup(ctx) -> dict:
@@ -111,12 +126,19 @@ def run_soup(ctx) -> dict:
         ctx.end_phase()
         return scores
 
+    selection = None
+    if p.get("select_file"):
+        folders, selection = _select(ctx, task, folders, cards, options[0], lengths[0],
+                                     teacher if p["select_teacher"] else None)
+        keys = {str(f): k for k, f in zip(p["models"], [entries[k].path for k in p["models"]])}
+        result["ingredients"] = [keys[str(f)] for f in folders]
     ctx.phase("soup", 0, len(folders))  # its time grows with the ingredients
-    ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(p['models'])}")
+    ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(result['ingredients'])}")
     if source is None:
         ctx.log("the students were not all scored on one evaluation set: the soup is saved without scores")
     try:
-        make_soup(folders, out, task.name, evaluate=evaluate if source and task.head else None)
+        make_soup(folders, out, task.name, evaluate=evaluate if source and task.head else None, selection=selection,
+                  eval_options=options[0] if selection else None)
     finally:
         ctx.end_phase()
         result["student"] = summary(out)
@@ -141,6 +163,46 @@ def run_soup(ctx) -> dict:
     result["rows"] = benchmark_in_child(ctx, task.name, teacher, [str(out)], source[0], source[1], result)
     ctx.log(f"soup written: {short_name(out)}")
     return result
+
+
+def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: int, teacher: str | None):
+    """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on the job's selection file,
+    scored as the soup will be (the first ingredient's length and options) against ``teacher``'s
+    predictions, else the file's labels: (the chosen folders, the record for the soup's card).
+    Refused, before anything is written, when the file shares examples with the students'
+    evaluation set or there is no teacher to agree with."""
+    from ..data import DataError, DataSource
+    from ..kinds import get_kind
+    from ..models import load_model
+    from ..soup_select import choose, ingredient_evaluations, score_name, selection_size
+
+    if ctx.params.get("select_teacher", True) and not teacher:
+        raise DataError("choosing by agreement with the teacher needs the students' teacher, and their run cards "
+                        "name none found here: choose by the selection file's labels")
+    kind = get_kind(task)
+    reference = load_model(str(folders[0]), task)[0]
+    selection = kind.load_data(task, DataSource(eval_file=ctx.params["select_file"]), need_train=False,
+                               reference=reference)
+    evaluations = ingredient_evaluations(task, cards, reference)
+    del reference
+    size = selection_size(task, selection)
+    passes = 2 * len(folders) - 1 + (teacher is not None)  # each alone, each soup after the first, the teacher
+    done = [0]
+
+    def step(line: str) -> None:
+        done[0] += 1
+        ctx.phase("select", done[0] * size, passes * size)
+        ctx.log(line)
+
+    ctx.phase("select", 0, passes * size)
+    ctx.log(f"choosing the students greedily on the selection file ({size:,} examples; "
+            f"{score_name(task, teacher)}) ...")
+    chosen, record = choose(task, folders, options, selection, str(Path(ctx.params["select_file"]).resolve()),
+                            evaluations,
+                            teacher=teacher, max_length=length, progress=step)
+    ctx.end_phase()
+    ctx.log(f"greedy soup: {len(chosen)} of {len(folders)} students kept")
+    return chosen, record
 
 
 def check_calibration(task_name: str, models: list[str]) -> None:
@@ -202,8 +264,9 @@ def _calibrate(ctx, task, out: Path, teacher: str, calibration: tuple[list[dict]
     return f"threshold {result['threshold']:.4g}"
 
 
-def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
-    """Seconds a soup job will take, phase by phase, before it starts: averaging (per
+def soup_estimate(params: dict, jobs_root: str | Path | None = None, select_size: int | None = None) -> dict:
+    """Seconds a soup job will take, phase by phase, before it starts: a greedy soup's choice
+    (``select_size`` examples of its selection file scored about twice per student), averaging (per
     ingredient), the evaluation (the ingredients' evaluation set), the calibration (two
     pairs per real training question of the first ingredient) and the benchmark, each
     from the newest finished soup job of the task on this machine (``earlier_phases``),
@@ -220,7 +283,11 @@ def soup_estimate(params: dict, jobs_root: str | Path | None = None) -> dict:
     earlier = earlier_phases(p, jobs_root)
     data = [(c.get("data") or {}) for c in cards]
     n_eval = int(data[0].get("eval_size") or data[0].get("eval_blocks") or 0)
-    phases = {"soup": _phase_seconds("soup", len(cards), earlier, task.kind)}
+    phases = {}
+    if select_size:
+        passes = 2 * len(cards) - 1 + params.get("select_teacher", True)  # as _select makes them
+        phases["select"] = _phase_seconds("select", passes * select_size, earlier, task.kind)
+    phases["soup"] = _phase_seconds("soup", len(cards), earlier, task.kind)
     if n_eval and task.head:
         phases["evaluate"] = _phase_seconds("evaluate", n_eval, earlier, task.kind)
     if p["calibrate_null"]:

@@ -14,15 +14,16 @@ EVAL_FRACTION, MAX_SPLIT_EVAL = 0.1, 1000
 MIN_SPLIT_ROWS = 20
 
 
-def _read_uploads(train_path, eval_path, suffixes: tuple[str, ...], read, limit: int, unit: str, failure: str) -> list:
+def _read_uploads(train_path, eval_path, suffixes: tuple[str, ...], read, limit: int, unit: str, failure: str,
+                  labels: tuple[str, str] = ("training file", "evaluation file")) -> list:
     """The training and evaluation uploads read by ``read`` (an absent one stays None),
     each refused for a type outside ``suffixes``, a read error (``failure``: how the
     message says it; the file named, never its server path) or more than ``limit``
-    ``unit`` (its ``len``)."""
+    ``unit`` (its ``len``). ``labels``: what the messages call the two."""
     from ..data import DataError
 
     out = []
-    for label, path in (("training file", train_path), ("evaluation file", eval_path)):
+    for label, path in zip(labels, (train_path, eval_path)):
         if path is None:
             out.append(None)
             continue
@@ -121,3 +122,35 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
         f.write_text(json.dumps(squad_document(examples), ensure_ascii=False))
         out[key] = str(f)
     return out
+
+
+def stage_selection_upload(path: str | Path, qa: bool, dest: str | Path, max_rows: int = MAX_UPLOAD_ROWS) -> dict:
+    """A greedy soup's selection file (``hub.soup_select``): checked as the task's data (SQuAD
+    data for extractive QA, a table otherwise; at most ``max_rows``), copied into ``dest``.
+    Returns ``{"select_file": its path, "size": its examples}``; ``hub.data.DataError`` with a
+    message that names no server path."""
+    import json
+
+    from ..data import read_table
+    from ..squad import read_squad, squad_document, squad_from_records
+
+    def read_qa(p: Path) -> list[dict]:
+        return read_squad(p) if p.suffix.lower() == ".json" else squad_from_records(read_table(p), p.name)
+
+    suffixes = QA_UPLOAD_SUFFIXES if qa else UPLOAD_SUFFIXES
+    data, _ = _read_uploads(path, None, suffixes, read_qa if qa else read_table, max_rows,
+                            "questions" if qa else "rows", "is not valid SQuAD data" if qa else "could not be read",
+                            labels=("selection file", ""))
+    if len(data) == 0:
+        from ..data import DataError
+
+        raise DataError("the selection file has no examples")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if qa:
+        f = dest / "select.json"
+        f.write_text(json.dumps(squad_document(data), ensure_ascii=False))
+    else:
+        f = dest / "select.jsonl"
+        data.to_json(f, orient="records", lines=True, force_ascii=False)
+    return {"select_file": str(f), "size": len(data)}

@@ -201,20 +201,11 @@ class QAKind:
 
     def agreement(self, predictions_a: list, predictions_b: list) -> float:
         """Share of questions where the two normalised answers are equal (both "no answer" agrees)."""
-        if len(predictions_a) != len(predictions_b):
-            raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
-        if not predictions_a:
-            raise ValueError("no answers to compare")
-        same = sum(normalize_answer(a) == normalize_answer(b) for a, b in zip(predictions_a, predictions_b))
-        return same / len(predictions_a)
+        return _mean_over(predictions_a, predictions_b, lambda a, b: normalize_answer(a) == normalize_answer(b))
 
     def agreement_f1(self, predictions_a: list, predictions_b: list) -> float:
         """Mean token F1 (0..1) of one model's answers against the other's (both "no answer": 1; one: 0)."""
-        if len(predictions_a) != len(predictions_b):
-            raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
-        if not predictions_a:
-            raise ValueError("no answers to compare")
-        return sum(answer_f1(a, b) for a, b in zip(predictions_a, predictions_b)) / len(predictions_a)
+        return _mean_over(predictions_a, predictions_b, answer_f1)
 
     chance_name = 'always answering "no answer"'  # what chance_level scores
 
@@ -294,6 +285,15 @@ class QAKind:
                 out[f"exact_match_{name}"], out[f"f1_{name}"] = s["exact_match"], s["f1"]
             out["n_gold"] = len(gold)
         return out
+
+
+def _mean_over(predictions_a: list, predictions_b: list, score) -> float:
+    """The mean of ``score(a, b)`` over two models' answers to the same questions."""
+    if len(predictions_a) != len(predictions_b):
+        raise ValueError(f"{len(predictions_a)} answers against {len(predictions_b)}")
+    if not predictions_a:
+        raise ValueError("no answers to compare")
+    return sum(score(a, b) for a, b in zip(predictions_a, predictions_b)) / len(predictions_a)
 
 
 KIND = QAKind()
