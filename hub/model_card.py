@@ -181,6 +181,10 @@ def _intro(card: dict, name: str) -> list[str]:
             lead = (f"A model soup: the uniform weight average of {n} TinyBERT-style students (`{spec.get('spec', 'custom')}`"
                     f": {shape}){among}, each distilled from the teacher {teacher_md} with Distill Hub from the same "
                     "start — one model of the same size and speed as each of them.")
+            if n == 1:
+                lead = (f"A greedy model soup that kept one TinyBERT-style student (`{spec.get('spec', 'custom')}`: "
+                        f"{shape}){among}, distilled from the teacher {teacher_md} with Distill Hub: averaging any "
+                        "other candidate into it lowered its score on the held-out data.")
     else:
         lead = f"A teacher fine-tuned from {teacher_md} with Distill Hub, ready to be distilled into smaller students."
     out = [f"# {name}", "", lead, "", f"Task: **{card.get('task')}**" + (f" — {task.description}" if task else ""), ""]

@@ -63,15 +63,16 @@ def _start(card: dict | None) -> str | None:
     return start
 
 
-def check_ingredients(models: list[str], task: str) -> tuple[list[Path], list[dict | None], list[str]]:
+def check_ingredients(models: list[str], task: str, minimum: int = 2) -> tuple[list[Path], list[dict | None], list[str]]:
     """The folders, their run cards and warnings; a clear error for anything that
-    cannot be averaged (fewer than two models, no safetensors weights, another
-    task, another shape or tokenizer, unfinished runs, different starts)."""
+    cannot be averaged (fewer than ``minimum`` models — a greedy soup may keep one of the
+    candidates it checked —, no safetensors weights, another task, another shape or
+    tokenizer, unfinished runs, different starts)."""
     from .models import load_tokenizer, tokenizer_fingerprint
 
     folders = [Path(m) for m in models]
-    if len({f.resolve() for f in folders}) < 2:
-        raise ValueError("soup needs at least two different model folders")
+    if len({f.resolve() for f in folders}) < max(minimum, 1):
+        raise ValueError("soup needs at least two different model folders" if minimum >= 2 else "soup needs a model")
     for f in folders:
         if not (f / WEIGHTS).is_file() or not (f / "config.json").is_file():
             raise ValueError(f"{f} is not a model folder with {WEIGHTS} and config.json (soup reads local "
@@ -168,7 +169,7 @@ def make_soup(models: list[str], output_dir: str | Path, task: str, overwrite: b
     evaluation fails."""
     from .tasks import get_task, retention
 
-    folders, cards, warnings = check_ingredients(models, task)
+    folders, cards, warnings = check_ingredients(models, task, minimum=1 if selection is not None else 2)
     out = check_output(models, output_dir, overwrite)
     if out.exists() and any(out.iterdir()):
         shutil.rmtree(out)

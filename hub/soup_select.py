@@ -87,21 +87,23 @@ class _RunningSum:
 
 
 def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], float],
-                  progress: Callable[[str], None] = lambda line: None) -> tuple[list[Path], list[dict]]:
+                  progress: Callable[[str], None] = lambda line: None,
+                  label: Callable[[Path], str] = str) -> tuple[list[Path], list[dict]]:
     """(the chosen folders in the order added, one record per ingredient): ``score(state)`` of each
     folder's weights alone, then of the uniform average of the chosen ones and the next, best
     alone first (ties: the order given); kept when the score does not fall below the soup's so far.
     The folders' weights must have one set of tensors (``hub.soup.check_ingredients``).
 
     Each record: ``path``, ``alone`` (its own score), ``rank`` (1 = best alone), ``soup_score``
-    (the soup's score with it, None for the first), ``kept``."""
+    (the soup's score with it, None for the first), ``kept``. ``label(folder)``: how progress
+    lines name a folder."""
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise ValueError("a greedy soup chooses among at least two models")
     alone = []
     for i, f in enumerate(folders):
         alone.append(score(load_file(f / "model.safetensors")))
-        progress(f"{f}: {alone[-1]:.3f} alone ({i + 1}/{len(folders)})")
+        progress(f"{label(f)}: {alone[-1]:.3f} alone ({i + 1}/{len(folders)})")
     order = sorted(range(len(folders)), key=lambda i: -alone[i])
     chosen, best = [folders[order[0]]], alone[order[0]]
     total = _RunningSum(load_file(chosen[0] / "model.safetensors"))
@@ -110,7 +112,7 @@ def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], floa
         state = load_file(folders[i] / "model.safetensors")
         with_it = score(total.mean_with(state))
         kept = with_it >= best
-        progress(f"{folders[i]}: soup of {len(chosen) + 1} {with_it:.3f} against {best:.3f}: "
+        progress(f"{label(folders[i])}: soup of {len(chosen) + 1} {with_it:.3f} against {best:.3f}: "
                  f"{'kept' if kept else 'left out'}")
         if kept:
             chosen.append(folders[i])
@@ -202,7 +204,8 @@ def selection_scorer(task, folder: Path, options: dict, data, teacher: str | Non
 def choose(task, folders: list, options: dict, selection, source: str, evaluations: list = (),
            teacher: str | None = None,
            batch_size: int = 64, max_length: int | None = None,
-           progress: Callable[[str], None] = lambda line: None) -> tuple[list[Path], dict]:
+           progress: Callable[[str], None] = lambda line: None, label: Callable[[Path], str] = str
+           ) -> tuple[list[Path], dict]:
     """A greedy soup's ingredients among ``folders`` (checked by ``hub.soup.check_ingredients``),
     chosen on ``selection`` (the kind's data; ``source``: its file, for the record) with the
     soup's evaluation ``options``: (the chosen folders, the record for the soup's run card,
@@ -217,7 +220,7 @@ def choose(task, folders: list, options: dict, selection, source: str, evaluatio
                              max_length=max_length)
     if teacher is not None:
         progress("the teacher's predictions on the selection file are in")
-    chosen, records = greedy_select(folders, score, progress=progress)
+    chosen, records = greedy_select(folders, score, progress=progress, label=label)
     return chosen, {"method": "greedy soup (Wortsman et al., 2022)", "data": source,
                     "size": selection_size(task, selection), "score": score_name(task, teacher), "teacher": teacher,
                     "options": options, "max_length": max_length, "ingredients": records,

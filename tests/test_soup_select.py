@@ -231,3 +231,19 @@ def test_a_classification_soup_is_chosen_greedily_against_its_teacher(trained_pa
     assert main(["soup", "--task", "mlm", "--model", str(models[0]), "--model", str(models[1]), "--output-dir",
                  str(tmp_path / "soup3"), "--greedy", "--select-file", str(select)]) == 2
     assert "per-example predictions" in capsys.readouterr().err
+
+
+def test_a_greedy_soup_may_keep_one_student(qa_soup_setup, tmp_path, capsys):
+    """When averaging any other candidate in lowers the score, the soup is its best student alone."""
+    root, teacher, students, select, evaluation = qa_soup_setup
+    out = tmp_path / "one"
+    assert main(["soup", "--task", "squad", "--model", str(students["negated"]), "--model", str(students["oracle"]),
+                 "--output-dir", str(out), "--greedy", "--select-file", str(select), "--teacher", str(teacher),
+                 "--eval-file", str(evaluation)]) == 0
+    capsys.readouterr()
+    card = json.loads((out / "run.json").read_text())
+    assert [Path(i["path"]).name for i in card["soup"]["ingredients"]] == ["oracle"]
+    assert card["eval"]["student"]["f1"] == pytest.approx(100.0)
+    oracle = load_file(students["oracle"] / "model.safetensors")
+    assert all(torch.equal(v, oracle[k]) for k, v in load_file(out / "model.safetensors").items())
+    assert "kept one TinyBERT-style student" in (out / "README.md").read_text()

@@ -265,6 +265,8 @@ def soup_line(card: dict, head: str) -> str:
     spread = f" ({head} {min(scores):.3f}–{max(scores):.3f})" if scores else ""
     chosen = (card.get("soup") or {}).get("selection")
     among = f", chosen greedily among {len(chosen.get('ingredients') or [])}" if chosen else ""
+    if len(ingredients) == 1:
+        return f" · one student kept{among}: averaging others in lowered its score on the selection file"
     return f" · the average of {len(ingredients)} students{spread}{among}"
 
 

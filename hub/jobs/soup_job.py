@@ -133,7 +133,8 @@ def run_soup(ctx) -> dict:
         keys = {str(f): k for k, f in zip(p["models"], [entries[k].path for k in p["models"]])}
         result["ingredients"] = [keys[str(f)] for f in folders]
     ctx.phase("soup", 0, len(folders))  # its time grows with the ingredients
-    ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(result['ingredients'])}")
+    ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(result['ingredients'])}" if len(folders) > 1
+            else f"the soup is {result['ingredients'][0]} alone (a copy of its weights)")
     if source is None:
         ctx.log("the students were not all scored on one evaluation set: the soup is saved without scores")
     try:
@@ -197,8 +198,9 @@ def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: 
     ctx.phase("select", 0, passes * size)
     ctx.log(f"choosing the students greedily on the selection file ({size:,} examples; "
             f"{score_name(task, teacher)}) ...")
+    names = {str(f): k for k, f in zip(ctx.params["models"], folders)}  # the page's names, never server paths
     chosen, record = choose(task, folders, options, selection, str(Path(ctx.params["select_file"]).resolve()),
-                            evaluations,
+                            evaluations, label=lambda f: names.get(str(f), Path(f).name),
                             teacher=teacher, max_length=length, progress=step)
     ctx.end_phase()
     ctx.log(f"greedy soup: {len(chosen)} of {len(folders)} students kept")
