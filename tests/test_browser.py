@@ -283,12 +283,20 @@ def test_distill_averages_two_students_into_a_soup(page, live_app, shots):
         page.locator("ul[role=listbox] li").filter(has_text=key).first.click()
     page.locator("#soup-estimate").get_by_text("Estimated time").wait_for()  # before it starts, phase by phase
     assert "average the weights" in page.locator("#soup-estimate").inner_text()
+    # a greedy soup: chosen on an uploaded held-out file (here by its labels); its passes are estimated too
+    select = home / "data" / "select.tsv"
+    write_tsv(select, make_sentences(30, seed=5))
+    page.locator("#soup-greedy input").check()
+    page.locator("#soup-select-file input[type=file]").set_input_files(str(select))
+    page.locator("#soup-select-teacher input").uncheck()
+    page.locator("#soup-estimate").get_by_text("choose the students on the selection file").wait_for()
     textbox(page, "soup-name").fill("tiny soup")
     page.click("#soup-start")
     progress = page.locator("#distill-progress")
     progress.get_by_text("Done: finished in").wait_for(timeout=240_000)
     result = page.locator("#distill-result")
-    result.get_by_text("the average of 2 students").wait_for()
+    result.get_by_text("chosen greedily among 2").wait_for()  # two copies: the second does not lower the score
+    assert "the average of 2 students" in result.inner_text()
     assert "tiny-soup/student — finished · accuracy " in result.inner_text()  # scored on the students' file
     assert (home / "models" / "tiny-soup" / "student" / "model.safetensors").is_file()
     page.screenshot(path=str(shots / "distill-soup.png"), full_page=True)
