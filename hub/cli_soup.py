@@ -219,7 +219,8 @@ def _greedy(args, task, has_data: bool) -> tuple[list[str], dict, dict]:
           file=sys.stderr, flush=True)
     chosen, record = choose(task, folders, options, selection, str(Path(args.select_file).resolve()), evaluations,
                             teacher=args.teacher, batch_size=args.batch_size, max_length=args.max_length,
-                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+                            progress=lambda line: print(line, file=sys.stderr, flush=True),
+                            label=lambda f: Path(f).name)  # as a uniform soup's card names its ingredients
     record["max_samples"] = args.max_select_samples
     print(f"greedy soup: {len(chosen)} of {len(folders)} models kept", file=sys.stderr, flush=True)
     return [str(f) for f in chosen], record, recorded

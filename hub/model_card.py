@@ -234,7 +234,7 @@ def _selection_lines(selection: dict | None) -> list[str]:
            "| candidate | rank alone | score alone | soup with it | kept |", "|---|---|---|---|---|"]
     for r in selection.get("ingredients") or []:
         with_it = "—" if r.get("soup_score") is None else f"{r['soup_score']:.3f}"
-        out.append(f"| `{Path(r['path']).name}` | {r.get('rank')} | {r.get('alone', float('nan')):.3f} | {with_it} | "
+        out.append(f"| `{r.get('name') or Path(r['path']).name}` | {r.get('rank')} | {r.get('alone', float('nan')):.3f} | {with_it} | "
                    f"{'yes' if r.get('kept') else 'no'} |")
     return out + [""]
 
@@ -290,7 +290,8 @@ def _reproduce_section(card: dict) -> list[str]:
     task = TASKS.get(card.get("task", ""))
     if card.get("soup"):
         selection = card["soup"].get("selection")
-        models = " ".join(f"--model {Path(i['path']).name}" for i in (selection or card["soup"]).get("ingredients") or [])
+        models = " ".join(f"--model {i.get('name') or Path(i['path']).name}"
+                          for i in (selection or card["soup"]).get("ingredients") or [])
         if selection:
             teacher = selection.get("teacher")
             if teacher and Path(teacher).is_dir():  # a local folder by its name; a Hub id as it is

@@ -28,10 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where weights are read: the server's checks import this module
+    import torch
 
 GREEDY_KINDS = ("qa", "classification")
+MAX_SELECT = 5_000  # examples of an app's selection file: 2 passes a student over it, 16 students at most
 
 
 def check_greedy(task) -> None:
@@ -39,6 +42,12 @@ def check_greedy(task) -> None:
     if task.kind not in GREEDY_KINDS or not task.head:
         raise ValueError(f"a greedy soup chooses on per-example predictions (extractive QA, text classification); "
                          f"task {task.name} is {task.kind}: average its students uniformly (no --greedy)")
+
+
+def selection_passes(students: int, teacher: bool) -> int:
+    """Passes over the selection set a greedy choice makes, in student passes: each student alone,
+    each soup after the first, and the teacher's (about two student passes: a twice deeper model)."""
+    return 2 * students - 1 + 2 * bool(teacher)
 
 
 def fidelity(kind, predictions: list, reference: list) -> float:
@@ -64,20 +73,27 @@ class _RunningSum:
     however many are chosen (a soup of k + 1 is this sum plus one state, divided)."""
 
     def __init__(self, state: dict[str, torch.Tensor]):
-        self.like = state
+        self.dtypes = {k: v.dtype for k, v in state.items()}
         self.total = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         self.n = 1
 
-    def mean_with(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        n = self.n + (state is not None)
-        out = {}
+    def check(self, state: dict[str, torch.Tensor], name: str) -> None:
+        """The checks of ``hub.soup.average_state``, before a state is averaged in."""
+        import torch
+
+        if set(state) != set(self.total):
+            raise ValueError(f"{name} holds other tensors than the first model (e.g. "
+                             f"{sorted(set(state) ^ set(self.total))[0]!r})")
         for k, v in self.total.items():
-            if not v.is_floating_point():
-                out[k] = v
-                continue
-            extra = state[k].float() if state is not None else 0.0
-            out[k] = ((v + extra) / n).to(self.like[k].dtype)
-        return out
+            if state[k].shape != v.shape:
+                raise ValueError(f"{k}: shape {tuple(state[k].shape)} in {name}, {tuple(v.shape)} in the first model")
+            if not v.is_floating_point() and not torch.equal(state[k], v):
+                raise ValueError(f"{k}: an integer tensor that differs between the models cannot be averaged")
+
+    def mean_with(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = self.n + 1
+        return {k: ((v + state[k].float()) / n).to(self.dtypes[k]) if v.is_floating_point() else v
+                for k, v in self.total.items()}
 
     def add(self, state: dict[str, torch.Tensor]) -> None:
         for k, v in self.total.items():
@@ -95,19 +111,29 @@ def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], floa
     The folders' weights must have one set of tensors (``hub.soup.check_ingredients``).
 
     Each record: ``path``, ``alone`` (its own score), ``rank`` (1 = best alone), ``soup_score``
-    (the soup's score with it, None for the first), ``kept``. ``label(folder)``: how progress
-    lines name a folder."""
+    (the soup's score with it, None for the first), ``kept``, ``name`` (``label(folder)``: how
+    progress lines and the model card name it)."""
+    import math
+
+    from safetensors.torch import load_file
+
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise ValueError("a greedy soup chooses among at least two models")
+    first = _RunningSum(load_file(folders[0] / "model.safetensors"))
     alone = []
     for i, f in enumerate(folders):
-        alone.append(score(load_file(f / "model.safetensors")))
+        state = load_file(f / "model.safetensors")
+        first.check(state, label(f))  # refused before the passes, not after them
+        alone.append(score(state))
+        if not math.isfinite(alone[-1]):
+            raise ValueError(f"{label(f)} scores {alone[-1]} on the selection set: it cannot be ranked")
         progress(f"{label(f)}: {alone[-1]:.3f} alone ({i + 1}/{len(folders)})")
     order = sorted(range(len(folders)), key=lambda i: -alone[i])
     chosen, best = [folders[order[0]]], alone[order[0]]
     total = _RunningSum(load_file(chosen[0] / "model.safetensors"))
-    records = [{"path": str(chosen[0]), "alone": alone[order[0]], "rank": 1, "soup_score": None, "kept": True}]
+    records = [{"path": str(chosen[0]), "name": label(chosen[0]), "alone": alone[order[0]], "rank": 1,
+                "soup_score": None, "kept": True}]
     for rank, i in enumerate(order[1:], start=2):
         state = load_file(folders[i] / "model.safetensors")
         with_it = score(total.mean_with(state))
@@ -118,7 +144,8 @@ def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], floa
             chosen.append(folders[i])
             total.add(state)
             best = with_it
-        records.append({"path": str(folders[i]), "alone": alone[i], "rank": rank, "soup_score": with_it, "kept": kept})
+        records.append({"path": str(folders[i]), "name": label(folders[i]), "alone": alone[i], "rank": rank,
+                        "soup_score": with_it, "kept": kept})
     return chosen, records
 
 

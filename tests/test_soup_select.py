@@ -176,7 +176,7 @@ def test_the_apps_soup_job_chooses_greedily_on_an_uploaded_file(qa_soup_setup, h
     with pytest.raises(ValueError, match="uploaded to this server"):  # never any server path
         jobs.validate_soup_params({**params, "select_file": str(select)})
     guess = jobs.soup_estimate(params, select_size=30)
-    assert guess["phases"]["select"]["seconds"] == round(6 * 30 / 140.0, 1)  # 3 alone, 2 soups, the teacher
+    assert guess["phases"]["select"]["seconds"] == round(7 * 30 / 140.0, 1)  # 3 alone, 2 soups, the teacher (2)
     folder = tmp_path / "job"
     folder.mkdir()
     ctx = JobContext(folder, {"id": "g", "name": "greedy-soup", "params": params}, threading.Event())
@@ -186,7 +186,10 @@ def test_the_apps_soup_job_chooses_greedily_on_an_uploaded_file(qa_soup_setup, h
     assert result["status"] == "finished" and result["ingredients"] == ["oracle/student", "scaled/student"]
     assert [Path(i["path"]).parent.name for i in soup["soup"]["ingredients"]] == ["oracle", "scaled"]
     assert soup["soup"]["selection"]["teacher"] == str(teacher) and soup["eval"]["student"]["f1"] == 100.0
-    assert ctx.phases["select"]["examples"] == 180 and "2 of 3 students kept" in (folder / "log.txt").read_text()
+    assert ctx.phases["select"]["examples"] == 210 and "2 of 3 students kept" in (folder / "log.txt").read_text()
+    assert staged["select_file"] in soup["soup"]["selection"]["data"] and Path(staged["select_file"]).is_file()
+    readme = (models_dir() / "greedy-soup" / "student" / "README.md").read_text()
+    assert "| `negated/student` | 3 |" in readme and "--model oracle/student --model scaled/student" in readme
     assert "chosen greedily among 3" in soup_line(soup, "f1")
     # the page: no file is refused before anything is queued or copied
     with pytest.raises(gr.Error, match="Upload a selection file"):
@@ -195,7 +198,36 @@ def test_the_apps_soup_job_chooses_greedily_on_an_uploaded_file(qa_soup_setup, h
     bad.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "", "qas": []}]}]}))
     with pytest.raises(gr.Error, match="selection file"):
         start_soup("squad", keys, None, None, greedy=True, select_path=str(bad))
+    # copied, then refused before queueing (it is the students' evaluation set): the copy is not kept
+    with pytest.raises(gr.Error, match="upper bound"):
+        start_soup("squad", keys, None, None, greedy=True, select_path=str(evaluation))
     assert sorted(p.name for p in (hub_home / "uploads").iterdir()) == ["abc"]
+    # a job that fails choosing (its teacher gone) leaves no upload behind
+    gone = jobs.stage_selection_upload(select, True, hub_home / "uploads" / "def")
+    cards = {k: json.loads((models_dir() / k / "run.json").read_text()) for k in keys}
+    for k, card in cards.items():
+        (models_dir() / k / "run.json").write_text(json.dumps({**card, "teacher": str(root / "moved-teacher")}))
+    folder = tmp_path / "job2"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "h", "name": "orphan", "params": {**params, "select_file": gone["select_file"]}},
+                     threading.Event())
+    with pytest.raises(Exception, match="teacher"):
+        run_soup(ctx)
+    ctx.close()
+    assert not (hub_home / "uploads" / "def").exists() and not (models_dir() / "orphan").exists()
+    # a stop while choosing: the job ends "stopped" at the next pass, nothing written, the upload gone
+    for k, card in cards.items():
+        (models_dir() / k / "run.json").write_text(json.dumps(card))
+    staged = jobs.stage_selection_upload(select, True, hub_home / "uploads" / "ghi")
+    stop = threading.Event()
+    stop.set()
+    folder = tmp_path / "job3"
+    folder.mkdir()
+    ctx = JobContext(folder, {"id": "i", "name": "stopped", "params": {**params, "select_file": staged["select_file"]}},
+                     stop)
+    assert run_soup(ctx)["status"] == "stopped"
+    ctx.close()
+    assert not (hub_home / "uploads" / "ghi").exists() and not (models_dir() / "stopped").exists()
 
 
 def test_a_classification_soup_is_chosen_greedily_against_its_teacher(trained_pair, tiny_data_dir, tmp_path, capsys):

@@ -9,12 +9,14 @@ browser uploads (``hub.soup_select``).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
 
 from hub import jobs, views
 from hub.config import QA_UPLOAD_SUFFIXES, UPLOAD_SUFFIXES
+from hub.soup_select import GREEDY_KINDS, check_greedy
 from hub.tasks import TASKS
 
 from . import LABELS, PRIVATE, esc, keyed, refuse
@@ -30,8 +32,9 @@ HELP = (f"Students distilled from one start — the same teacher, student and in
 GREEDY_HELP = ("a *greedy soup* (Wortsman et al.): the students are ranked on a held-out file you upload (never "
                "their evaluation set), the best first, and each next one is averaged in only when the soup's score "
                "on that file does not fall — a student that would pull the soup down is left out")
-SELECT_TEACHER_HELP = ("score on the file by agreement with the students' teacher (its labels are not used: any "
-                       "unlabelled text of the task's format will do); unticked: the task's metric against its labels")
+SELECT_TEACHER_HELP = ("score on the file by agreement with the students' teacher: its labels are not used for the "
+                       "score (the file must still be valid data of the task: rule-made questions will do); unticked: "
+                       "the task's metric against its labels")
 
 
 def _staged_selection(task: str, path: str | None) -> dict:
@@ -54,11 +57,20 @@ def _selection_size(task: str, path: str | None) -> int | None:
     """Examples in an uploaded selection file (for the estimate), None when it cannot be read."""
     if not path:
         return None
+    try:
+        return _counted(task, str(path), Path(path).stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _counted(task: str, path: str, stamp: int) -> int | None:
+    """Examples in a file, once per file version (each change of the section asks again)."""
     from hub.data import read_table
     from hub.squad import read_squad
 
     try:
-        if _is_qa(task) and str(path).lower().endswith(".json"):
+        if _is_qa(task) and path.lower().endswith(".json"):
             return len(read_squad(path))
         return len(read_table(path))
     except Exception:  # the estimate only; start_soup gives the file's error
@@ -68,6 +80,10 @@ def _selection_size(task: str, path: str | None) -> int | None:
 CALIBRATE_HELP = ("extractive QA: set the soup's \"no answer\" threshold to the one that agrees most with the "
                   "students' teacher on their training questions, each with its own paragraph and another article's "
                   "(no labels); the soup is scored at it")
+
+
+def _greedy_kind(task: str | None) -> bool:
+    return task in TASKS and TASKS[task].kind in GREEDY_KINDS and bool(TASKS[task].head)
 
 
 def soup_choices(task: str) -> list[tuple[str, str]]:
@@ -96,38 +112,44 @@ def start_soup(task: str, models: list[str] | None, name: str | None, owned: dic
                "calibrate_null": bool(calibrate) and _is_qa(task)}
     try:
         jobs.validate_soup_params(request)  # a bad pick is refused before the file is copied
+        if greedy:
+            check_greedy(TASKS[task])
     except ValueError as exc:
         raise refuse(str(exc)) from None
     if greedy:
         request.update(select_file=_staged_selection(task, select_path)["select_file"],
                        select_teacher=bool(select_teacher))
     try:
-        return _queue_soup(task, request, owned, submit)
+        params = _checked(task, request)
     except BaseException:
         if request.get("select_file"):  # the upload of a refused soup is not kept
             shutil.rmtree(Path(request["select_file"]).parent, ignore_errors=True)
         raise
+    return submit(params, owned, kind="soup")
 
 
-def _queue_soup(task: str, request: dict, owned: dict | None, submit) -> dict:
+def _checked(task: str, request: dict) -> dict:
+    """The soup job's parameters, checked as the job will check them (a refusal names the page's models)."""
     try:
         params = jobs.validate_soup_params(request)
     except ValueError as exc:
         raise refuse(str(exc)) from None
     paths = {e.key: e.path for e in jobs.soup_students(task)}
     try:
-        from hub.jobs.soup_job import check_calibration
+        from hub.jobs.soup_job import check_calibration, check_selection
         from hub.soup import check_ingredients
 
         check_ingredients([paths[k] for k in params["models"]], task)
         if params["calibrate_null"]:
             check_calibration(task, params["models"])
+        if params.get("select_file"):
+            check_selection(task, params["models"], params["select_file"], params["select_teacher"])
     except ValueError as exc:
-        message = str(exc)
+        message = str(exc).replace(str(Path(params.get("select_file") or "/nowhere").parent) + "/", "")
         for key, path in paths.items():  # server folders as the model names the page shows
             message = message.replace(path, key)
         raise refuse(views.redact_text(message)) from None
-    return submit(params, owned, kind="soup")
+    return params
 
 
 def soup_estimate_markdown(task: str, models: list[str] | None, calibrate: bool = False, greedy: bool = False,
@@ -163,7 +185,7 @@ def build(task: str) -> dict:
         c["soup_calibrate"] = gr.Checkbox(False, label=LABELS["calibrate_null"], info=CALIBRATE_HELP,
                                           visible=_is_qa(task), elem_id="soup-calibrate")
         c["soup_greedy"] = gr.Checkbox(False, label="choose the students greedily on held-out data", info=GREEDY_HELP,
-                                       elem_id="soup-greedy")
+                                       visible=_greedy_kind(task), elem_id="soup-greedy")
         with gr.Group(visible=False) as c["soup_select_box"]:
             c["soup_select_file"] = gr.File(label="Selection file", type="filepath",
                                             file_types=list(dict.fromkeys(UPLOAD_SUFFIXES + QA_UPLOAD_SUFFIXES)),
@@ -186,9 +208,13 @@ def wire(c: dict, session: dict) -> None:
         return {c["soup_models"]: gr.Dropdown(choices=choices, value=[k for k in picked or [] if k in keys],
                                               info=f"finished {task} students of this server"),
                 c["soup_name"]: gr.Textbox(placeholder=f"{task}-soup"),
-                c["soup_calibrate"]: gr.Checkbox(visible=_is_qa(task))}
+                c["soup_calibrate"]: gr.Checkbox(visible=_is_qa(task)),
+                # hidden for a task that cannot choose greedily, and then unticked (a ticked one stays)
+                c["soup_greedy"]: gr.Checkbox(visible=True) if _greedy_kind(task) else gr.Checkbox(visible=False,
+                                                                                                   value=False)}
 
-    inputs, outputs = [c["task"], c["soup_models"]], [c["soup_models"], c["soup_name"], c["soup_calibrate"]]
+    inputs = [c["task"], c["soup_models"]]
+    outputs = [c["soup_models"], c["soup_name"], c["soup_calibrate"], c["soup_greedy"]]
     choice = [c["soup_calibrate"], c["soup_greedy"], c["soup_select_file"], c["soup_select_teacher"]]
     gr.on([c["soup_models"].change, *(x.change for x in choice)], soup_estimate_markdown,
           [c["task"], c["soup_models"], *choice], c["soup_estimate"], **PRIVATE, show_progress="hidden",

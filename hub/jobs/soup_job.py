@@ -11,6 +11,7 @@ averaged (``hub.soup.check_ingredients``) before writing anything.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..paths import hub_home, models_dir
@@ -20,6 +21,7 @@ from .registry import short_name, trained_models
 MAX_INGREDIENTS = 16
 SOUP_KEYS = ("task", "models", "name", "benchmark", "calibrate_null", "select_file", "select_teacher")
 FINISHED = "finished"
+SELECT_NAMES = ("select.json", "select.jsonl")  # what hub.jobs.uploads.stage_selection_upload writes
 
 
 def soup_students(task: str, root: str | Path | None = None) -> list:
@@ -69,8 +71,9 @@ def validate_soup_params(params: dict) -> dict:
         except ValueError as exc:
             raise ParamsError(str(exc)) from None
         uploads = (hub_home() / "uploads").resolve()
-        if not isinstance(select, str) or uploads not in Path(select).resolve().parents \
-                or not Path(select).is_file():
+        staged = Path(select).resolve() if isinstance(select, str) else None
+        if staged is None or staged.parent.parent != uploads or staged.name not in SELECT_NAMES \
+                or not staged.is_file():
             raise ParamsError("select_file must be a selection file uploaded to this server")
     teacher = params.get("select_teacher", True)
     if not isinstance(teacher, bool):
@@ -128,8 +131,17 @@ def run_soup(ctx) -> dict:
 
     selection = None
     if p.get("select_file"):
-        folders, selection = _select(ctx, task, folders, cards, options[0], lengths[0],
-                                     teacher if p["select_teacher"] else None)
+        from ..training import Cancelled
+
+        try:
+            folders, selection = _select(ctx, task, folders, cards, options[0], lengths[0],
+                                         (teacher or "") if p["select_teacher"] else None)
+        except BaseException as exc:  # nothing written: the upload goes too (a rerun uploads it again)
+            shutil.rmtree(Path(p["select_file"]).parent, ignore_errors=True)
+            if isinstance(exc, Cancelled):
+                ctx.log(f"{exc}: nothing was written")
+                return {**result, "status": "stopped"}
+            raise
         keys = {str(f): k for k, f in zip(p["models"], [entries[k].path for k in p["models"]])}
         result["ingredients"] = [keys[str(f)] for f in folders]
     ctx.phase("soup", 0, len(folders))  # its time grows with the ingredients
@@ -153,6 +165,10 @@ def run_soup(ctx) -> dict:
         return result
     if not p["benchmark"]:
         return result
+    if len(result["ingredients"]) == 1:  # a greedy soup that kept one: a copy of a benchmarked student
+        ctx.log(f"no benchmark: the soup is {result['ingredients'][0]} alone, whose rows it would repeat")
+        result["benchmark"] = "skipped: the soup is one of its students"
+        return result
     if not task.head:
         ctx.log(f"no benchmark: {GENERAL_BENCH}")
         result["benchmark"] = "skipped: a student without a task head"
@@ -166,42 +182,66 @@ def run_soup(ctx) -> dict:
     return result
 
 
-def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: int, teacher: str | None):
-    """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on the job's selection file,
-    scored as the soup will be (the first ingredient's length and options) against ``teacher``'s
-    predictions, else the file's labels: (the chosen folders, the record for the soup's card).
-    Refused, before anything is written, when the file shares examples with the students'
-    evaluation set or there is no teacher to agree with."""
+def _selection_data(task, folders: list, cards: list[dict], select_file: str, teacher: str | None):
+    """A greedy soup's selection set read as the task's data (a classifier's labels: the first
+    student's) and checked before any scoring: a teacher found here when the choice is by
+    agreement, no example shared with the students' evaluation sets. Returns (the data, those sets)."""
+    from ..config import is_hub_id
     from ..data import DataError, DataSource
     from ..kinds import get_kind
     from ..models import load_model
-    from ..soup_select import choose, ingredient_evaluations, score_name, selection_size
+    from ..soup_select import check_held_out, ingredient_evaluations
 
-    if ctx.params.get("select_teacher", True) and not teacher:
+    if teacher is not None and not (teacher and (Path(teacher).is_dir() or is_hub_id(teacher))):
         raise DataError("choosing by agreement with the teacher needs the students' teacher, and their run cards "
                         "name none found here: choose by the selection file's labels")
-    kind = get_kind(task)
     reference = load_model(str(folders[0]), task)[0]
-    selection = kind.load_data(task, DataSource(eval_file=ctx.params["select_file"]), need_train=False,
-                               reference=reference)
+    selection = get_kind(task).load_data(task, DataSource(eval_file=select_file), need_train=False,
+                                         reference=reference)
     evaluations = ingredient_evaluations(task, cards, reference)
-    del reference
+    check_held_out(task, selection, evaluations)
+    return selection, evaluations
+
+
+def check_selection(task_name: str, models: list[str], select_file: str, select_teacher: bool) -> None:
+    """The server's check, before queueing, of a greedy soup's selection file (:func:`_selection_data`)."""
+    from ..runs import read_card
+    from ..tasks import get_task
+
+    entries = {e.key: e for e in soup_students(task_name)}
+    folders = [entries[k].path for k in models]
+    teacher = entries[models[0]].teacher or "" if select_teacher else None
+    _selection_data(get_task(task_name), folders, [read_card(f) or {} for f in folders], select_file, teacher)
+
+
+def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: int, teacher: str | None):
+    """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on the job's selection file,
+    scored as the soup will be (the first ingredient's length and options) against ``teacher``'s
+    predictions (None: the file's labels): (the chosen folders, the record for the soup's card).
+    Refused before any scoring as :func:`_selection_data` says; a stop ends it at the next pass
+    (``hub.training.Cancelled``)."""
+    from ..soup_select import choose, score_name, selection_passes, selection_size
+    from ..training import Cancelled
+
+    selection, evaluations = _selection_data(task, folders, cards, ctx.params["select_file"], teacher)
     size = selection_size(task, selection)
-    passes = 2 * len(folders) - 1 + (teacher is not None)  # each alone, each soup after the first, the teacher
+    total = selection_passes(len(folders), teacher is not None) * size
     done = [0]
 
     def step(line: str) -> None:
-        done[0] += 1
-        ctx.phase("select", done[0] * size, passes * size)
+        done[0] += size * (2 if line.startswith("the teacher") else 1)  # as selection_passes counts them
+        ctx.phase("select", min(done[0], total), total)
         ctx.log(line)
+        if ctx.cancel.is_set():
+            raise Cancelled("stopped while choosing the students")
 
-    ctx.phase("select", 0, passes * size)
+    ctx.phase("select", 0, total)
     ctx.log(f"choosing the students greedily on the selection file ({size:,} examples; "
             f"{score_name(task, teacher)}) ...")
     names = {str(f): k for k, f in zip(ctx.params["models"], folders)}  # the page's names, never server paths
     chosen, record = choose(task, folders, options, selection, str(Path(ctx.params["select_file"]).resolve()),
-                            evaluations, label=lambda f: names.get(str(f), Path(f).name),
-                            teacher=teacher, max_length=length, progress=step)
+                            label=lambda f: names.get(str(f), Path(f).name), teacher=teacher, max_length=length,
+                            progress=step)
     ctx.end_phase()
     ctx.log(f"greedy soup: {len(chosen)} of {len(folders)} students kept")
     return chosen, record
@@ -287,7 +327,9 @@ def soup_estimate(params: dict, jobs_root: str | Path | None = None, select_size
     n_eval = int(data[0].get("eval_size") or data[0].get("eval_blocks") or 0)
     phases = {}
     if select_size:
-        passes = 2 * len(cards) - 1 + params.get("select_teacher", True)  # as _select makes them
+        from ..soup_select import selection_passes
+
+        passes = selection_passes(len(cards), params.get("select_teacher", True))  # as _select counts them
         phases["select"] = _phase_seconds("select", passes * select_size, earlier, task.kind)
     phases["soup"] = _phase_seconds("soup", len(cards), earlier, task.kind)
     if n_eval and task.head:

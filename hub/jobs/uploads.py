@@ -124,7 +124,7 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
     return out
 
 
-def stage_selection_upload(path: str | Path, qa: bool, dest: str | Path, max_rows: int = MAX_UPLOAD_ROWS) -> dict:
+def stage_selection_upload(path: str | Path, qa: bool, dest: str | Path, max_rows: int | None = None) -> dict:
     """A greedy soup's selection file (``hub.soup_select``): checked as the task's data (SQuAD
     data for extractive QA, a table otherwise; at most ``max_rows``), copied into ``dest``.
     Returns ``{"select_file": its path, "size": its examples}``; ``hub.data.DataError`` with a
@@ -137,6 +137,9 @@ def stage_selection_upload(path: str | Path, qa: bool, dest: str | Path, max_row
     def read_qa(p: Path) -> list[dict]:
         return read_squad(p) if p.suffix.lower() == ".json" else squad_from_records(read_table(p), p.name)
 
+    from ..soup_select import MAX_SELECT
+
+    max_rows = MAX_SELECT if max_rows is None else max_rows
     suffixes = QA_UPLOAD_SUFFIXES if qa else UPLOAD_SUFFIXES
     data, _ = _read_uploads(path, None, suffixes, read_qa if qa else read_table, max_rows,
                             "questions" if qa else "rows", "is not valid SQuAD data" if qa else "could not be read",
