@@ -121,27 +121,48 @@ def trained_options(card: dict | None, allowed: tuple | None = None) -> dict:
     return options
 
 
+class WeightSum:
+    """The running float32 sum of models' weights, each state checked as it is added: the same
+    tensors, shapes and integer buffers as the first (named ``first``). ``mean(extra)`` is the
+    uniform average of the states added (and ``extra``), each in its own dtype. One weight file
+    is held at a time besides the sum: the greedy soup (``hub.soup_select``) tries each next
+    candidate on top of it."""
+
+    def __init__(self, state: dict[str, torch.Tensor], first: str):
+        self.first, self.n = first, 1
+        self.dtypes = {k: v.dtype for k, v in state.items()}
+        self.total = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+    def check(self, state: dict[str, torch.Tensor], name: str) -> None:
+        if set(state) != set(self.total):
+            missing = sorted(set(self.total) ^ set(state))[0]
+            raise ValueError(f"{name} and {self.first} hold different tensors (e.g. {missing!r})")
+        for key, v in self.total.items():
+            if state[key].shape != v.shape:
+                raise ValueError(f"{key}: shape {tuple(state[key].shape)} in {name}, {tuple(v.shape)} in {self.first}")
+            if not v.is_floating_point() and not torch.equal(state[key], v):
+                raise ValueError(f"{key}: an integer tensor that differs between the models cannot be averaged")
+
+    def add(self, state: dict[str, torch.Tensor], name: str) -> None:
+        self.check(state, name)
+        for key, v in self.total.items():
+            if v.is_floating_point():
+                self.total[key] = v + state[key].float()
+        self.n += 1
+
+    def mean(self, extra: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        n = self.n + (extra is not None)
+        return {k: ((v if extra is None else v + extra[k].float()) / n).to(self.dtypes[k]) if v.is_floating_point()
+                else v for k, v in self.total.items()}
+
+
 def average_state(folders: list[Path]) -> dict[str, torch.Tensor]:
     """The uniform average of the folders' weights (float tensors averaged in float32
     and stored in their own dtype; integer buffers must be equal)."""
-    states = [load_file(f / WEIGHTS) for f in folders]
-    keys = set(states[0])
-    out = {}
-    for f, state in zip(folders[1:], states[1:]):
-        if set(state) != keys:
-            missing = sorted(keys ^ set(state))[0]
-            raise ValueError(f"{f} and {folders[0]} hold different tensors (e.g. {missing!r})")
-    for key, first in states[0].items():
-        for f, state in zip(folders[1:], states[1:]):
-            if state[key].shape != first.shape:
-                raise ValueError(f"{key}: shape {tuple(state[key].shape)} in {f}, {tuple(first.shape)} in {folders[0]}")
-        if first.is_floating_point():
-            out[key] = (sum(s[key].float() for s in states) / len(states)).to(first.dtype)
-        elif all(torch.equal(s[key], first) for s in states):
-            out[key] = first
-        else:
-            raise ValueError(f"{key}: an integer tensor that differs between the models cannot be averaged")
-    return out
+    total = WeightSum(load_file(folders[0] / WEIGHTS), str(folders[0]))
+    for f in folders[1:]:
+        total.add(load_file(f / WEIGHTS), str(f))
+    return total.mean()
 
 
 def check_output(models: list[str], output_dir: str | Path, overwrite: bool) -> Path:

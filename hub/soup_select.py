@@ -68,40 +68,6 @@ def score_name(task, teacher: str | None) -> str:
     return task.headline if task.higher_is_better else f"-{task.headline} (lower is better)"
 
 
-class _RunningSum:
-    """The float32 sum of the chosen ingredients' weights: each file is read once per step,
-    however many are chosen (a soup of k + 1 is this sum plus one state, divided)."""
-
-    def __init__(self, state: dict[str, torch.Tensor]):
-        self.dtypes = {k: v.dtype for k, v in state.items()}
-        self.total = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        self.n = 1
-
-    def check(self, state: dict[str, torch.Tensor], name: str) -> None:
-        """The checks of ``hub.soup.average_state``, before a state is averaged in."""
-        import torch
-
-        if set(state) != set(self.total):
-            raise ValueError(f"{name} holds other tensors than the first model (e.g. "
-                             f"{sorted(set(state) ^ set(self.total))[0]!r})")
-        for k, v in self.total.items():
-            if state[k].shape != v.shape:
-                raise ValueError(f"{k}: shape {tuple(state[k].shape)} in {name}, {tuple(v.shape)} in the first model")
-            if not v.is_floating_point() and not torch.equal(state[k], v):
-                raise ValueError(f"{k}: an integer tensor that differs between the models cannot be averaged")
-
-    def mean_with(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        n = self.n + 1
-        return {k: ((v + state[k].float()) / n).to(self.dtypes[k]) if v.is_floating_point() else v
-                for k, v in self.total.items()}
-
-    def add(self, state: dict[str, torch.Tensor]) -> None:
-        for k, v in self.total.items():
-            if v.is_floating_point():
-                self.total[k] = v + state[k].float()
-        self.n += 1
-
-
 def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], float],
                   progress: Callable[[str], None] = lambda line: None,
                   label: Callable[[Path], str] = str) -> tuple[list[Path], list[dict]]:
@@ -117,32 +83,37 @@ def greedy_select(folders: list, score: Callable[[dict[str, torch.Tensor]], floa
 
     from safetensors.torch import load_file
 
+    from .soup import WEIGHTS, WeightSum
+
     folders = [Path(f) for f in folders]
     if len(folders) < 2:
         raise ValueError("a greedy soup chooses among at least two models")
-    first = _RunningSum(load_file(folders[0] / "model.safetensors"))
-    alone = []
+    alone, first = [], None
     for i, f in enumerate(folders):
-        state = load_file(f / "model.safetensors")
-        first.check(state, label(f))  # refused before the passes, not after them
+        state = load_file(f / WEIGHTS)
+        if first is None:
+            first = WeightSum(state, label(f))
+        else:
+            first.check(state, label(f))  # refused before the passes, not after them
         alone.append(score(state))
         if not math.isfinite(alone[-1]):
             raise ValueError(f"{label(f)} scores {alone[-1]} on the selection set: it cannot be ranked")
         progress(f"{label(f)}: {alone[-1]:.3f} alone ({i + 1}/{len(folders)})")
     order = sorted(range(len(folders)), key=lambda i: -alone[i])
     chosen, best = [folders[order[0]]], alone[order[0]]
-    total = _RunningSum(load_file(chosen[0] / "model.safetensors"))
+    del first
+    total = WeightSum(load_file(chosen[0] / WEIGHTS), label(chosen[0]))
     records = [{"path": str(chosen[0]), "name": label(chosen[0]), "alone": alone[order[0]], "rank": 1,
                 "soup_score": None, "kept": True}]
     for rank, i in enumerate(order[1:], start=2):
-        state = load_file(folders[i] / "model.safetensors")
-        with_it = score(total.mean_with(state))
+        state = load_file(folders[i] / WEIGHTS)
+        with_it = score(total.mean(state))
         kept = with_it >= best
         progress(f"{label(folders[i])}: soup of {len(chosen) + 1} {with_it:.3f} against {best:.3f}: "
                  f"{'kept' if kept else 'left out'}")
         if kept:
             chosen.append(folders[i])
-            total.add(state)
+            total.add(state, label(folders[i]))
             best = with_it
         records.append({"path": str(folders[i]), "name": label(folders[i]), "alone": alone[i], "rank": rank,
                         "soup_score": with_it, "kept": kept})
