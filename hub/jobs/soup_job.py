@@ -84,7 +84,6 @@ def validate_soup_params(params: dict) -> dict:
 
 def run_soup(ctx) -> dict:
     """Average, evaluate, benchmark; returns the job's result (``hub.jobs.runner``)."""
-    from ..config import is_hub_id
     from ..data import DataSource
     from ..inference import trained_length
     from ..kinds import get_kind
@@ -134,16 +133,15 @@ def run_soup(ctx) -> dict:
         from ..training import Cancelled
 
         try:
-            folders, selection = _select(ctx, task, folders, cards, options[0], lengths[0],
-                                         (teacher or "") if p["select_teacher"] else None)
+            folders, selection = _select(ctx, task, folders, cards, options[0], lengths[0], teacher,
+                                         p["select_teacher"])
         except BaseException as exc:  # nothing written: the upload goes too (a rerun uploads it again)
             shutil.rmtree(Path(p["select_file"]).parent, ignore_errors=True)
             if isinstance(exc, Cancelled):
                 ctx.log(f"{exc}: nothing was written")
                 return {**result, "status": "stopped"}
             raise
-        keys = {str(f): k for k, f in zip(p["models"], [entries[k].path for k in p["models"]])}
-        result["ingredients"] = [keys[str(f)] for f in folders]
+        result["ingredients"] = [r["name"] for r in selection["ingredients"] if r["kept"]]  # in the order added
     ctx.phase("soup", 0, len(folders))  # its time grows with the ingredients
     ctx.log(f"averaging the weights of {len(folders)} students: {', '.join(result['ingredients'])}" if len(folders) > 1
             else f"the soup is {result['ingredients'][0]} alone (a copy of its weights)")
@@ -173,7 +171,7 @@ def run_soup(ctx) -> dict:
         ctx.log(f"no benchmark: {GENERAL_BENCH}")
         result["benchmark"] = "skipped: a student without a task head"
         return result
-    if not (source and teacher and (Path(teacher).is_dir() or is_hub_id(teacher))):
+    if not (source and _teacher_found(teacher)):
         ctx.log("no benchmark: the students share no teacher and evaluation set to time the soup against")
         result["benchmark"] = "skipped: no teacher or evaluation set in common"
         return result
@@ -182,17 +180,25 @@ def run_soup(ctx) -> dict:
     return result
 
 
-def _selection_data(task, folders: list, cards: list[dict], select_file: str, teacher: str | None):
-    """A greedy soup's selection set read as the task's data (a classifier's labels: the first
-    student's) and checked before any scoring: a teacher found here when the choice is by
-    agreement, no example shared with the students' evaluation sets. Returns (the data, those sets)."""
+def _teacher_found(teacher: str | None) -> bool:
+    """Whether the students' teacher (a folder or Hub id) can be loaded from here."""
     from ..config import is_hub_id
+
+    return bool(teacher) and (Path(teacher).is_dir() or is_hub_id(teacher))
+
+
+def _selection_data(task, folders: list, cards: list[dict], select_file: str, teacher: str | None,
+                    by_teacher: bool):
+    """A greedy soup's selection set read as the task's data (a classifier's labels: the first
+    student's) and checked before any scoring: the students' ``teacher`` found here when the choice
+    is ``by_teacher`` (agreement), no example shared with the students' evaluation sets. Returns
+    (the data, those sets)."""
     from ..data import DataError, DataSource
     from ..kinds import get_kind
     from ..models import load_model
     from ..soup_select import check_held_out, ingredient_evaluations
 
-    if teacher is not None and not (teacher and (Path(teacher).is_dir() or is_hub_id(teacher))):
+    if by_teacher and not _teacher_found(teacher):
         raise DataError("choosing by agreement with the teacher needs the students' teacher, and their run cards "
                         "name none found here: choose by the selection file's labels")
     reference = load_model(str(folders[0]), task)[0]
@@ -210,20 +216,22 @@ def check_selection(task_name: str, models: list[str], select_file: str, select_
 
     entries = {e.key: e for e in soup_students(task_name)}
     folders = [entries[k].path for k in models]
-    teacher = entries[models[0]].teacher or "" if select_teacher else None
-    _selection_data(get_task(task_name), folders, [read_card(f) or {} for f in folders], select_file, teacher)
+    _selection_data(get_task(task_name), folders, [read_card(f) or {} for f in folders], select_file,
+                    entries[models[0]].teacher, select_teacher)
 
 
-def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: int, teacher: str | None):
+def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: int, teacher: str | None,
+            by_teacher: bool):
     """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on the job's selection file,
     scored as the soup will be (the first ingredient's length and options) against ``teacher``'s
-    predictions (None: the file's labels): (the chosen folders, the record for the soup's card).
-    Refused before any scoring as :func:`_selection_data` says; a stop ends it at the next pass
-    (``hub.training.Cancelled``)."""
+    predictions when ``by_teacher``, else the file's labels: (the chosen folders, the record for
+    the soup's card, whose ingredients are named as the page names them). Refused before any
+    scoring as :func:`_selection_data` says; a stop ends it at the next pass (``hub.training.Cancelled``)."""
     from ..soup_select import choose, score_name, selection_passes, selection_size
     from ..training import Cancelled
 
-    selection, evaluations = _selection_data(task, folders, cards, ctx.params["select_file"], teacher)
+    selection, evaluations = _selection_data(task, folders, cards, ctx.params["select_file"], teacher, by_teacher)
+    teacher = teacher if by_teacher else None
     size = selection_size(task, selection)
     total = selection_passes(len(folders), teacher is not None) * size
     done = [0]
@@ -238,7 +246,7 @@ def _select(ctx, task, folders: list, cards: list[dict], options: dict, length: 
     ctx.phase("select", 0, total)
     ctx.log(f"choosing the students greedily on the selection file ({size:,} examples; "
             f"{score_name(task, teacher)}) ...")
-    names = {str(f): k for k, f in zip(ctx.params["models"], folders)}  # the page's names, never server paths
+    names = {str(f): k for k, f in zip(ctx.params["models"], folders)}  # the page's keys, never server paths
     chosen, record = choose(task, folders, options, selection, str(Path(ctx.params["select_file"]).resolve()),
                             label=lambda f: names.get(str(f), Path(f).name), teacher=teacher, max_length=length,
                             progress=step)
@@ -263,12 +271,11 @@ def _calibration_questions(task, card: dict, teacher: str | None) -> tuple[list[
     the soup is written when there is no teacher, no training data found from here, or too
     few articles."""
     from ..augment import training_questions
-    from ..config import is_hub_id
     from ..data import DataError, DataSource
     from ..null_calibration import calibration_questions
     from ..soup import train_source, trained_sizes
 
-    if not teacher or not (Path(teacher).is_dir() or is_hub_id(teacher)):
+    if not _teacher_found(teacher):
         raise DataError("calibrating the soup's \"no answer\" needs its students' teacher, and their run cards "
                         "name none found here")
     kw = train_source(card)
