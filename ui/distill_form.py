@@ -15,7 +15,6 @@ import gradio as gr
 from hub import jobs, views
 from hub.config import (AUGMENT_KINDS, QA_UPLOAD_SUFFIXES, STUDENT_PRESETS, UPLOAD_SUFFIXES, JobSettings,
                         base_teacher, default_learning_rate, spec, student_is_random_init, teaches_as_it_is)
-from hub.paths import hub_home
 from hub.tasks import TASKS
 
 from . import DEFAULT_TASK, MESSAGE_LABELS, implemented_tasks, log, refuse
@@ -120,7 +119,7 @@ def data_source(form: dict) -> dict:
                 raise refuse(f"Only {', '.join(suffixes)} files are accepted for this task.")
         from hub.data import DataError
 
-        dest = hub_home() / "uploads" / secrets.token_hex(8)
+        dest = jobs.new_upload_dir()
         stage = jobs.stage_squad_upload if qa else jobs.stage_upload
         try:
             return stage(up_train, up_eval or None, dest)
@@ -254,7 +253,7 @@ def start_job(form: dict, owned: dict | None) -> dict:
             load_classification(TASKS[task], **jobs.data_kwargs(params), max_train_samples=50, max_eval_samples=50)
     except (ValueError, DataError) as exc:
         staged = Path(data.get("train_file") or "").parent
-        if staged.parent == hub_home() / "uploads":
+        if staged.parent == jobs.uploads_root():
             shutil.rmtree(staged, ignore_errors=True)  # the upload of a refused job is not kept
         files = _file_names(data)
         if TASKS[task].local_files:

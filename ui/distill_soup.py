@@ -39,16 +39,13 @@ SELECT_TEACHER_HELP = ("score on the file by agreement with the students' teache
 
 def _staged_selection(task: str, path: str | None) -> dict:
     """The uploaded selection file checked and copied into the hub's home: ``{select_file, size}``."""
-    import secrets
-
     from hub.data import DataError
-    from hub.paths import hub_home
 
     if not path:
         raise refuse(f"Upload a selection file ({upload_formats(task)}) to choose the students on, or untick "
                      "'choose greedily'.")
     try:
-        return jobs.stage_selection_upload(path, _is_qa(task), hub_home() / "uploads" / secrets.token_hex(8))
+        return jobs.stage_selection_upload(path, _is_qa(task), jobs.new_upload_dir())
     except DataError as exc:
         raise page_error(str(exc)) from None
 
@@ -66,13 +63,8 @@ def _selection_size(task: str, path: str | None) -> int | None:
 @functools.lru_cache(maxsize=16)
 def _counted(task: str, path: str, stamp: int) -> int | None:
     """Examples in a file, once per file version (each change of the section asks again)."""
-    from hub.data import read_table
-    from hub.squad import read_squad
-
     try:
-        if _is_qa(task) and path.lower().endswith(".json"):
-            return len(read_squad(path))
-        return len(read_table(path))
+        return len(jobs.read_upload(path, _is_qa(task)))
     except Exception:  # the estimate only; start_soup gives the file's error
         return None
 

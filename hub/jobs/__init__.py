@@ -29,7 +29,8 @@ from .registry import (ModelEntry, allowed_models, default_pair, general_student
                        short_name,
                        trained_models)
 from .soup_job import MAX_INGREDIENTS, soup_estimate, soup_students, validate_soup_params
-from .uploads import MAX_UPLOAD_ROWS, stage_selection_upload, stage_squad_upload, stage_upload
+from .uploads import (MAX_UPLOAD_ROWS, new_upload_dir, read_upload, stage_selection_upload, stage_squad_upload,
+                      stage_upload, uploads_root)
 
 __all__ = [
     "ACTIVE_STATES",
@@ -77,9 +78,12 @@ __all__ = [
     "short_name",
     "soup_estimate",
     "soup_students",
+    "new_upload_dir",
+    "read_upload",
     "stage_selection_upload",
     "stage_squad_upload",
     "stage_upload",
+    "uploads_root",
     "trained_models",
     "validate_params",
     "validate_soup_params",

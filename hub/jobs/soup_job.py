@@ -14,9 +14,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..paths import hub_home, models_dir
+from ..paths import models_dir
 from .params import ParamsError, safe_name
 from .registry import short_name, trained_models
+from .uploads import uploads_root
 
 MAX_INGREDIENTS = 16
 SOUP_KEYS = ("task", "models", "name", "benchmark", "calibrate_null", "select_file", "select_teacher")
@@ -70,7 +71,7 @@ def validate_soup_params(params: dict) -> dict:
             check_greedy(task)
         except ValueError as exc:
             raise ParamsError(str(exc)) from None
-        uploads = (hub_home() / "uploads").resolve()
+        uploads = uploads_root().resolve()
         staged = Path(select).resolve() if isinstance(select, str) else None
         if staged is None or staged.parent.parent != uploads or staged.name not in SELECT_NAMES \
                 or not staged.is_file():

@@ -10,8 +10,35 @@ from pathlib import Path
 from ..config import QA_UPLOAD_SUFFIXES, UPLOAD_SUFFIXES
 
 MAX_UPLOAD_ROWS = 50_000
+UPLOADS = "uploads"  # under the hub's home: one folder per staged upload
 EVAL_FRACTION, MAX_SPLIT_EVAL = 0.1, 1000
 MIN_SPLIT_ROWS = 20
+
+
+def uploads_root() -> Path:
+    """The folder of staged uploads (``HUB_HOME/uploads``)."""
+    from ..paths import hub_home
+
+    return hub_home() / UPLOADS
+
+
+def new_upload_dir() -> Path:
+    """A fresh folder name under :func:`uploads_root` for one staged upload (created when written)."""
+    import secrets
+
+    return uploads_root() / secrets.token_hex(8)
+
+
+def read_upload(path: str | Path, qa: bool):
+    """An uploaded file read as a task's data: SQuAD questions (``.json`` SQuAD, else Hub-style
+    rows) for extractive QA, a table otherwise (``hub.data.DataError`` when it is not)."""
+    from ..data import read_table
+    from ..squad import read_squad, squad_from_records
+
+    path = Path(path)
+    if not qa:
+        return read_table(path)
+    return read_squad(path) if path.suffix.lower() == ".json" else squad_from_records(read_table(path), path.name)
 
 
 def _read_uploads(train_path, eval_path, suffixes: tuple[str, ...], read, limit: int, unit: str, failure: str,
@@ -85,14 +112,11 @@ def stage_squad_upload(train_path: str | Path, eval_path: str | Path | None, des
     import json
     import random
 
-    from ..data import DataError, read_table
-    from ..squad import read_squad, squad_document, squad_from_records
+    from ..data import DataError
+    from ..squad import squad_document
 
-    def read(path: Path) -> list[dict]:
-        return read_squad(path) if path.suffix.lower() == ".json" else squad_from_records(read_table(path), path.name)
-
-    train, held = _read_uploads(train_path, eval_path, QA_UPLOAD_SUFFIXES, read, max_questions, "questions",
-                                "is not valid SQuAD data")
+    train, held = _read_uploads(train_path, eval_path, QA_UPLOAD_SUFFIXES, lambda p: read_upload(p, qa=True),
+                                max_questions, "questions", "is not valid SQuAD data")
     if held is None:
         contexts = list(dict.fromkeys(ex["context"] for ex in train))
         if len(contexts) < 2 or len(train) < MIN_SPLIT_ROWS:
@@ -131,17 +155,12 @@ def stage_selection_upload(path: str | Path, qa: bool, dest: str | Path, max_row
     message that names no server path."""
     import json
 
-    from ..data import read_table
-    from ..squad import read_squad, squad_document, squad_from_records
-
-    def read_qa(p: Path) -> list[dict]:
-        return read_squad(p) if p.suffix.lower() == ".json" else squad_from_records(read_table(p), p.name)
-
     from ..soup_select import MAX_SELECT
+    from ..squad import squad_document
 
     max_rows = MAX_SELECT if max_rows is None else max_rows
     suffixes = QA_UPLOAD_SUFFIXES if qa else UPLOAD_SUFFIXES
-    data, _ = _read_uploads(path, None, suffixes, read_qa if qa else read_table, max_rows,
+    data, _ = _read_uploads(path, None, suffixes, lambda p: read_upload(p, qa), max_rows,
                             "questions" if qa else "rows", "is not valid SQuAD data" if qa else "could not be read",
                             labels=("selection file", ""))
     if len(data) == 0:
