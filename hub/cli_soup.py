@@ -193,8 +193,8 @@ def _check_greedy_flags(args, task) -> None:
 def _greedy(args, task, has_data: bool) -> tuple[list[str], dict, dict]:
     """A greedy soup's ingredients (``hub.soup_select.choose``) chosen on ``--select-file``, the
     record of the choice and the evaluation options to record for the soup (the first given
-    model's, as a uniform soup of them all would have); refusals (a selection set that shares examples with the evaluation set,
-    a written --output-dir) before any model is scored."""
+    model's, as a uniform soup of them all would have); refusals (a selection set that shares
+    examples with an evaluation set, a written --output-dir) before any model is scored."""
     import argparse
 
     from .kinds import get_kind

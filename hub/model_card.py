@@ -234,7 +234,8 @@ def _selection_lines(selection: dict | None) -> list[str]:
            "| candidate | rank alone | score alone | soup with it | kept |", "|---|---|---|---|---|"]
     for r in selection.get("ingredients") or []:
         with_it = "—" if r.get("soup_score") is None else f"{r['soup_score']:.3f}"
-        out.append(f"| `{r.get('name') or Path(r['path']).name}` | {r.get('rank')} | {r.get('alone', float('nan')):.3f} | {with_it} | "
+        name = r.get("name") or Path(r["path"]).name
+        out.append(f"| `{name}` | {r.get('rank')} | {r.get('alone', float('nan')):.3f} | {with_it} | "
                    f"{'yes' if r.get('kept') else 'no'} |")
     return out + [""]
 
