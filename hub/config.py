@@ -27,6 +27,7 @@ from typing import Any
 STAGES: tuple[str, ...] = ("intermediate", "prediction")
 LOSS_TERMS: tuple[str, ...] = ("embedding", "attention", "hidden", "prediction")
 DIVERGENCES: tuple[str, ...] = ("forward", "reverse", "jsd")
+NEGATIVE_TARGETS: tuple[str, ...] = ("label", "teacher")  # what a made negative teaches (DistillConfig.negative_target)
 KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD term counts (DistillConfig.kl_positions)
 # What torch-free code (the jobs, the estimate) must know of the task kinds, whose modules import torch:
 # the stages a kind runs at most when not both (hub/kinds/general.py takes its ``stages`` from here) and
@@ -157,7 +158,8 @@ def card_train_settings(card: dict | None) -> dict:
 
 # the distillation settings a student's run card records beside ``train`` (hub.distill writes them)
 RECIPE_KEYS = ("stages", "temperature", "alpha", "divergence", "jsd_beta", "kl_positions", "loss_weights",
-               "layer_map", "intermediate_learning_rate", "intermediate_train_samples", "logit_cache_topk")
+               "layer_map", "intermediate_learning_rate", "intermediate_train_samples", "logit_cache_topk",
+               "negative_target")
 
 
 def card_recipe(card: dict | None) -> dict:
@@ -188,6 +190,12 @@ class DistillConfig:
     jsd_beta: float = setting(0.5, 0.0, 1.0, "beta of the generalised JSD")
     kl_positions: str = setting("targets", help="token-level KD on the positions with a target (an MLM's masked "
                                 "tokens) or on every non-padding position (all)", choices=KL_POSITIONS)
+    negative_target: str = setting(
+        "label", help="extractive QA: what a made negative (a training question paired with another article's "
+        "paragraph, `cloze --negatives`) teaches in the prediction stage: its gold \"no answer\" and the teacher, "
+        "weighed by alpha as every question (label), or the teacher's start/end distributions alone (teacher: the "
+        "student learns how often and how strongly its teacher declines, not to always decline)",
+        choices=NEGATIVE_TARGETS)
     logit_cache_topk: int = setting(
         0, 0, TOPK_CACHE_MAX,
         "token-level kinds with a vocabulary per position (generation, mlm): cache the teacher's k largest logits "

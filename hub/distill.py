@@ -233,6 +233,7 @@ def distill(
         layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
         divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
         logit_cache_topk=dcfg.logit_cache_topk,
+        **({"negative_target": dcfg.negative_target} if dcfg.negative_target != "label" else {}),
         intermediate_learning_rate=dcfg.intermediate_learning_rate,
         intermediate_train_samples=_stage_size(kind, data, dcfg),
         attention_target="probabilities (post-softmax), padding masked",
@@ -259,6 +260,8 @@ def distill(
     else:
         teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress,
                                         eval_options)
+    if dcfg.negative_target != "label":
+        data = kind.negatives_teacher_only(data)
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     collator = kind.collator(tokenizer)
 
@@ -369,6 +372,13 @@ def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
         if not hasattr(kind, "first_examples"):
             raise ValueError(f"--intermediate-train-samples does not apply to task {task.name!r}: its training "
                              "text is packed into blocks, not a list of examples (use --max-train-samples)")
+    if dcfg.negative_target != "label":
+        if not hasattr(kind, "negatives_teacher_only"):
+            raise ValueError(f"--negative-target {dcfg.negative_target} does not apply to task {task.name!r}: only "
+                             "extractive QA has made negatives (cloze --negatives)")
+        if "prediction" not in dcfg.stages:
+            raise ValueError(f"--negative-target {dcfg.negative_target} sets what made negatives teach in the "
+                             f"prediction stage, which this run does not run (stages: {', '.join(dcfg.stages)})")
     if dcfg.logit_cache_topk:
         if not getattr(kind, "topk_logit_cache", False):
             why = ("its teacher logits are cached in full already" if getattr(kind, "cache_logits", True)

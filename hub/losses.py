@@ -92,7 +92,9 @@ def prediction_loss(
 
     logits (B, C) with labels (B,), or token-level logits (B, L, C) with labels
     (B, L) (-100 = ignore) and ``mask`` (B, L) of the positions that count.
-    Labels None: the KD term alone.
+    Labels None: the KD term alone. A label -100 drops that example's CE (the
+    mean is over the others), as for token-level labels; when the batch has none
+    left, the KD term alone is weighed by 1 - alpha, as beside a CE term.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
@@ -100,6 +102,8 @@ def prediction_loss(
         keep = mask.bool()
         logits_S, logits_T = _positions(keep, logits_S, logits_T)  # (N, C) with labels (N,): same loss, less memory
         labels, mask = (labels[keep] if labels is not None else None), None
+    if labels is not None and not (labels != -100).any():  # no target left: no CE term, the KD term weighed as beside one
+        return (1.0 - alpha) * kd_kl_loss(logits_S, logits_T, temperature, mask, divergence, beta)
     if labels is None or alpha == 0.0:
         return kd_kl_loss(logits_S, logits_T, temperature, mask, divergence, beta)
     kd = kd_kl_loss(logits_S, logits_T, temperature, mask, divergence, beta) if alpha < 1.0 else None

@@ -56,6 +56,8 @@ def reproduce_command(card: dict, output_dir: str = "runs/reproduced") -> str:
                 args += [flag, f"{card[key]:g}" if isinstance(card[key], float) else str(card[key])]
         if card.get("divergence") and card["divergence"] != "forward":  # forward KL is the default
             args += ["--divergence", card["divergence"]]
+        if card.get("negative_target") and card["negative_target"] != "label":
+            args += ["--negative-target", card["negative_target"]]
         for term, w in (card.get("loss_weights") or {}).items():
             args += [f"--w-{term}", f"{w:g}"]
         if card.get("layer_map"):

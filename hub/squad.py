@@ -267,6 +267,9 @@ def _model_inputs(encoding) -> dict[str, list]:
     return {k: list(encoding[k]) for k in ("input_ids", "token_type_ids", "attention_mask") if k in encoding}
 
 
+IGNORE = -100  # a target position the hard-label loss skips (PyTorch's cross_entropy ignore_index)
+
+
 def _cls_index(input_ids: list[int], cls_token_id) -> int:
     return input_ids.index(cls_token_id) if cls_token_id in input_ids else 0
 
@@ -280,7 +283,9 @@ def encode_train(tokenizer, examples: Sequence[dict], max_length: int = 384, doc
     answer; the CLS index, 0 for BERT, for unanswerable questions and for windows
     that do not hold the whole answer) and ``example_index`` (index into
     ``examples``). Windows are not padded (pad per batch, e.g. with
-    ``DataCollatorWithPadding``).
+    ``DataCollatorWithPadding``). An example marked ``teacher_only`` (a made negative
+    under ``distill --negative-target teacher``) has no gold positions: ``IGNORE``
+    (-100) in both, which the hard-label loss skips.
     """
     encoding, context_id = _tokenize_windows(tokenizer, examples, max_length, doc_stride)
     out = _model_inputs(encoding)
@@ -288,7 +293,7 @@ def encode_train(tokenizer, examples: Sequence[dict], max_length: int = 384, doc
     for w, ex_index in enumerate(encoding["overflow_to_sample_mapping"]):
         ex = examples[ex_index]
         cls = _cls_index(encoding["input_ids"][w], tokenizer.cls_token_id)
-        start = end = cls
+        start = end = IGNORE if ex.get("teacher_only") else cls
         if ex["answers"]["text"] and not ex.get("is_impossible", False):
             start_char = ex["answers"]["answer_start"][0]
             end_char = start_char + len(ex["answers"]["text"][0])

@@ -110,6 +110,19 @@ def test_prediction_loss_without_labels_is_kl_only():
     assert close(prediction_loss(s, t, None, alpha=1.0), KL_KNOWN)
 
 
+def test_prediction_loss_ignored_labels_drop_their_ce_only():
+    """A label -100 (QA's made negatives under ``--negative-target teacher``) drops
+    that example's CE, the mean over the others; the KD term keeps every example.
+    Row 0: student [0, 0] -> CE(label 1) = ln 2, KL to [1/4, 3/4] = KL_KNOWN; row 1
+    (ignored): student = teacher, KL 0."""
+    s = torch.tensor([[0.0, 0.0], [0.0, LN3]])
+    t = torch.tensor([[0.0, LN3], [0.0, LN3]])
+    loss = prediction_loss(s, t, torch.tensor([1, -100]), alpha=0.3)
+    assert close(loss, 0.3 * math.log(2) + 0.7 * KL_KNOWN / 2)
+    # no label left in the batch: the KD term alone, weighed by 1 - alpha as beside a CE term (never NaN)
+    assert close(prediction_loss(s, t, torch.tensor([-100, -100]), alpha=0.3), 0.7 * KL_KNOWN / 2)
+
+
 def test_prediction_loss_alpha_zero_is_kl_only():
     s, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, LN3]])
     assert close(prediction_loss(s, t, torch.tensor([0]), alpha=0.0), KL_KNOWN)

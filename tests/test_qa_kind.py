@@ -629,6 +629,63 @@ def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_
     assert "which this run does not run" in capsys.readouterr().err
 
 
+def test_negative_target_teacher_leaves_made_negatives_to_the_teacher(tmp_path, trained_pair, data_dir, capsys):
+    """``distill --negative-target teacher``: the made negatives (``synthetic:
+    "negative"``) of a transfer set get no gold positions (-100: no CE term, the
+    teacher's distributions alone teach them); every other window keeps its gold
+    positions; the run card and its reproduce line record it. Refused for other
+    tasks, without the prediction stage, and for training data without negatives."""
+    from hub.cli import main
+    from hub.config import DistillConfig
+    from hub.distill import check_distill_config
+    from hub.kinds.qa_data import QAData
+    from hub.models import load_tokenizer
+    from hub.squad import IGNORE, encode_train, read_squad, squad_document
+
+    teacher, _ = trained_pair
+    originals = make_examples(240, seed=1, prefix="tr")[:30]
+    negatives = [{**ex, "id": f"{ex['id']}#negative-1", "title": "negatives", "context": other["context"],
+                  "answers": {"text": [], "answer_start": []}, "is_impossible": True, "synthetic": "negative"}
+                 for ex, other in zip(originals[:10], originals[10:20])]
+    path = tmp_path / "neg.json"
+    path.write_text(json.dumps(squad_document([*originals, *negatives], extra=("synthetic",))))
+    examples = read_squad(path)
+    tok = load_tokenizer(str(teacher))
+    stride = doc_stride_for(MAX_LENGTH)
+    plain = encode_train(tok, examples, MAX_LENGTH, stride)
+    marked = encode_train(tok, KIND.negatives_teacher_only(QAData(examples, [])).train, MAX_LENGTH, stride)
+    assert marked["input_ids"] == plain["input_ids"]
+    made = [examples[i].get("synthetic") == "negative" for i in plain["example_index"]]
+    assert sum(made) >= 10
+    for w, negative in enumerate(made):
+        pair = (marked["start_positions"][w], marked["end_positions"][w])
+        assert pair == ((IGNORE, IGNORE) if negative else (plain["start_positions"][w], plain["end_positions"][w]))
+    assert all(plain["start_positions"][w] == 0 for w, negative in enumerate(made) if negative)  # CLS before
+
+    student = tmp_path / "student"
+    dev = str(data_dir / "squad" / "dev-subset-v2.0.json")
+    common = ["distill", "--task", "squad", "--teacher", str(teacher), "--student", "teacher-layers:1", "--eval-file",
+              dev, "--epochs", "1", "--max-length", str(MAX_LENGTH), "--batch-size", "8"]
+    assert main([*common, "--train-file", str(path), "--stages", "prediction", "--negative-target", "teacher",
+                 "--output-dir", str(student)]) == 0
+    card = json.loads((student / "run.json").read_text())
+    assert card["status"] == "finished" and card["negative_target"] == "teacher"
+    from safetensors.torch import load_file
+
+    weights = load_file(str(student / "model.safetensors"))  # a batch of negatives alone has no CE: never NaN
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert "--negative-target teacher" in (student / "README.md").read_text()
+    capsys.readouterr()
+    assert main([*common, "--train-file", str(data_dir / "squad" / "xquad-en-train.json"), "--stages", "prediction",
+                 "--negative-target", "teacher", "--output-dir", str(tmp_path / "s2")]) == 2
+    assert "no made negatives" in capsys.readouterr().err and not (tmp_path / "s2" / "model.safetensors").exists()
+    with pytest.raises(ValueError, match="which this run does not run"):
+        check_distill_config(KIND, SQUAD, DistillConfig(stages=("intermediate",), negative_target="teacher"))
+    sst2 = get_task("sst2")
+    with pytest.raises(ValueError, match="only extractive QA"):
+        check_distill_config(get_kind(sst2), sst2, DistillConfig(negative_target="teacher"))
+
+
 def test_cloze_refusals(tmp_path, data_dir, capsys):
     from hub.cli import main
 

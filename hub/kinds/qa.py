@@ -104,6 +104,17 @@ class QAKind:
         """The first ``n`` training questions (a stage's share: ``--intermediate-train-samples``)."""
         return replace(data, train=data.train[:n])
 
+    def negatives_teacher_only(self, data: QAData) -> QAData:
+        """``distill --negative-target teacher``: the training questions' made
+        negatives (``synthetic: "negative"``, from ``cloze --negatives``) marked
+        ``teacher_only`` (no gold positions: the teacher's distributions alone teach
+        them). Refused when the training data has none."""
+        marked = [{**ex, "teacher_only": True} if ex.get("synthetic") == "negative" else ex for ex in data.train]
+        if not any(ex.get("teacher_only") for ex in marked):
+            raise DataError("--negative-target teacher: the training data has no made negatives (questions paired "
+                            "with another article's paragraph); make them with `python -m hub cloze ... --negatives 1`")
+        return replace(data, train=marked)
+
     def head_kwargs(self, data) -> dict:
         return {}
 
