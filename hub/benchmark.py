@@ -340,6 +340,9 @@ def format_table(rows: list[dict], task: Task | None = None) -> str:
     head = "| " + " | ".join(label for _, label, _ in cols) + " |"
     sep = "|" + "|".join("---" for _ in cols) + "|"
     lines = [head, sep]
+    from .views import noted_name
+
     for r in rows:
-        lines.append("| " + " | ".join(fmt(r.get(key)) for key, _, fmt in cols) + " |")
+        lines.append("| " + " | ".join(noted_name(r) if key == "name" else fmt(r.get(key)) for key, _, fmt in cols)
+                     + " |")
     return "\n".join(lines)

@@ -276,6 +276,7 @@ def cmd_leaderboard(args) -> int:
     from .benchmark import format_table
     from .leaderboard import LeaderboardStore
     from .tasks import TASKS
+    from .views import with_notes
 
     if args.task is not None and args.task not in TASKS:
         raise ValueError(f"unknown task {args.task!r}; choose one of {sorted(TASKS)}")
@@ -285,7 +286,8 @@ def cmd_leaderboard(args) -> int:
     elif args.json:
         sys.stdout.write(store.to_json(task=args.task, hardware=args.hardware) + "\n")
     else:
-        print(format_table(store.rows(task=args.task, hardware=args.hardware), TASKS.get(args.task or "")))
+        rows = with_notes(store.rows(task=args.task, hardware=args.hardware))
+        print(format_table(rows, TASKS.get(args.task or "")))
     return 0
 
 

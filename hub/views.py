@@ -206,6 +206,55 @@ def latest_rows(rows: Iterable[dict]) -> list[dict]:
     return [r for r in rows if id(r) in keep]
 
 
+NULL_THRESHOLD = 0.0  # QA's default "no answer" threshold (hub.kinds.qa.QAKind.null_threshold; no torch import here)
+
+
+def threshold_note(row: dict) -> str | None:
+    """Why a QA row's quality is out of date: it was scored at a "no answer" threshold
+    its model no longer has (``calibrate-null --apply``, or the app's calibration, since:
+    EM/F1 change with it, timings do not); None otherwise, or when the model's run card
+    is not found from here (a Hub id, a folder moved or deleted).
+
+    >>> threshold_note({"task": "sst2", "model": "m"}) is None
+    True
+    """
+    task = TASKS.get(row.get("task") or "")
+    if task is None or task.kind != "qa" or not row.get("model") or row.get("role") == "arch":
+        return None
+    bench = row.get("bench_json")
+    if isinstance(bench, str):
+        try:
+            bench = json.loads(bench)
+        except ValueError:
+            bench = None
+    used = ((bench or {}).get("eval_options") or {}).get("null_threshold")
+    from .runs import read_card
+
+    card = read_card(row["model"])
+    if not card:
+        return None
+    now = (card.get("eval_options") or {}).get("null_threshold")
+    used, now = (NULL_THRESHOLD if x is None else float(x) for x in (used, now))
+    if math.isclose(used, now, rel_tol=0, abs_tol=1e-9):
+        return None
+    return (f"scored at null threshold {used:.4g}; the model's is {now:.4g} now (calibrated since): "
+            "benchmark it again for its EM/F1")
+
+
+def with_notes(rows: list[dict]) -> list[dict]:
+    """``rows`` with ``note`` set on each row whose quality is out of date (:func:`threshold_note`)."""
+    for r in rows:
+        if note := threshold_note(r):
+            r["note"] = note
+    return rows
+
+
+def noted_name(row: dict) -> str:
+    """The Model cell: the name, with its :func:`with_notes` note after a warning sign."""
+    name = row.get("name") or ""
+    return f"{name} ⚠ {row['note']}" if row.get("note") else name
+
+
 def distinct(rows: Iterable[dict], column: str) -> list[str]:
     """Sorted distinct non-empty values of a column (filter choices)."""
     return sorted({str(r[column]) for r in rows if r.get(column) not in (None, "")})

@@ -395,6 +395,43 @@ def test_leaderboard_shows_the_newest_run_of_each_variant(tmp_path, monkeypatch)
     assert "'all', '1'" in links.leaderboard_link_js()
 
 
+def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_path, monkeypatch, capsys):
+    """After ``calibrate-null --apply`` a QA model's benchmarked EM/F1 were made at its
+    old "no answer" threshold: the table (app and CLI), the API and the run card view
+    say so next to its name; a row at the current threshold, a row whose folder is gone
+    and a classification row are left as they are."""
+    from hub.cli import main
+    from hub.kinds.qa import QAKind
+    from hub.leaderboard import LeaderboardStore
+    from hub.views import NULL_THRESHOLD
+    from ui import leaderboard
+
+    assert NULL_THRESHOLD == QAKind.null_threshold
+    monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
+    calibrated, fresh = tmp_path / "calibrated", tmp_path / "fresh"
+    for folder, threshold in ((calibrated, -2.5), (fresh, 1.25)):
+        folder.mkdir()
+        (folder / "run.json").write_text(json.dumps({"task": "squad", "eval_options": {"null_threshold": threshold}}))
+    base = {"task": "squad", "role": "student", "quantization": "fp32", "runtime": "torch", "protocol": "full",
+            "hardware": "cpu | 2", "latency_p50_ms": 2.0, "status": "finished", "f1": 27.0}
+    store = LeaderboardStore()
+    store.add({**base, "model": str(calibrated), "name": "calibrated"})  # no eval_options recorded: the default 0
+    store.add({**base, "model": str(fresh), "name": "fresh", "bench_json": {"eval_options": {"null_threshold": 1.25}}})
+    store.add({**base, "model": str(tmp_path / "gone"), "name": "gone",
+               "bench_json": {"eval_options": {"null_threshold": 3.0}}})
+    store.add({**base, "task": "sst2", "model": str(calibrated), "name": "sst2-row", "accuracy": 0.9})
+    rows = {r["name"]: r for r in leaderboard.api_leaderboard("All")["rows"]}
+    assert rows["calibrated"]["note"].startswith("scored at null threshold 0; the model's is -2.5 now")
+    assert not any("note" in rows[n] for n in ("fresh", "gone", "sst2-row"))
+    names = [r[1] for r in leaderboard.view("squad", "All", "All", "All", None, False)["table"].value["data"]]
+    assert sorted(names) == ["calibrated ⚠ " + rows["calibrated"]["note"], "fresh", "gone"]
+    row_id = rows["calibrated"]["row_id"]
+    assert "benchmark it again" in leaderboard.api_run_card(row_id)["note"]
+    assert main(["leaderboard", "--task", "squad"]) == 0
+    table = capsys.readouterr().out
+    assert "calibrated ⚠ scored at null threshold 0" in table and "fresh ⚠" not in table
+
+
 # ---------------------------------------------------------------- handlers without a server
 
 

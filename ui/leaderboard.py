@@ -66,7 +66,7 @@ def filtered_rows(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, ranked_only
          for name, v in zip(FILTERS, (task, hardware, runtime, protocol))}
     rows = [r for r in everything if all(f[n] is None or str(r.get(n)) == f[n] for n in FILTERS)
             and (not ranked_only or r.get("ranked"))]
-    return views.sort_rows(rows if history else views.latest_rows(rows))
+    return views.with_notes(views.sort_rows(rows if history else views.latest_rows(rows)))
 
 
 # ---------------------------------------------------------------- API
@@ -84,10 +84,15 @@ def api_leaderboard(task: str = ALL, hardware: str = ALL, runtime: str = ALL, pr
         protocol: "full", "quick", or "All".
         history: every benchmark run; by default only the newest row of each model
             variant (model, runtime, quantization, protocol, hardware).
+
+    A row scored at a QA "no answer" threshold its model no longer has carries
+    ``note`` (why its EM/F1 are out of date).
     """
     rows = filtered_rows(task, hardware, runtime, protocol, strict=True, history=bool(history))
     cols = ["row_id", *DISPLAY_COLUMNS]
-    return {"columns": cols, "rows": [views.redact_paths({k: r.get(k) for k in cols}) for r in rows]}
+    return {"columns": cols, "rows": [views.redact_paths({**{k: r.get(k) for k in cols},
+                                                          **({"note": r["note"]} if r.get("note") else {})})
+                                      for r in rows]}
 
 
 def api_run_card(row_id: int) -> dict:
@@ -102,7 +107,7 @@ def api_run_card(row_id: int) -> dict:
         row = None
     if row is None:
         raise refuse("No leaderboard row with that id.")
-    return views.redact_paths(decode_json_columns(row))
+    return views.redact_paths(views.with_notes([decode_json_columns(row)])[0])
 
 
 API = {"leaderboard": api_leaderboard, "run_card": api_run_card}
@@ -135,7 +140,8 @@ def shown_columns(task: str | None, columns: list[str] | None) -> list[str]:
 def table_frame(rows: list[dict], cols: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """The table (ID first, for the run card) and its datatypes; ratios as percentages."""
     frame = pd.DataFrame(
-        [[r["row_id"], *(views.display_value(c, r.get(c), COLUMNS_BY_NAME[c].fmt) for c in cols)] for r in rows],
+        [[r["row_id"], *(views.noted_name(r) if c == "name" else views.display_value(c, r.get(c), COLUMNS_BY_NAME[c].fmt)
+                         for c in cols)] for r in rows],
         columns=["ID", *(column_label(c) for c in cols)])
     numeric = ("REAL", "INTEGER")
     types = ["number", *("number" if COLUMNS_BY_NAME[c].sql_type.split()[0] in numeric else "str" for c in cols)]
