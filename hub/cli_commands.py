@@ -276,7 +276,7 @@ def cmd_leaderboard(args) -> int:
     from .benchmark import format_table
     from .leaderboard import LeaderboardStore
     from .tasks import TASKS
-    from .views import with_notes
+    from .views import notes_text, with_notes
 
     if args.task is not None and args.task not in TASKS:
         raise ValueError(f"unknown task {args.task!r}; choose one of {sorted(TASKS)}")
@@ -288,6 +288,8 @@ def cmd_leaderboard(args) -> int:
     else:
         rows = with_notes(store.rows(task=args.task, hardware=args.hardware))
         print(format_table(rows, TASKS.get(args.task or "")))
+        if notes := notes_text(rows):
+            print("\n" + notes)
     return 0
 
 

@@ -249,10 +249,18 @@ def with_notes(rows: list[dict]) -> list[dict]:
     return rows
 
 
+NOTE_TAG = "⚠ old threshold"  # the Model cell's mark of a noted row; the note itself goes under the table
+
+
 def noted_name(row: dict) -> str:
-    """The Model cell: the name, with its :func:`with_notes` note after a warning sign."""
+    """The Model cell: the name, marked when :func:`with_notes` gave the row a note."""
     name = row.get("name") or ""
-    return f"{name} ⚠ {row['note']}" if row.get("note") else name
+    return f"{name} {NOTE_TAG}" if row.get("note") else name
+
+
+def notes_text(rows: list[dict]) -> str:
+    """The noted rows' notes, one line each (``name: note``), for under a table; "" when none."""
+    return "\n".join(f"{NOTE_TAG[0]} {r.get('name') or r.get('model')}: {r['note']}" for r in rows if r.get("note"))
 
 
 def distinct(rows: Iterable[dict], column: str) -> list[str]:

@@ -423,13 +423,17 @@ def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_pa
     rows = {r["name"]: r for r in leaderboard.api_leaderboard("All")["rows"]}
     assert rows["calibrated"]["note"].startswith("scored at null threshold 0; the model's is -2.5 now")
     assert not any("note" in rows[n] for n in ("fresh", "gone", "sst2-row"))
-    names = [r[1] for r in leaderboard.view("squad", "All", "All", "All", None, False)["table"].value["data"]]
-    assert sorted(names) == ["calibrated ⚠ " + rows["calibrated"]["note"], "fresh", "gone"]
+    table = leaderboard.view("squad", "All", "All", "All", None, False)["table"]
+    assert sorted(r[1] for r in table.value["data"]) == ["calibrated ⚠ old threshold", "fresh", "gone"]
+    assert "⚠ old threshold: EM/F1 made at a \"no answer\" threshold the model no longer has" in table.label
     row_id = rows["calibrated"]["row_id"]
     assert "benchmark it again" in leaderboard.api_run_card(row_id)["note"]
+    assert leaderboard.run_card(row_id)["note"] == rows["calibrated"]["note"]  # the card shown on a click
+    assert "note" not in leaderboard.run_card(rows["fresh"]["row_id"])
     assert main(["leaderboard", "--task", "squad"]) == 0
     table = capsys.readouterr().out
-    assert "calibrated ⚠ scored at null threshold 0" in table and "fresh ⚠" not in table
+    assert "| calibrated ⚠ old threshold |" in table and "fresh ⚠" not in table
+    assert "⚠ calibrated: scored at null threshold 0; the model's is -2.5 now (calibrated since)" in table
 
 
 # ---------------------------------------------------------------- handlers without a server

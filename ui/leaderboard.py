@@ -198,6 +198,7 @@ def view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, columns=None, ranked
     values = dict(zip(FILTERS, (task, hardware, runtime, protocol)))
     cols = shown_columns(task if task in TASKS else None, columns)
     frame, types = table_frame(rows, cols)
+    notes = any(r.get("note") for r in rows)
     export = export_dir() / secrets.token_hex(4) / f"leaderboard-{task if task in TASKS else 'all'}.csv"
     views.write_csv(rows, export)
     ranked_by = sorted({r["task"] for r in rows if r.get("task") in TASKS})
@@ -205,7 +206,9 @@ def view(task=ALL, hardware=ALL, runtime=ALL, protocol=ALL, columns=None, ranked
                       for t in ranked_by)
     out = {
         "table": gr.Dataframe(value=frame, datatype=types,
-                              label=f"Results{f', ranked: {order}' if order else ''} — click a row for its run card"),
+                              label=f"Results{f', ranked: {order}' if order else ''} — click a row for its run card"
+                                    + ("; ⚠ old threshold: EM/F1 made at a \"no answer\" threshold the model no "
+                                       "longer has (calibrated since), benchmark it again" if notes else "")),
         "download": str(export),
         "empty": gr.Markdown("No results yet. Every finished run of the Distill tab is benchmarked and added here; "
                              "`python -m hub bench` adds models from the command line." if not rows else "",
@@ -232,8 +235,9 @@ def run_card(row_id) -> dict | None:
         return None
     if row is None:
         return None
-    row = views.redact_paths(decode_json_columns(row))
-    return {"row": {k: v for k, v in row.items() if k not in JSON_COLUMNS and v is not None},
+    row = views.redact_paths(views.with_notes([decode_json_columns(row)])[0])
+    return {**({"note": row.pop("note")} if row.get("note") else {}),
+            "row": {k: v for k, v in row.items() if k not in JSON_COLUMNS and v is not None},
             "run_card": row.get("run_card"), "benchmark": row.get("bench_json")}
 
 
