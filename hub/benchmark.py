@@ -343,6 +343,6 @@ def format_table(rows: list[dict], task: Task | None = None) -> str:
     from .views import noted_name
 
     for r in rows:
-        lines.append("| " + " | ".join(noted_name(r) if key == "name" else fmt(r.get(key)) for key, _, fmt in cols)
-                     + " |")
+        cells = (noted_name(r) if key == "name" and r.get("note") else fmt(r.get(key)) for key, _, fmt in cols)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -162,10 +162,16 @@ RECIPE_KEYS = ("stages", "temperature", "alpha", "divergence", "jsd_beta", "kl_p
                "negative_target")
 
 
+# distillation settings added after student run cards were written, with the value every earlier student had
+LATER_RECIPE_SETTINGS = {"negative_target": "label"}
+
+
 def card_recipe(card: dict | None) -> dict:
     """What a run card says its model was trained with: the training settings
-    (:func:`card_train_settings`) and, for a student, the distillation settings."""
-    return {**card_train_settings(card), **{k: card[k] for k in RECIPE_KEYS if card and k in card}}
+    (:func:`card_train_settings`) and, for a student, the distillation settings (one
+    written before a later setting existed reads as its value then)."""
+    later = LATER_RECIPE_SETTINGS if card and card.get("kind") == "student" else {}
+    return {**card_train_settings(card), **later, **{k: card[k] for k in RECIPE_KEYS if card and k in card}}
 
 
 @dataclass

@@ -200,6 +200,8 @@ def distill(
     eval_options = check_eval_options(task, eval_options)
     dcfg = dcfg or DistillConfig(stages=kind_stages(kind))
     check_distill_config(kind, task, dcfg)
+    if dcfg.negative_target != "label":  # refused here (no made negatives), before anything loads or is deleted
+        data = kind.negatives_teacher_only(data)
     teacher, trained = load_model(teacher_ref, task, eager_attention=True)
     if not trained and getattr(kind, "needs_trained_head", True):
         raise UntrainedHeadError(
@@ -233,7 +235,7 @@ def distill(
         layer_map=layer_map, stages=list(dcfg.stages), temperature=dcfg.temperature, alpha=dcfg.alpha,
         divergence=dcfg.divergence, jsd_beta=dcfg.jsd_beta, kl_positions=dcfg.kl_positions, loss_weights=dcfg.weights,
         logit_cache_topk=dcfg.logit_cache_topk,
-        **({"negative_target": dcfg.negative_target} if dcfg.negative_target != "label" else {}),
+        negative_target=dcfg.negative_target,
         intermediate_learning_rate=dcfg.intermediate_learning_rate,
         intermediate_train_samples=_stage_size(kind, data, dcfg),
         attention_target="probabilities (post-softmax), padding masked",
@@ -260,8 +262,6 @@ def distill(
     else:
         teacher_scores = _teacher_check(teacher_ref, teacher, tokenizer, kind, data, task, cfg, progress,
                                         eval_options)
-    if dcfg.negative_target != "label":
-        data = kind.negatives_teacher_only(data)
     train_ds = kind.encode_train(tokenizer, data, cfg.max_length)
     collator = kind.collator(tokenizer)
 
@@ -379,6 +379,9 @@ def check_distill_config(kind, task: Task, dcfg: DistillConfig) -> None:
         if "prediction" not in dcfg.stages:
             raise ValueError(f"--negative-target {dcfg.negative_target} sets what made negatives teach in the "
                              f"prediction stage, which this run does not run (stages: {', '.join(dcfg.stages)})")
+        if dcfg.alpha == 1.0:
+            raise ValueError(f"--negative-target {dcfg.negative_target} leaves made negatives to the teacher's term, "
+                             "which --alpha 1 weighs 0: they would teach nothing (use an alpha below 1)")
     if dcfg.logit_cache_topk:
         if not getattr(kind, "topk_logit_cache", False):
             why = ("its teacher logits are cached in full already" if getattr(kind, "cache_logits", True)

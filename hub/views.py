@@ -210,35 +210,50 @@ NULL_THRESHOLD = 0.0  # QA's default "no answer" threshold (hub.kinds.qa.QAKind.
 
 
 def threshold_note(row: dict) -> str | None:
-    """Why a QA row's quality is out of date: it was scored at a "no answer" threshold
-    its model no longer has (``calibrate-null --apply``, or the app's calibration, since:
-    EM/F1 change with it, timings do not); None otherwise, or when the model's run card
-    is not found from here (a Hub id, a folder moved or deleted).
+    """Why a QA row's quality is out of date: its model's "no answer" threshold changed
+    after the row was made (``calibrate-null --apply``, or the app's calibration: EM/F1
+    change with it, timings do not) — the row's copy of the run card, taken when it was
+    benchmarked, against the card in the model's folder now. None otherwise: a row without
+    quality, a classification row, or a model whose card is not found from here (a Hub
+    id, a folder moved or deleted). The note names the threshold the row was scored at
+    (its benchmark's, e.g. ``bench --null-threshold``, else its card copy's).
 
     >>> threshold_note({"task": "sst2", "model": "m"}) is None
     True
     """
     task = TASKS.get(row.get("task") or "")
-    if task is None or task.kind != "qa" or not row.get("model") or row.get("role") == "arch":
+    if task is None or task.kind != "qa" or not row.get("model") or row.get(task.headline) is None:
         return None
-    bench = row.get("bench_json")
-    if isinstance(bench, str):
-        try:
-            bench = json.loads(bench)
-        except ValueError:
-            bench = None
-    used = ((bench or {}).get("eval_options") or {}).get("null_threshold")
+    copy, bench = (_json_value(row.get(k)) for k in ("run_card", "bench_json"))
+    if not isinstance(copy, dict):
+        return None
     from .runs import read_card
 
     card = read_card(row["model"])
     if not card:
         return None
-    now = (card.get("eval_options") or {}).get("null_threshold")
-    used, now = (NULL_THRESHOLD if x is None else float(x) for x in (used, now))
-    if math.isclose(used, now, rel_tol=0, abs_tol=1e-9):
+
+    def threshold(options) -> float:
+        value = (options or {}).get("null_threshold")
+        return NULL_THRESHOLD if value is None else float(value)
+
+    then, now = threshold(copy.get("eval_options")), threshold(card.get("eval_options"))
+    if math.isclose(then, now, rel_tol=0, abs_tol=1e-9):
         return None
-    return (f"scored at null threshold {used:.4g}; the model's is {now:.4g} now (calibrated since): "
+    used = (bench or {}).get("eval_options") if isinstance(bench, dict) else None
+    scored = threshold(used) if used else then
+    return (f"scored at null threshold {scored:.4g}; the model's is {now:.4g} now (calibrated since): "
             "benchmark it again for its EM/F1")
+
+
+def _json_value(value):
+    """A JSON column's value, decoded when it is still text (None when unreadable)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 def with_notes(rows: list[dict]) -> list[dict]:
@@ -253,9 +268,8 @@ NOTE_TAG = "⚠ old threshold"  # the Model cell's mark of a noted row; the note
 
 
 def noted_name(row: dict) -> str:
-    """The Model cell: the name, marked when :func:`with_notes` gave the row a note."""
-    name = row.get("name") or ""
-    return f"{name} {NOTE_TAG}" if row.get("note") else name
+    """The Model cell of a row :func:`with_notes` gave a note: its name, marked."""
+    return f"{row.get('name') or row.get('model') or ''} {NOTE_TAG}"
 
 
 def notes_text(rows: list[dict]) -> str:

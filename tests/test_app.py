@@ -398,8 +398,9 @@ def test_leaderboard_shows_the_newest_run_of_each_variant(tmp_path, monkeypatch)
 def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_path, monkeypatch, capsys):
     """After ``calibrate-null --apply`` a QA model's benchmarked EM/F1 were made at its
     old "no answer" threshold: the table (app and CLI), the API and the run card view
-    say so next to its name; a row at the current threshold, a row whose folder is gone
-    and a classification row are left as they are."""
+    say so next to its name. Left as they are: a row whose model kept its threshold
+    (also one benchmarked with ``--null-threshold``), a row whose folder is gone, a row
+    without quality and a classification row."""
     from hub.cli import main
     from hub.kinds.qa import QAKind
     from hub.leaderboard import LeaderboardStore
@@ -408,32 +409,43 @@ def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_pa
 
     assert NULL_THRESHOLD == QAKind.null_threshold
     monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
-    calibrated, fresh = tmp_path / "calibrated", tmp_path / "fresh"
-    for folder, threshold in ((calibrated, -2.5), (fresh, 1.25)):
-        folder.mkdir()
-        (folder / "run.json").write_text(json.dumps({"task": "squad", "eval_options": {"null_threshold": threshold}}))
+    folders = {"calibrated": -2.5, "fresh": 1.25, "override": None}
+    for name, threshold in folders.items():
+        (tmp_path / name).mkdir()
+        options = {} if threshold is None else {"null_threshold": threshold}
+        (tmp_path / name / "run.json").write_text(json.dumps({"task": "squad", "eval_options": options}))
     base = {"task": "squad", "role": "student", "quantization": "fp32", "runtime": "torch", "protocol": "full",
-            "hardware": "cpu | 2", "latency_p50_ms": 2.0, "status": "finished", "f1": 27.0}
+            "hardware": "cpu | 2", "latency_p50_ms": 2.0, "status": "finished", "f1": 27.0,
+            "run_card": {"task": "squad", "eval_options": {}}}  # the card as it was when benchmarked: threshold 0
     store = LeaderboardStore()
-    store.add({**base, "model": str(calibrated), "name": "calibrated"})  # no eval_options recorded: the default 0
-    store.add({**base, "model": str(fresh), "name": "fresh", "bench_json": {"eval_options": {"null_threshold": 1.25}}})
-    store.add({**base, "model": str(tmp_path / "gone"), "name": "gone",
+    store.add({**base, "model": str(tmp_path / "calibrated"), "name": "calibrated"})
+    store.add({**base, "model": str(tmp_path / "fresh"), "name": "fresh",
+               "run_card": {"eval_options": {"null_threshold": 1.25}}})
+    store.add({**base, "model": str(tmp_path / "override"), "name": "override",  # bench --null-threshold 3
                "bench_json": {"eval_options": {"null_threshold": 3.0}}})
-    store.add({**base, "task": "sst2", "model": str(calibrated), "name": "sst2-row", "accuracy": 0.9})
+    store.add({**base, "model": str(tmp_path / "gone"), "name": "gone"})
+    store.add({**base, "model": str(tmp_path / "calibrated"), "name": "no-quality", "f1": None,
+               "quantization": "int8 unavailable: no engine"})
+    store.add({**base, "task": "sst2", "model": str(tmp_path / "calibrated"), "name": "sst2-row", "accuracy": 0.9})
     rows = {r["name"]: r for r in leaderboard.api_leaderboard("All")["rows"]}
-    assert rows["calibrated"]["note"].startswith("scored at null threshold 0; the model's is -2.5 now")
-    assert not any("note" in rows[n] for n in ("fresh", "gone", "sst2-row"))
+    assert rows["calibrated"]["note"] == ("scored at null threshold 0; the model's is -2.5 now (calibrated since): "
+                                          "benchmark it again for its EM/F1")
+    assert not any("note" in rows[n] for n in ("fresh", "override", "gone", "no-quality", "sst2-row"))
     table = leaderboard.view("squad", "All", "All", "All", None, False)["table"]
-    assert sorted(r[1] for r in table.value["data"]) == ["calibrated ⚠ old threshold", "fresh", "gone"]
+    assert sorted(r[1] for r in table.value["data"]) == ["calibrated ⚠ old threshold", "fresh", "gone",
+                                                          "no-quality", "override"]
     assert "⚠ old threshold: EM/F1 made at a \"no answer\" threshold the model no longer has" in table.label
     row_id = rows["calibrated"]["row_id"]
     assert "benchmark it again" in leaderboard.api_run_card(row_id)["note"]
     assert leaderboard.run_card(row_id)["note"] == rows["calibrated"]["note"]  # the card shown on a click
     assert "note" not in leaderboard.run_card(rows["fresh"]["row_id"])
+    # the override row's model calibrated later: scored at the benchmark's own threshold, which the note names
+    (tmp_path / "override" / "run.json").write_text(json.dumps({"eval_options": {"null_threshold": -1.0}}))
+    assert leaderboard.api_run_card(rows["override"]["row_id"])["note"].startswith("scored at null threshold 3;")
     assert main(["leaderboard", "--task", "squad"]) == 0
-    table = capsys.readouterr().out
-    assert "| calibrated ⚠ old threshold |" in table and "fresh ⚠" not in table
-    assert "⚠ calibrated: scored at null threshold 0; the model's is -2.5 now (calibrated since)" in table
+    out = capsys.readouterr().out
+    assert "| calibrated ⚠ old threshold |" in out and "fresh ⚠" not in out
+    assert "⚠ calibrated: scored at null threshold 0; the model's is -2.5 now (calibrated since)" in out
 
 
 # ---------------------------------------------------------------- handlers without a server

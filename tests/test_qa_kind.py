@@ -676,11 +676,19 @@ def test_negative_target_teacher_leaves_made_negatives_to_the_teacher(tmp_path, 
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert "--negative-target teacher" in (student / "README.md").read_text()
     capsys.readouterr()
+    # refused before --overwrite empties the folder: the finished run is kept
     assert main([*common, "--train-file", str(data_dir / "squad" / "xquad-en-train.json"), "--stages", "prediction",
-                 "--negative-target", "teacher", "--output-dir", str(tmp_path / "s2")]) == 2
-    assert "no made negatives" in capsys.readouterr().err and not (tmp_path / "s2" / "model.safetensors").exists()
+                 "--negative-target", "teacher", "--output-dir", str(student), "--overwrite"]) == 2
+    assert "no made negatives" in capsys.readouterr().err and (student / "model.safetensors").is_file()
     with pytest.raises(ValueError, match="which this run does not run"):
         check_distill_config(KIND, SQUAD, DistillConfig(stages=("intermediate",), negative_target="teacher"))
+    with pytest.raises(ValueError, match="teach nothing"):
+        check_distill_config(KIND, SQUAD, DistillConfig(alpha=1.0, negative_target="teacher"))
+    # a student card from before the setting reads as "label" (soups and resumes compare it)
+    from hub.config import card_recipe
+
+    older = {k: v for k, v in card.items() if k != "negative_target"}
+    assert card_recipe(older)["negative_target"] == "label" and card_recipe(card)["negative_target"] == "teacher"
     sst2 = get_task("sst2")
     with pytest.raises(ValueError, match="only extractive QA"):
         check_distill_config(get_kind(sst2), sst2, DistillConfig(negative_target="teacher"))

@@ -140,8 +140,8 @@ def shown_columns(task: str | None, columns: list[str] | None) -> list[str]:
 def table_frame(rows: list[dict], cols: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """The table (ID first, for the run card) and its datatypes; ratios as percentages."""
     frame = pd.DataFrame(
-        [[r["row_id"], *(views.noted_name(r) if c == "name" else views.display_value(c, r.get(c), COLUMNS_BY_NAME[c].fmt)
-                         for c in cols)] for r in rows],
+        [[r["row_id"], *(views.noted_name(r) if c == "name" and r.get("note")
+                         else views.display_value(c, r.get(c), COLUMNS_BY_NAME[c].fmt) for c in cols)] for r in rows],
         columns=["ID", *(column_label(c) for c in cols)])
     numeric = ("REAL", "INTEGER")
     types = ["number", *("number" if COLUMNS_BY_NAME[c].sql_type.split()[0] in numeric else "str" for c in cols)]
