@@ -261,6 +261,9 @@ def _recipe_section(card: dict) -> list[str]:
             "- layer map (student layer → teacher layer, 1-based): "
             + (", ".join(f"{i + 1} → {t}" for i, t in enumerate(layer_map)) or "—"),
         ]
+        if card.get("negative_target") == "teacher":
+            out.append("- made negatives (training questions paired with another article's paragraph): the "
+                       "teacher's start/end distributions alone, their gold \"no answer\" term dropped")
         if card.get("attention_target"):
             out.append(f"- attention loss on {card['attention_target']}")
         if card.get("projection") is not None:
