@@ -155,6 +155,36 @@ def test_leaderboard_tab(page, app_url, shots):
     page.screenshot(path=str(shots / "leaderboard.png"), full_page=True)
 
 
+def test_leaderboard_marks_a_qa_row_scored_at_an_old_threshold(page, live_app, shots, tmp_path):
+    """A QA model calibrated after its benchmark: its row says "⚠ old threshold" in the
+    table, the table's title says what that means, and its run card leads with the note."""
+    import json
+
+    from hub.leaderboard import LeaderboardStore
+
+    url, home = live_app[0], live_app[1]
+    folder = tmp_path / "qa-student"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"task": "squad", "eval_options": {"null_threshold": -1.5}}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HUB_HOME", str(home))
+        store = LeaderboardStore()
+        row_id = store.add({"model": str(folder), "name": "qa-student", "task": "squad", "role": "student",
+                            "quantization": "fp32", "runtime": "torch", "protocol": "full", "hardware": "cpu | 2",
+                            "status": "finished", "f1": 27.5, "latency_p50_ms": 9.0,
+                            "run_card": {"task": "squad", "eval_options": {}}})
+        try:
+            page.goto(f"{url}/?tab=leaderboard&task=squad")
+            table = page.locator("#leaderboard-table")
+            cells(table, "qa-student ⚠ old threshold").first.wait_for()
+            page.get_by_text("⚠ old threshold: EM/F1 made at a \"no answer\" threshold").first.wait_for()
+            cells(table, "qa-student").first.click()
+            page.locator("#leaderboard-card").get_by_text("the model's is -1.5 now (calibrated since)").first.wait_for()
+            page.screenshot(path=str(shots / "leaderboard-old-threshold.png"), full_page=True)
+        finally:
+            store.delete(row_id)
+
+
 def test_the_page_opens_on_compare_and_keeps_what_was_typed_before_the_load(page, app_url, monkeypatch):
     """Compare shows before the page's load event has answered: text typed meanwhile survives it."""
     import time
