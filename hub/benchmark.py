@@ -335,13 +335,12 @@ def format_table(rows: list[dict], task: Task | None = None) -> str:
     """A Markdown table of the headline columns (used by the CLI and the README),
     derived from the leaderboard schema and the task's metric columns."""
     from .leaderboard_columns import table_columns
+    from .views import noted_name
 
     cols = table_columns(task)
     head = "| " + " | ".join(label for _, label, _ in cols) + " |"
     sep = "|" + "|".join("---" for _ in cols) + "|"
     lines = [head, sep]
-    from .views import noted_name
-
     for r in rows:
         cells = (noted_name(r) if key == "name" and r.get("note") else fmt(r.get(key)) for key, _, fmt in cols)
         lines.append("| " + " | ".join(cells) + " |")
