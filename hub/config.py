@@ -35,6 +35,9 @@ KL_POSITIONS: tuple[str, ...] = ("targets", "all")  # where a token-level KD ter
 # keeps the two equal)
 KIND_STAGES: dict[str, tuple[str, ...]] = {"general": ("intermediate",)}
 LOGIT_CACHING_KINDS: tuple[str, ...] = ("classification", "qa")
+# extractive QA's default "no answer" threshold (hub.kinds.qa.QAKind.null_threshold; the leaderboard's views compare
+# rows' thresholds with it): answer "" when null_score - best_span > this (transformers' run_qa default)
+QA_NULL_THRESHOLD = 0.0
 # kinds whose examples data augmentation can rewrite (hub/augment.py): one text per example (the sentence; the
 # question of a QA example) and a target it keeps
 AUGMENT_KINDS: tuple[str, ...] = ("classification", "qa")

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import QA_NULL_THRESHOLD
 from .paths import hub_home
 from .tasks import TASKS, Task
 
@@ -206,9 +207,6 @@ def latest_rows(rows: Iterable[dict]) -> list[dict]:
     return [r for r in rows if id(r) in keep]
 
 
-NULL_THRESHOLD = 0.0  # QA's default "no answer" threshold (hub.kinds.qa.QAKind.null_threshold; no torch import here)
-
-
 def threshold_note(row: dict) -> str | None:
     """Why a QA row's quality is out of date: its model's "no answer" threshold changed
     after the row was made (``calibrate-null --apply``, or the app's calibration: EM/F1
@@ -224,36 +222,28 @@ def threshold_note(row: dict) -> str | None:
     task = TASKS.get(row.get("task") or "")
     if task is None or task.kind != "qa" or not row.get("model") or row.get(task.headline) is None:
         return None
-    copy, bench = (_json_value(row.get(k)) for k in ("run_card", "bench_json"))
-    if not isinstance(copy, dict):
-        return None
+    from .leaderboard_columns import decode_json_columns
     from .runs import read_card
 
+    decoded = decode_json_columns(row)
+    copy, bench = decoded.get("run_card"), decoded.get("bench_json")
+    if not isinstance(copy, dict):
+        return None
     card = read_card(row["model"])
     if not card:
         return None
 
     def threshold(options) -> float:
         value = (options or {}).get("null_threshold")
-        return NULL_THRESHOLD if value is None else float(value)
+        return QA_NULL_THRESHOLD if value is None else float(value)
 
     then, now = threshold(copy.get("eval_options")), threshold(card.get("eval_options"))
     if math.isclose(then, now, rel_tol=0, abs_tol=1e-9):
         return None
-    used = (bench or {}).get("eval_options") if isinstance(bench, dict) else None
+    used = bench.get("eval_options") if isinstance(bench, dict) else None
     scored = threshold(used) if used else then
     return (f"scored at null threshold {scored:.4g}; the model's is {now:.4g} now (calibrated since): "
             "benchmark it again for its EM/F1")
-
-
-def _json_value(value):
-    """A JSON column's value, decoded when it is still text (None when unreadable)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 def with_notes(rows: list[dict]) -> list[dict]:

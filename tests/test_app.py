@@ -404,10 +404,10 @@ def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_pa
     from hub.cli import main
     from hub.kinds.qa import QAKind
     from hub.leaderboard import LeaderboardStore
-    from hub.views import NULL_THRESHOLD
+    from hub.config import QA_NULL_THRESHOLD
     from ui import leaderboard
 
-    assert NULL_THRESHOLD == QAKind.null_threshold
+    assert QA_NULL_THRESHOLD == QAKind.null_threshold == 0.0
     monkeypatch.setenv("HUB_HOME", str(tmp_path / "home"))
     folders = {"calibrated": -2.5, "fresh": 1.25, "override": None}
     for name, threshold in folders.items():

@@ -46,6 +46,7 @@ from dataclasses import replace
 from .. import squad
 from ..squad_postprocess import postprocess
 from ..squad_scores import answer_f1, normalize_answer, null_threshold_search, squad_scores
+from ..config import QA_NULL_THRESHOLD
 from ..data import DataError, augmentation_of
 from ..metrics import load_metric
 from .qa_data import (DEFAULT_MAX_LENGTH, DOC_STRIDE, MODEL_INPUTS, QACollator, QAData, QATargets, _answerable,
@@ -71,7 +72,7 @@ class QAKind:
     cache_logits = True
     default_max_length = DEFAULT_MAX_LENGTH
     bench_fixed_length = DEFAULT_MAX_LENGTH  # the benchmark times full 384-token windows beside the natural length
-    null_threshold = 0.0  # postprocess: answer "" when null_score - best_span > this (transformers' run_qa default)
+    null_threshold = QA_NULL_THRESHOLD  # postprocess: answer "" when null_score - best_span > this
     eval_options = ("null_threshold",)  # settings evaluate/predictor take and run cards record (see the module doc)
 
     # ------------------------------------------------------------ data
