@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=int, default=0, metavar="N", help="also N unanswerable copies of each "
                    "training question, paired with a paragraph of another article (the teacher's \"no answer\" "
                    "for the student to learn; default 0)")
+    p.add_argument("--noise", type=float, default=0.0, metavar="P", help="the share of cloze questions (0 to 1) "
+                   "written in Lewis et al.'s noisy form: the answer's clause only, the wh-word first, words dropped "
+                   "(0.1) and shuffled locally (3 places) — nearer real questions than the sentence (default 0)")
     p.add_argument("--output-file", required=True, help=".json (SQuAD 2.0): the training questions, then cloze "
                    "questions about their contexts and about the --contexts paragraphs")
     p.add_argument("--overwrite", action="store_true")

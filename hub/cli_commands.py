@@ -129,7 +129,7 @@ def cmd_cloze(args) -> int:
     source = DataSource.from_args(args) if has_source else None
     summary = cloze_file(get_task(args.task), source, args.contexts, args.output_file, args.per_context,
                          args.text_column, args.max_contexts, args.seed, args.max_train_samples, args.overwrite,
-                         args.negatives)
+                         args.negatives, args.noise)
     print(json.dumps({k: summary[k] for k in ("output_file", "originals", "augmented", "contexts", "time_s")}))
     print(f"distill on it: python -m hub distill --task {args.task} --train-file {args.output_file} "
           "--eval-file EVAL ...")

@@ -44,6 +44,13 @@ MIN_SENTENCE_WORDS = 6
 MAX_SENTENCE_WORDS = 40  # SQuAD's questions are at most about 40 words; a longer one crowds out the context
 MAX_ANSWER_WORDS = 6
 LINE_BREAK = re.compile(r"(?:\s*<br\s*/?>\s*)+|\n+", re.IGNORECASE)
+CLAUSE_MARK = re.compile(r"[,;:()\"]")
+NOISE_DROP = 0.1  # Lewis et al. 2019's noisy cloze: word dropout 0.1, local shuffle within 3 places
+NOISE_WINDOW = 3
+NOISE_MIN_WORDS = 4
+OPENERS = frozenset("""a an the this that these those it its he his she her they their there we our i my you your
+in on at by for from with of to as after before during when while since until although though but and or so if
+one two three some many most all both each""".split())  # a sentence's first word that is no name
 
 
 def detokenize_wikitext(line: str) -> str:
@@ -91,6 +98,12 @@ def sentence_spans(paragraph: str) -> list[tuple[int, int]]:
 def cloze_candidates(sentence: str) -> list[tuple[str, str, int]]:
     """``(question, answer, answer offset in the sentence)`` for each answer candidate
     of one sentence, in sentence order; none for sentences under 6 or over 40 words."""
+    return [(f"{body[:a]}{wh}{body[b:]}?", sentence[a:b], a) for body, a, b, wh in _candidate_spans(sentence)]
+
+
+def _candidate_spans(sentence: str) -> list[tuple[str, int, int, str]]:
+    """``(body, start, end, wh-word)`` of each answer candidate of one sentence: the
+    sentence without its final ``. ! ?`` and the candidate's character span in it."""
     if not MIN_SENTENCE_WORDS <= len(sentence.split()) <= MAX_SENTENCE_WORDS:
         return []
     found: dict[int, tuple[int, str]] = {}
@@ -103,30 +116,65 @@ def cloze_candidates(sentence: str) -> list[tuple[str, str, int]]:
             found[m.start()] = (m.end(), "what")
     body = sentence.rstrip()
     body = body[:-1].rstrip() if body.endswith((".", "!", "?")) else body
-    out = []
-    for a, (b, wh) in sorted(found.items()):
-        answer = sentence[a:b]
-        if b > len(body) or len(answer.split()) > MAX_ANSWER_WORDS:
-            continue
-        out.append((f"{body[:a]}{wh}{body[b:]}?", answer, a))
-    return out
+    return [(body, a, b, wh) for a, (b, wh) in sorted(found.items())
+            if b <= len(body) and len(sentence[a:b].split()) <= MAX_ANSWER_WORDS]
+
+
+def noisy_question(body: str, start: int, end: int, wh: str, rng: random.Random, drop: float = NOISE_DROP,
+                   window: int = NOISE_WINDOW) -> str:
+    """A cloze question in Lewis et al.'s (2019) *noisy* form, nearer SQuAD's short
+    wh-first questions than the sentence itself: only the answer's clause (the words
+    between the clause marks ``, ; : ( ) "`` around it, widened to the next clauses
+    until it has ``NOISE_MIN_WORDS`` words besides the answer, or the whole
+    sentence), the answer removed and the wh-word put first, each other word
+    dropped with probability ``drop`` (at least ``NOISE_MIN_WORDS`` kept, in order)
+    and the rest shuffled within ``window`` places.
+
+    >>> body = "In 1904 the ship sailed to Cape Town with 12 guns"
+    >>> noisy_question(body, 27, 36, "what", random.Random(0), drop=0, window=0)
+    'What in 1904 the ship sailed to with 12 guns?'
+    >>> body = "It rained, and the ship, built by John Brown in Clydebank, sank"
+    >>> a = body.index("Clydebank")
+    >>> noisy_question(body, a, a + 9, "what", random.Random(0), drop=0, window=0)
+    'What built by John Brown in?'
+    """
+    cuts = [0, *(m.end() for m in CLAUSE_MARK.finditer(body)), len(body) + 1]
+    lo = max(i for i, c in enumerate(cuts) if c <= start)
+    hi = min(i for i, c in enumerate(cuts) if c >= end)
+    def words(a: int, b: int) -> list[str]:
+        return [w for w in CLAUSE_MARK.sub(" ", body[a:b]).split() if w]
+    while len(words(cuts[lo], start)) + len(words(end, cuts[hi])) < NOISE_MIN_WORDS and (lo > 0 or hi < len(cuts) - 1):
+        lo, hi = max(lo - 1, 0), min(hi + 1, len(cuts) - 1)
+    left, right = words(cuts[lo], start), words(end, min(cuts[hi], len(body)))
+    if cuts[lo] == 0 and left and left[0].lower() in OPENERS:
+        left[0] = left[0].lower()  # the sentence's own capital ("The ship ...") is not a name mid-question
+    kept = [w for w in left + right if rng.random() >= drop]
+    if len(kept) < NOISE_MIN_WORDS:
+        kept = left + right
+    order = sorted(range(len(kept)), key=lambda i: i + rng.uniform(0, window))
+    return " ".join([wh[0].upper() + wh[1:], *(kept[i] for i in order)]) + "?"
 
 
 def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id_prefix: str = "cloze",
-                   title: str = "") -> list[dict]:
+                   title: str = "", noise: float = 0.0) -> list[dict]:
     """Up to ``per_context`` cloze questions about each context, from different
     sentences where it has enough, as flat SQuAD examples (``synthetic: "cloze"``;
-    ids ``<id_prefix>-<context>-<k>``, 1-based). Deterministic for a seed."""
+    ids ``<id_prefix>-<context>-<k>``, 1-based). Each question, with probability
+    ``noise``, in :func:`noisy_question`'s form instead (``synthetic:
+    "cloze-noisy"``; the same paragraphs and answers as with ``noise`` 0, which
+    draws nothing more). Deterministic for a seed."""
     if per_context < 1:
         raise ValueError(f"questions per context must be at least 1, got {per_context}")
-    rng = random.Random(seed)
+    check_noise(noise)
+    rng, noise_rng = random.Random(seed), random.Random(f"{seed}-noise")
     out = []
     for c, context in enumerate(contexts, 1):
         by_sentence = []
         for a, b in sentence_spans(context):
-            cands = cloze_candidates(context[a:b])
+            cands = [(f"{body[:x]}{wh}{body[y:]}?", body[x:y], a + x, (body, x, y, wh))
+                     for body, x, y, wh in _candidate_spans(context[a:b])]
             if cands:
-                by_sentence.append([(q, ans, a + off) for q, ans, off in cands])
+                by_sentence.append(cands)
         rng.shuffle(by_sentence)
         picked = [rng.choice(cands) for cands in by_sentence[:per_context]]
         while len(picked) < per_context:  # fewer sentences than asked: more candidates of the same ones
@@ -134,12 +182,20 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
             if not rest:
                 break
             picked.append(rng.choice(rest))
-        for k, (question, answer, start) in enumerate(picked, 1):
+        for k, (question, answer, start, spans) in enumerate(picked, 1):
             assert context[start:start + len(answer)] == answer
-            out.append({"id": f"{id_prefix}-{c}-{k}", "title": title, "context": context, "question": question,
+            noisy = noise > 0 and noise_rng.random() < noise
+            out.append({"id": f"{id_prefix}-{c}-{k}", "title": title, "context": context,
+                        "question": noisy_question(*spans, noise_rng) if noisy else question,
                         "answers": {"text": [answer], "answer_start": [start]}, "is_impossible": False,
-                        "synthetic": "cloze"})
+                        "synthetic": "cloze-noisy" if noisy else "cloze"})
     return out
+
+
+def check_noise(noise: float) -> None:
+    """Refuse a ``--noise`` that is no probability."""
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"--noise is the share of cloze questions made noisy, 0 to 1; got {noise}")
 
 
 def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 42) -> list[dict]:
@@ -190,37 +246,39 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
 
 def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str], per_context: int = 2,
                        text_column: str | None = None, max_contexts: int | None = None,
-                       seed: int = 42, negatives: int = 0) -> tuple[list[dict], dict]:
+                       seed: int = 42, negatives: int = 0, noise: float = 0.0) -> tuple[list[dict], dict]:
     """The cloze questions of a transfer set and their counts per source: about the
     contexts of ``originals`` (the training questions, flat SQuAD examples), then
     about the paragraphs of each of ``contexts_files`` (``.txt`` one a line,
     ``.jsonl``/``.csv`` with ``text_column``; at most ``max_contexts`` a file); then
     ``negatives`` unanswerable copies of each training question
-    (:func:`negative_examples`, counted under ``"negatives"``)."""
+    (:func:`negative_examples`, counted under ``"negatives"``). ``noise``: the share
+    of cloze questions in :func:`noisy_question`'s form (counted as ``"noisy"``)."""
     from .textdata import read_texts
 
     if max_contexts is not None and max_contexts < 1:
         raise ValueError(f"--max-contexts must be at least 1, got {max_contexts}")
     if negatives < 0:
         raise ValueError(f"--negatives must be 0 or more, got {negatives}")
+    check_noise(noise)
     if negatives and not originals:
         raise DataError("--negatives pairs the training questions with other articles: give training questions "
                         "(--data-dir, --train-file or --dataset)")
     made_all, counts = [], {}
     train_contexts = list(dict.fromkeys(ex["context"] for ex in originals))
     if train_contexts:
-        made = cloze_examples(train_contexts, per_context, seed, "cloze-train", "training contexts")
+        made = cloze_examples(train_contexts, per_context, seed, "cloze-train", "training contexts", noise)
         made_all += made
-        counts["training contexts"] = {"contexts": len(train_contexts), "questions": len(made)}
+        counts["training contexts"] = {"contexts": len(train_contexts), "questions": len(made), **_noisy(made)}
     for n, name in enumerate(contexts_files, 1):
         texts = paragraphs(read_texts(name, text_column))
         if max_contexts is not None:
             texts = texts[:max_contexts]
         if not texts:
             raise DataError(f"{Path(name).name}: no paragraphs of 40 to 250 words to ask about")
-        made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name)
+        made = cloze_examples(texts, per_context, seed + n, f"cloze-f{n}", Path(name).name, noise)
         made_all += made
-        counts[str(name)] = {"contexts": len(texts), "questions": len(made)}
+        counts[str(name)] = {"contexts": len(texts), "questions": len(made), **_noisy(made)}
     if negatives:
         made = negative_examples(originals, negatives, seed)
         made_all += made
@@ -230,28 +288,36 @@ def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str],
     return made_all, counts
 
 
+def _noisy(made: list[dict]) -> dict:
+    """``{"noisy": N}`` when N of ``made`` are noisy cloze questions, else nothing (older summaries stay as they were)."""
+    n = sum(ex["synthetic"] == "cloze-noisy" for ex in made)
+    return {"noisy": n} if n else {}
+
+
 def describe_contexts(counts: dict) -> str:
     """``counts`` of :func:`cloze_transfer_set` in words: ``"373 about 215 paragraphs of
     training contexts; 2,588 about 1,419 paragraphs of valid.txt"``."""
     return "; ".join(f"{c.get('questions', 0):,} training questions paired with other articles' paragraphs "
                      "(unanswerable)" if name == "negatives" else
                      f"{c.get('questions', 0):,} about {c.get('contexts', 0):,} paragraphs of {Path(name).name}"
+                     + (f" ({c['noisy']:,} noisy)" if c.get("noisy") else "")
                      for name, c in counts.items())
 
 
 def _summary(originals: int, made: int, per_context: int, seed: int, max_contexts, text_column, counts: dict,
-             t0: float) -> dict:
+             t0: float, noise: float = 0.0) -> dict:
     import time
 
     from .hardware import hardware_info
 
     return {"proposer": "cloze", "originals": originals, "augmented": made, "per_context": per_context,
             "seed": seed, "max_contexts": max_contexts, "text_column": text_column, "contexts": counts,
-            "time_s": round(time.perf_counter() - t0, 2), "hardware": hardware_info()}
+            **({"noise": noise} if noise else {}), "time_s": round(time.perf_counter() - t0, 2),
+            "hardware": hardware_info()}
 
 
 def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_column: str | None = None,
-               max_contexts: int | None = None, seed: int = 42, negatives: int = 0) -> dict:
+               max_contexts: int | None = None, seed: int = 42, negatives: int = 0, noise: float = 0.0) -> dict:
     """Loaded QA data (``hub.kinds.qa_data.QAData``) made a cloze transfer set in place:
     its training questions, then :func:`cloze_transfer_set`'s; ``data.source``
     records it (``train_size``, ``augmentation``) as :func:`cloze_file`'s sidecar
@@ -260,8 +326,8 @@ def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_c
 
     t0 = time.perf_counter()
     made, counts = cloze_transfer_set(data.train, contexts_files, per_context, text_column, max_contexts, seed,
-                                      negatives)
-    summary = _summary(len(data.train), len(made), per_context, seed, max_contexts, text_column, counts, t0)
+                                      negatives, noise)
+    summary = _summary(len(data.train), len(made), per_context, seed, max_contexts, text_column, counts, t0, noise)
     data.train = [*data.train, *made]
     data.source = {**data.source, "train_size": len(data.train), "augmentation": {**summary, "source": data.source}}
     return summary
@@ -269,12 +335,14 @@ def cloze_data(data, contexts_files: Sequence[str], per_context: int = 2, text_c
 
 def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, per_context: int = 2,
                text_column: str | None = None, max_contexts: int | None = None, seed: int = 42,
-               max_train_samples: int | None = None, overwrite: bool = False, negatives: int = 0) -> dict:
+               max_train_samples: int | None = None, overwrite: bool = False, negatives: int = 0,
+               noise: float = 0.0) -> dict:
     """Write a SQuAD 2.0 file: the task's training questions when ``source`` names
     any (``None``: none), then cloze questions about their contexts and about the
     paragraphs of ``contexts_files`` (``.txt`` one a line, ``.jsonl``/``.csv`` with
     ``text_column``), then ``negatives`` unanswerable copies of each training
-    question. Returns a summary, also written beside the file as its
+    question; ``noise``: the share of cloze questions made noisy (:func:`noisy_question`).
+    Returns a summary, also written beside the file as its
     ``.augment.json`` sidecar (the run card records it)."""
     import json
     import time
@@ -294,10 +362,10 @@ def cloze_file(task, source, contexts_files: Sequence[str], output_file: str, pe
     t0 = time.perf_counter()
     originals, described = ([], None) if source is None else training_questions(task, source, max_train_samples)
     made, counts = cloze_transfer_set(originals, contexts_files, per_context, text_column, max_contexts, seed,
-                                      negatives)
+                                      negatives, noise)
     out.parent.mkdir(parents=True, exist_ok=True)
     document = json.dumps(squad_document([*originals, *made], extra=("synthetic",)), ensure_ascii=False)
-    summary = {**_summary(len(originals), len(made), per_context, seed, max_contexts, text_column, counts, t0),
+    summary = {**_summary(len(originals), len(made), per_context, seed, max_contexts, text_column, counts, t0, noise),
                "source": described, "output_file": str(out)}
     augmentation_sidecar(out).write_text(json.dumps(summary, indent=2) + "\n")
     write_text_atomic(out, document)
