@@ -166,6 +166,68 @@ def test_a_transfer_set_with_negatives_is_written_read_back_and_its_command_repe
         cloze_transfer_set(_questions("AB"), [], negatives=-1)
 
 
+def test_noisy_questions_keep_the_answers_clause_wh_first_without_the_answer():
+    """Lewis et al.'s noisy cloze: the answer's clause only (widened while it is too
+    short), the wh-word first, the answer gone, the sentence's own capital lowered;
+    with dropout and shuffling the words are the clause's, fewer, in another order."""
+    import random
+
+    from hub.cloze import NOISE_MIN_WORDS, noisy_question
+
+    body = "Its engineer, Ralph Freeman, later designed the Sydney Harbour Bridge in 1932"
+    a = body.index("1932")
+    clean = noisy_question(body, a, a + 4, "when", random.Random(0), drop=0, window=0)
+    assert clean == "When later designed the Sydney Harbour Bridge in?"  # one clause: the commas cut it
+    a = body.index("Ralph Freeman")
+    # "Ralph Freeman" alone is its clause: widened to the neighbours until 4 words besides it
+    assert noisy_question(body, a, a + 13, "what", random.Random(0), drop=0, window=0) == \
+        "What its engineer later designed the Sydney Harbour Bridge in 1932?"
+    a = body.index("Sydney Harbour Bridge")
+    words = "later designed the in 1932".split()
+    for seed in range(30):
+        q = noisy_question(body, a, a + 21, "what", random.Random(seed))
+        assert q.startswith("What ") and q.endswith("?") and "Sydney" not in q
+        got = q[5:-1].split()
+        assert set(got) <= set(words) and len(got) >= NOISE_MIN_WORDS
+    shuffled = {noisy_question(body, a, a + 21, "what", random.Random(s), drop=0) for s in range(30)}
+    assert len(shuffled) > 1 and all(sorted(q[5:-1].split()) == sorted(words) for q in shuffled)
+    dropped = [noisy_question(body, a, a + 21, "what", random.Random(s), drop=0.5, window=0) for s in range(30)]
+    assert any(len(q.split()) < 6 for q in dropped)
+
+
+def test_noise_rewrites_a_share_of_the_questions_and_nothing_else(tmp_path):
+    """``--noise P``: the same paragraphs, answers and ids as without it, about P of the
+    questions in the noisy form (``synthetic: "cloze-noisy"``), counted in the summary and
+    repeated by the model card's command; 0 writes exactly the old questions; P outside
+    0..1 is refused."""
+    from hub.cloze import cloze_examples, cloze_file, cloze_transfer_set
+    from hub.reproduce import augmentation_line
+    from hub.tasks import TASKS
+
+    contexts = [PARAGRAPH.replace("1932", str(1900 + i)) for i in range(200)]
+    plain = cloze_examples(contexts, 2, seed=5)
+    assert cloze_examples(contexts, 2, seed=5, noise=0.0) == plain
+    noisy = cloze_examples(contexts, 2, seed=5, noise=0.5)
+    assert [(e["id"], e["context"], e["answers"]) for e in noisy] == [
+        (e["id"], e["context"], e["answers"]) for e in plain]
+    changed = [n for n, e in zip(noisy, plain) if n["question"] != e["question"]]
+    assert all(n["synthetic"] == "cloze-noisy" for n in changed)
+    assert all(n == e for n, e in zip(noisy, plain) if n["synthetic"] == "cloze")
+    assert 150 < len(changed) < 250  # about half of 400
+    assert all(e["synthetic"] == "cloze-noisy" for e in cloze_examples(contexts[:5], 2, seed=5, noise=1.0))
+    text = tmp_path / "paras.txt"
+    text.write_text("\n".join(f"{c} {c}" for c in contexts[:20]) + "\n")  # 40 words at least
+    summary = cloze_file(TASKS["squad"], None, [str(text)], str(tmp_path / "c.json"), per_context=2, noise=0.5)
+    counts = summary["contexts"][str(text)]
+    assert summary["noise"] == 0.5 and 0 < counts["noisy"] < counts["questions"] == 40
+    line = augmentation_line(summary, "squad")
+    assert "--noise 0.5" in line and f"({counts['noisy']} noisy)" in line
+    assert "noise" not in cloze_file(TASKS["squad"], None, [str(text)], str(tmp_path / "d.json"))
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="0 to 1"):
+            cloze_transfer_set([], [str(text)], noise=bad)
+
+
 def test_doctests():
     import doctest
 
