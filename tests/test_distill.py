@@ -542,6 +542,11 @@ def test_teacher_cache_files_round_trip_and_misses(tmp_path, trained_pair, data)
     key = cache_key(teacher, ds, kind, "full")
     assert cache_key(teacher, ds, kind, "top8") != key
     assert cache_key(teacher, ds.select(range(11)), kind, "full") != key
+    # the targets are not the teacher's input: other labels, the same logits, the same key; other tokens, another
+    flipped = ds.map(lambda ex: {"labels": 1 - ex["labels"]})
+    assert flipped["labels"] != ds["labels"] and cache_key(teacher, flipped, kind, "full") == key
+    assert cache_key(teacher, ds.map(lambda ex: {"input_ids": ex["input_ids"][:-2] + ex["input_ids"][-1:]}),
+                     kind, "full") != key
     with torch.no_grad():
         next(teacher.parameters()).add_(1e-3)
     assert cache_key(teacher, ds, kind, "full") != key
