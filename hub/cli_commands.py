@@ -282,9 +282,9 @@ def cmd_leaderboard(args) -> int:
         raise ValueError(f"unknown task {args.task!r}; choose one of {sorted(TASKS)}")
     store = LeaderboardStore()
     if args.csv:
-        sys.stdout.write(store.to_csv(task=args.task, hardware=args.hardware))
+        sys.stdout.write(store.to_csv(annotate=with_notes, task=args.task, hardware=args.hardware))
     elif args.json:
-        sys.stdout.write(store.to_json(task=args.task, hardware=args.hardware) + "\n")
+        sys.stdout.write(store.to_json(annotate=with_notes, task=args.task, hardware=args.hardware) + "\n")
     else:
         rows = with_notes(store.rows(task=args.task, hardware=args.hardware))
         print(format_table(rows, TASKS.get(args.task or "")))

@@ -38,7 +38,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from hub.leaderboard_columns import (  # the column schema, importable from here as before
     COLUMN_NAMES,
@@ -80,6 +80,7 @@ __all__ = [
 
 
 TABLE = "results"
+Annotate = Callable[[list[dict]], list[dict]]  # rows in, the same rows with notes set out
 BUSY_TIMEOUT_S = 30.0
 
 
@@ -189,22 +190,29 @@ class LeaderboardStore:
 
     # ---- exports --------------------------------------------------------
 
-    def to_csv(self, dest: str | os.PathLike | None = None, **filters: Any) -> str:
+    def to_csv(self, dest: str | os.PathLike | None = None, annotate: Annotate | None = None, **filters: Any) -> str:
         """CSV text of the (filtered) rows, header in schema order; written to ``dest`` if given.
 
         ``filters`` are those of ``rows()``; None is written as an empty field.
+        ``annotate`` (e.g. ``hub.views.with_notes``) sets a ``note`` on rows it
+        marks, written in a last ``note`` column.
         """
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(COLUMN_NAMES)
-        for r in self.rows(**filters):
-            writer.writerow(["" if r[k] is None else r[k] for k in COLUMN_NAMES])
+        names = (*COLUMN_NAMES, "note") if annotate else COLUMN_NAMES
+        writer.writerow(names)
+        rows = self.rows(**filters)
+        for r in annotate(rows) if annotate else rows:
+            writer.writerow(["" if r.get(k) is None else r[k] for k in names])
         return _write_text(dest, buf.getvalue())
 
-    def to_json(self, dest: str | os.PathLike | None = None, **filters: Any) -> str:
+    def to_json(self, dest: str | os.PathLike | None = None, annotate: Annotate | None = None,
+                **filters: Any) -> str:
         """JSON list of the (filtered) rows, keys in schema order, JSON columns embedded
-        as objects; written to ``dest`` if given. ``filters`` are those of ``rows()``."""
-        data = [decode_json_columns(r) for r in self.rows(**filters)]
+        as objects; written to ``dest`` if given. ``filters`` are those of ``rows()``;
+        ``annotate`` as for :meth:`to_csv` (a ``note`` key on the rows it marks)."""
+        rows = self.rows(**filters)
+        data = [decode_json_columns(r) for r in (annotate(rows) if annotate else rows)]
         return _write_text(dest, json.dumps(data, indent=2))
 
     # ---- connections ----------------------------------------------------

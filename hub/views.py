@@ -324,18 +324,19 @@ def axis_limits(values: list[float], pad: float = 0.1, floor: float | None = 0.0
 
 
 def write_csv(rows: list[dict], dest: Path) -> None:
-    """The rows as shown (filters and order), every column, JSON columns as JSON,
-    server paths redacted."""
+    """The rows as shown (filters and order), every column and a last ``note``
+    (:func:`with_notes`' mark, when the view set one), JSON columns as JSON, server
+    paths redacted."""
     from .leaderboard_columns import COLUMN_NAMES, decode_json_columns
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMN_NAMES)
+        writer = csv.DictWriter(fh, fieldnames=(*COLUMN_NAMES, "note"))
         writer.writeheader()
         for row in rows:
             row = redact_paths(decode_json_columns(row))
             writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                             for k, v in row.items() if k in COLUMN_NAMES})
+                             for k, v in row.items() if k in COLUMN_NAMES or k == "note"})
 
 
 # ---------------------------------------------------------------- jobs

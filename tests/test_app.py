@@ -446,6 +446,17 @@ def test_a_qa_row_scored_at_a_threshold_its_model_no_longer_has_is_marked(tmp_pa
     out = capsys.readouterr().out
     assert "| calibrated ⚠ old threshold |" in out and "fresh ⚠" not in out
     assert "⚠ calibrated: scored at null threshold 0; the model's is -2.5 now (calibrated since)" in out
+    # the exports carry the note too: the tab's CSV download, and the CLI's --csv and --json
+    import csv
+    download = leaderboard.view("squad", "All", "All", "All", None, False)["download"]
+    notes = {r["name"]: r["note"] for r in csv.DictReader(open(download, encoding="utf-8"))}
+    assert notes["calibrated"] == rows["calibrated"]["note"] and notes["fresh"] == ""
+    assert main(["leaderboard", "--task", "squad", "--csv"]) == 0
+    notes = {r["name"]: r["note"] for r in csv.DictReader(capsys.readouterr().out.splitlines())}
+    assert notes["calibrated"].startswith("scored at null threshold 0;") and notes["gone"] == ""
+    assert main(["leaderboard", "--task", "squad", "--json"]) == 0
+    notes = {r["name"]: r.get("note") for r in json.loads(capsys.readouterr().out)}
+    assert notes["calibrated"].startswith("scored at null threshold 0;") and notes["fresh"] is None
 
 
 # ---------------------------------------------------------------- handlers without a server
