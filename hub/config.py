@@ -251,6 +251,9 @@ class JobSettings:
                          "sentence, asked about) on the training contexts and on WikiText-2's paragraphs, this many "
                          "a paragraph: new contexts with the teacher's answers on them, for the prediction stage "
                          "(the intermediate stage keeps to the training questions); 0: off")
+    cloze_noise: float = setting(0.0, 0.0, 1.0, "extractive QA: the share of the cloze questions written in Lewis et "
+                                 "al.'s noisy form (the answer's clause only, the wh-word first, words dropped and "
+                                 "shuffled locally), nearer real questions than the sentence itself; 0: none")
     calibrate_null: bool = setting(False, help="extractive QA: after distillation, set the student's \"no answer\" "
                                    "threshold to the one that agrees most with the teacher's decisions on the training "
                                    "questions, each with its own paragraph and another article's (no labels); the "

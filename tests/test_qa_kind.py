@@ -566,6 +566,19 @@ def test_a_cloze_qa_job_distills_the_questions_and_cloze_questions_about_wikitex
         jobs.validate_params({**raw, "task": "sst2", "data": None})
     with pytest.raises(jobs.ParamsError, match="teach the prediction stage"):
         jobs.validate_params({**raw, "stages": ["intermediate"]})
+    # a noisy share: the same answers, every question rewritten at 1.0; refused without cloze or outside 0..1
+    with pytest.raises(jobs.ParamsError, match="set cloze"):
+        jobs.validate_params({**raw, "cloze": 0, "cloze_noise": 0.5})
+    with pytest.raises(jobs.ParamsError, match="cloze_noise"):
+        jobs.validate_params({**raw, "cloze_noise": 1.5})
+    result, ctx, seen = run_job_without_training(monkeypatch, jobs.validate_params({**raw, "cloze_noise": 1.0}),
+                                                 tmp_path / "noisy", "f1")
+    noisy = [ex for ex in seen["data"].train if ex.get("synthetic")]
+    assert result["status"] == "finished" and {ex["synthetic"] for ex in noisy} == {"cloze-noisy"}
+    assert [ex["answers"] for ex in noisy] == [ex["answers"] for ex in cloze]
+    assert [ex["question"] for ex in noisy] != [ex["question"] for ex in cloze]
+    assert seen["data"].source["augmentation"]["noise"] == 1.0
+    assert "100% of them in the noisy form" in (tmp_path / "noisy" / "log.txt").read_text()
 
 
 def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,

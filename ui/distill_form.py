@@ -184,9 +184,12 @@ def _augmenting(form: dict) -> dict:
 
 
 def _cloze(form: dict) -> dict:
-    """``{"cloze": N}`` for an extractive-QA form with N > 0 (the field is hidden, and
-    a value left in it ignored, for the other tasks)."""
-    return {"cloze": int(form["cloze"])} if _is_qa(form.get("task")) and form.get("cloze") else {}
+    """``{"cloze": N}`` for an extractive-QA form with N > 0, with ``cloze_noise`` when
+    its share is above 0 (the fields are hidden, and values left in them ignored, for
+    the other tasks)."""
+    if not (_is_qa(form.get("task")) and form.get("cloze")):
+        return {}
+    return {"cloze": int(form["cloze"]), **({"cloze_noise": float(form["cloze_noise"])} if form.get("cloze_noise") else {})}
 
 
 def _calibrating(form: dict) -> dict:

@@ -90,6 +90,8 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
     if out["cloze"] and "prediction" not in out["stages"]:
         raise ParamsError("cloze questions teach the prediction stage (the teacher's answers); tick it, or set cloze "
                           "to 0 for an intermediate-only run")
+    if out["cloze_noise"] and not out["cloze"]:
+        raise ParamsError("cloze_noise rewrites a share of the cloze questions: set cloze (questions a paragraph) too")
     if out["calibrate_null"] and task.kind != "qa":
         raise ParamsError(f"calibrate_null sets an extractive-QA student's \"no answer\" threshold; task {task.name} "
                           f"is {task.kind}")

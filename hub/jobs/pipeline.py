@@ -196,8 +196,9 @@ def _cloze(ctx, p: dict, data) -> int | None:
 
     files, described = cloze_text_files(p)
     ctx.phase("cloze")
-    ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}")
-    summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"])
+    noisy = f", {p['cloze_noise']:.0%} of them in the noisy form" if p["cloze_noise"] else ""
+    ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}{noisy}")
+    summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"], noise=p["cloze_noise"])
     ctx.end_phase()
     ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
             f"({describe_contexts(summary['contexts'])}) in {summary['time_s']:.1f} s")
