@@ -250,6 +250,11 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     cloze.fill("2")  # QA's transfer set of cloze questions: a phase of its own in the estimate
     cloze.press("Tab")
     page.locator("#distill-estimate").get_by_text("make cloze questions").wait_for()
+    noisy = page.get_by_role("spinbutton", name="noisy cloze share")
+    noisy.fill("0.5")  # a share of them in the noisy form: the estimate's request accepts it
+    noisy.press("Tab")
+    page.wait_for_timeout(1000)
+    assert toasts(page).count() == 0 and noisy.input_value() == "0.5"
     calibrate = page.get_by_role("checkbox", name='calibrate "no answer" to the teacher')
     calibrate.check()  # the student's null threshold calibrated after training: a phase of its own too
     page.locator("#distill-estimate").get_by_text('calibrate "no answer" to the teacher').wait_for()
@@ -261,6 +266,7 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     task.fill("sst2")
     task.press("Enter")
     cloze.wait_for(state="hidden")  # extractive QA only
+    noisy.wait_for(state="hidden")
     calibrate.wait_for(state="hidden")
     soup_calibrate.wait_for(state="hidden")
     page.get_by_text("Average students (model soup)").click()
