@@ -128,13 +128,11 @@ def _trained_length(card: dict | None) -> int:
 def stored_ref(ref: str) -> str:
     """What a row records as its model: an alias with a local folder (``minilm-l6``,
     ``smollm2-135m`` once converted) becomes that folder, so the app can load the
-    model from the leaderboard like any CLI-trained one; a folder given by a relative
-    path becomes its absolute path (the row is read from other directories: the app,
-    the leaderboard's old-threshold note); anything else (Hub ids) is kept."""
+    model from the leaderboard like any CLI-trained one; anything else is kept."""
     from .models import ALIASES, LOCAL_TEACHER_ALIASES, resolve_model_ref
 
     if ref not in (*ALIASES, *LOCAL_TEACHER_ALIASES):
-        return str(Path(ref).absolute()) if Path(ref).is_dir() else ref
+        return ref
     try:
         folder = resolve_model_ref(ref)
     except (OSError, ValueError):

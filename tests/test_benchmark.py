@@ -304,7 +304,7 @@ def test_benchmark_doctests():
     assert result.failed == 0 and result.attempted >= 2
 
 
-def test_rows_record_an_alias_by_its_local_folder(monkeypatch):
+def test_rows_record_an_alias_by_its_local_folder():
     """The app lists leaderboard models by folder: an alias with a local folder is stored as that folder."""
     from hub.bench_models import stored_ref
     from hub.models import resolve_model_ref
@@ -312,8 +312,6 @@ def test_rows_record_an_alias_by_its_local_folder(monkeypatch):
     folder = resolve_model_ref("minilm-l6")
     assert stored_ref("minilm-l6") == folder and Path(folder, "config.json").is_file()
     assert stored_ref("runs/student") == "runs/student" and stored_ref("arch:bert-base") == "arch:bert-base"
-    monkeypatch.chdir(Path(folder).parent)  # a folder given relative to where bench ran is recorded absolute:
-    assert stored_ref(Path(folder).name) == str(Path(folder).absolute())  # its rows are read from elsewhere
     assert stored_ref("someone/some-model") == "someone/some-model"  # Hub ids are kept (no network call)
 
 
