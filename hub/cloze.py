@@ -44,11 +44,11 @@ MIN_SENTENCE_WORDS = 6
 MAX_SENTENCE_WORDS = 40  # SQuAD's questions are at most about 40 words; a longer one crowds out the context
 MAX_ANSWER_WORDS = 6
 LINE_BREAK = re.compile(r"(?:\s*<br\s*/?>\s*)+|\n+", re.IGNORECASE)
-CLAUSE_MARK = re.compile(r"[,;:()\"]")
+CLAUSE_MARK = re.compile(r"[;:()\"]|(?<!\d),(?!\d)")  # not the comma of "12,000"
 NOISE_DROP = 0.1  # Lewis et al. 2019's noisy cloze: word dropout 0.1, local shuffle within 3 places
 NOISE_WINDOW = 3
 NOISE_MIN_WORDS = 4
-OPENERS = frozenset("""a an the this that these those it its he his she her they their there we our i my you your
+OPENERS = frozenset("""a an the this that these those it its he his she her they their there we our my you your
 in on at by for from with of to as after before during when while since until although though but and or so if
 one two three some many most all both each""".split())  # a sentence's first word that is no name
 

@@ -135,7 +135,7 @@ def augmentation_line(aug: dict, task: str) -> str:
                 *(["--max-contexts", str(aug["max_contexts"])] if aug.get("max_contexts") else []),
                 *(["--text-column", aug["text_column"]] if aug.get("text_column") else []),
                 *(["--negatives", str(negatives)] if negatives else []),
-                *(["--noise", f"{aug['noise']:g}"] if aug.get("noise") else []),
+                *(["--noise", repr(aug["noise"])] if aug.get("noise") else []),  # every digit: the same draws
                 "--seed", str(aug.get("seed")), "--output-file", made_file(aug)]
         return (f"- the training file holds {aug.get('originals', 0):,} training questions and "
                 f"{aug.get('augmented', 0):,} cloze questions ({describe_contexts(counts)}): "

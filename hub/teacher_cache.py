@@ -10,8 +10,9 @@ batches first, and looked up by example index in every epoch.
   in every training step), and with a ``cache_dir`` (``distill --teacher-cache DIR``)
   keeps it on disk for the next run on the same teacher and data (torchdistill's
   cached teacher outputs): a file named by a hash of the teacher's weights and of
-  the encoded training set, so another seed, learning rate or student skips the
-  teacher pass, and any change to either misses and recomputes.
+  the encoded training set's inputs, so another seed, learning rate, student or
+  set of targets skips the teacher pass, and any change to the weights or the
+  inputs misses and recomputes.
 """
 
 from __future__ import annotations

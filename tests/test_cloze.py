@@ -193,6 +193,13 @@ def test_noisy_questions_keep_the_answers_clause_wh_first_without_the_answer():
     assert len(shuffled) > 1 and all(sorted(q[5:-1].split()) == sorted(words) for q in shuffled)
     dropped = [noisy_question(body, a, a + 21, "what", random.Random(s), drop=0.5, window=0) for s in range(30)]
     assert any(len(q.split()) < 6 for q in dropped)
+    # the comma of a number is no clause mark; "I" opening the sentence stays a capital
+    body = "In 1904 the city had 12,000 people and a new harbour"
+    assert noisy_question(body, 3, 7, "when", random.Random(0), drop=0, window=0) == \
+        "When in the city had 12,000 people and a new harbour?"
+    body = "I saw it in 1999 with Anna"
+    a = body.index("Anna")
+    assert noisy_question(body, a, a + 4, "what", random.Random(0), drop=0, window=0) == "What I saw it in 1999 with?"
 
 
 def test_noise_rewrites_a_share_of_the_questions_and_nothing_else(tmp_path):
@@ -204,6 +211,10 @@ def test_noise_rewrites_a_share_of_the_questions_and_nothing_else(tmp_path):
     from hub.reproduce import augmentation_line
     from hub.tasks import TASKS
 
+    # the questions as they were before --noise existed (the file of an older command is made again)
+    assert [e["question"] for e in cloze_examples([PARAGRAPH, PARAGRAPH.replace("1932", "1933")], 2, seed=3)] == [
+        "It carried how many trains a day?", "Its engineer, Ralph Freeman, later designed the what?",
+        "It carried how many trains a day?", "The bridge over the river was opened in 1933 by what?"]
     contexts = [PARAGRAPH.replace("1932", str(1900 + i)) for i in range(200)]
     plain = cloze_examples(contexts, 2, seed=5)
     assert cloze_examples(contexts, 2, seed=5, noise=0.0) == plain

@@ -547,6 +547,15 @@ def test_teacher_cache_files_round_trip_and_misses(tmp_path, trained_pair, data)
     assert flipped["labels"] != ds["labels"] and cache_key(teacher, flipped, kind, "full") == key
     assert cache_key(teacher, ds.map(lambda ex: {"input_ids": ex["input_ids"][:-2] + ex["input_ids"][-1:]}),
                      kind, "full") != key
+    # QA windows whose targets differ (--negative-target teacher: -100 on made negatives) share the key
+    from datasets import Dataset
+
+    from hub.tasks import TASKS
+    qa_kind = get_kind(TASKS["squad"])
+    windows = Dataset.from_dict({"idx": [0, 1], "input_ids": [[101, 7, 102], [101, 8, 102]],
+                                 "attention_mask": [[1, 1, 1]] * 2, "start_positions": [1, 0], "end_positions": [1, 0]})
+    ignored = windows.map(lambda ex: {"start_positions": -100, "end_positions": -100})
+    assert cache_key(teacher, ignored, qa_kind, "full") == cache_key(teacher, windows, qa_kind, "full")
     with torch.no_grad():
         next(teacher.parameters()).add_(1e-3)
     assert cache_key(teacher, ds, kind, "full") != key

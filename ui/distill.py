@@ -69,10 +69,10 @@ def _slider(name: str, step: float) -> gr.Slider:
     return gr.Slider(s["lo"], s["hi"], value=s["default"], step=step, label=LABELS[name], info=s["help"] or None)
 
 
-def _number(name: str, value=None, precision: int | None = None, visible: bool = True) -> gr.Number:
+def _number(name: str, value=None, precision: int | None = None, visible: bool = True, step: float = 1) -> gr.Number:
     s = spec(JobSettings, name)
     return gr.Number(s["default"] if value is None else value, label=LABELS[name], minimum=s["lo"], maximum=s["hi"],
-                     precision=precision, info=s["help"] or None, visible=visible)
+                     precision=precision, info=s["help"] or None, visible=visible, step=step)
 
 
 def _optional_number(name: str) -> gr.Number:
@@ -152,7 +152,7 @@ def build() -> dict:
                 with gr.Row(visible=augmentable(DEFAULT_TASK)) as c["augment_row"]:
                     c["augment"] = _number("augment", precision=0)
                     c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
-                    c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK))
+                    c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK), step=0.1)
                     c["calibrate_null"] = gr.Checkbox(False, label=LABELS["calibrate_null"],
                                                       info=spec(JobSettings, "calibrate_null")["help"],
                                                       visible=_is_qa(DEFAULT_TASK), elem_id="distill-calibrate-null")
