@@ -162,7 +162,9 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
     ids ``<id_prefix>-<context>-<k>``, 1-based). Each question, with probability
     ``noise``, in :func:`noisy_question`'s form instead (``synthetic:
     "cloze-noisy"``; the same paragraphs and answers as with ``noise`` 0, which
-    draws nothing more). Deterministic for a seed."""
+    draws nothing more). Which questions are noisy takes one draw each, and each
+    noisy question's words its own generator (seeded by the seed and its id), so a
+    change in how one is rewritten moves no other. Deterministic for a seed."""
     if per_context < 1:
         raise ValueError(f"questions per context must be at least 1, got {per_context}")
     check_noise(noise)
@@ -184,9 +186,10 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
             picked.append(rng.choice(rest))
         for k, (question, answer, start, spans) in enumerate(picked, 1):
             assert context[start:start + len(answer)] == answer
-            noisy = noise > 0 and noise_rng.random() < noise
-            out.append({"id": f"{id_prefix}-{c}-{k}", "title": title, "context": context,
-                        "question": noisy_question(*spans, noise_rng) if noisy else question,
+            qid = f"{id_prefix}-{c}-{k}"
+            noisy = noise > 0 and noise_rng.random() < noise  # one draw a question: which ones never shift
+            out.append({"id": qid, "title": title, "context": context,  # a question's own words: its own draws
+                        "question": noisy_question(*spans, random.Random(f"{seed}-noise-{qid}")) if noisy else question,
                         "answers": {"text": [answer], "answer_start": [start]}, "is_impossible": False,
                         "synthetic": "cloze-noisy" if noisy else "cloze"})
     return out

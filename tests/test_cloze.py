@@ -202,6 +202,23 @@ def test_noisy_questions_keep_the_answers_clause_wh_first_without_the_answer():
     assert noisy_question(body, a, a + 4, "what", random.Random(0), drop=0, window=0) == "What I saw it in 1999 with?"
 
 
+def test_which_questions_are_noisy_does_not_follow_how_they_are_rewritten(monkeypatch):
+    """One draw a question decides; the rewriting draws from a generator of its own, so
+    a rewrite that draws more or fewer numbers changes no other question."""
+    import hub.cloze
+
+    contexts = [PARAGRAPH.replace("1932", str(1900 + i)) for i in range(50)]
+    before = hub.cloze.cloze_examples(contexts, 2, seed=5, noise=0.5)
+
+    def greedy(body, start, end, wh, rng):
+        return f"{wh} {rng.random()} {rng.random()}?"
+    monkeypatch.setattr(hub.cloze, "noisy_question", greedy)
+    after = hub.cloze.cloze_examples(contexts, 2, seed=5, noise=0.5)
+    assert [e["synthetic"] for e in after] == [e["synthetic"] for e in before]
+    assert [e["question"] for e in after if e["synthetic"] == "cloze"] == [
+        e["question"] for e in before if e["synthetic"] == "cloze"]
+
+
 def test_noise_rewrites_a_share_of_the_questions_and_nothing_else(tmp_path):
     """``--noise P``: the same paragraphs, answers and ids as without it, about P of the
     questions in the noisy form (``synthetic: "cloze-noisy"``), counted in the summary and
