@@ -98,7 +98,12 @@ def sentence_spans(paragraph: str) -> list[tuple[int, int]]:
 def cloze_candidates(sentence: str) -> list[tuple[str, str, int]]:
     """``(question, answer, answer offset in the sentence)`` for each answer candidate
     of one sentence, in sentence order; none for sentences under 6 or over 40 words."""
-    return [(f"{body[:a]}{wh}{body[b:]}?", sentence[a:b], a) for body, a, b, wh in _candidate_spans(sentence)]
+    return [(verbatim_question(body, a, b, wh), sentence[a:b], a) for body, a, b, wh in _candidate_spans(sentence)]
+
+
+def verbatim_question(body: str, start: int, end: int, wh: str) -> str:
+    """The cloze question as the sentence itself: the answer's span replaced by the wh-word, a question mark."""
+    return f"{body[:start]}{wh}{body[end:]}?"
 
 
 def _candidate_spans(sentence: str) -> list[tuple[str, int, int, str]]:
@@ -138,14 +143,14 @@ def noisy_question(body: str, start: int, end: int, wh: str, rng: random.Random,
     >>> noisy_question(body, a, a + 9, "what", random.Random(0), drop=0, window=0)
     'What built by John Brown in?'
     """
-    cuts = [0, *(m.end() for m in CLAUSE_MARK.finditer(body)), len(body) + 1]
+    cuts = [0, *(m.end() for m in CLAUSE_MARK.finditer(body)), len(body)]
     lo = max(i for i, c in enumerate(cuts) if c <= start)
     hi = min(i for i, c in enumerate(cuts) if c >= end)
     def words(a: int, b: int) -> list[str]:
         return [w for w in CLAUSE_MARK.sub(" ", body[a:b]).split() if w]
     while len(words(cuts[lo], start)) + len(words(end, cuts[hi])) < NOISE_MIN_WORDS and (lo > 0 or hi < len(cuts) - 1):
         lo, hi = max(lo - 1, 0), min(hi + 1, len(cuts) - 1)
-    left, right = words(cuts[lo], start), words(end, min(cuts[hi], len(body)))
+    left, right = words(cuts[lo], start), words(end, cuts[hi])
     if cuts[lo] == 0 and left and left[0].lower() in OPENERS:
         left[0] = left[0].lower()  # the sentence's own capital ("The ship ...") is not a name mid-question
     kept = [w for w in left + right if rng.random() >= drop]
@@ -173,7 +178,7 @@ def cloze_examples(contexts: Sequence[str], per_context: int, seed: int = 42, id
     for c, context in enumerate(contexts, 1):
         by_sentence = []
         for a, b in sentence_spans(context):
-            cands = [(f"{body[:x]}{wh}{body[y:]}?", body[x:y], a + x, (body, x, y, wh))
+            cands = [(verbatim_question(body, x, y, wh), body[x:y], a + x, (body, x, y, wh))
                      for body, x, y, wh in _candidate_spans(context[a:b])]
             if cands:
                 by_sentence.append(cands)
@@ -292,7 +297,8 @@ def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str],
 
 
 def _noisy(made: list[dict]) -> dict:
-    """``{"noisy": N}`` when N of ``made`` are noisy cloze questions, else nothing (older summaries stay as they were)."""
+    """``{"noisy": N}`` when N of ``made`` are noisy cloze questions, else nothing
+    (older summaries stay as they were)."""
     n = sum(ex["synthetic"] == "cloze-noisy" for ex in made)
     return {"noisy": n} if n else {}
 

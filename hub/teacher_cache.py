@@ -255,7 +255,8 @@ def cache_key(teacher, dataset, kind, variant: str) -> str:
     ("full" or "topK"), the teacher's dtype and every tensor of its state dict
     (names and bytes: another fine-tune, even of the same folder, is another key),
     and every column of the encoded training set the teacher's pass reads (the
-    windows and their order; not the targets, :data:`TARGET_COLUMNS`). Measured: the key and the read of the file took 2.3 s for 86 MB of
+    windows and their order; not the targets, :data:`TARGET_COLUMNS`). Measured: the
+    key and the read of the file took 2.3 s for 86 MB of
     weights and 15,475 QA windows of 384 tokens (2-core CPU), against 574 s for the teacher's pass (tests
     running beside it)."""
     h = hashlib.sha256(f"{CACHE_FORMAT}|{type(kind).__name__}|{variant}|{teacher.dtype}".encode())

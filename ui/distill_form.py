@@ -189,7 +189,8 @@ def _cloze(form: dict) -> dict:
     the other tasks)."""
     if not (_is_qa(form.get("task")) and form.get("cloze")):
         return {}
-    return {"cloze": int(form["cloze"]), **({"cloze_noise": float(form["cloze_noise"])} if form.get("cloze_noise") else {})}
+    noise = {"cloze_noise": float(form["cloze_noise"])} if form.get("cloze_noise") else {}
+    return {"cloze": int(form["cloze"]), **noise}
 
 
 def _calibrating(form: dict) -> dict:
