@@ -222,9 +222,6 @@ def _record(card: dict | None, cache, path: Path | None, reused: bool, t0: float
 # ------------------------------------------------------------ on disk
 
 CACHE_FORMAT = 2  # bump when what a cache file holds, or how its key is made, changes (2: targets left out)
-# columns every kind's ``split_targets`` pops before the teacher's pass: they never change its logits, so they are
-# not in the key (a QA file distilled with --negative-target label and teacher shares one cache)
-TARGET_COLUMNS = frozenset({"labels", "start_positions", "end_positions"})
 DISK_BUDGET_BYTES = 2 * 2**30  # a cache folder holds at most this much; least recently used files go first
 _CACHE_NAME = re.compile(r"^[0-9a-f]{32}\.safetensors$")  # only files named by cache_key are ever deleted
 
@@ -255,17 +252,19 @@ def cache_key(teacher, dataset, kind, variant: str) -> str:
     ("full" or "topK"), the teacher's dtype and every tensor of its state dict
     (names and bytes: another fine-tune, even of the same folder, is another key),
     and every column of the encoded training set the teacher's pass reads (the
-    windows and their order; not the targets, :data:`TARGET_COLUMNS`). Measured: the
-    key and the read of the file took 2.3 s for 86 MB of
-    weights and 15,475 QA windows of 384 tokens (2-core CPU), against 574 s for the teacher's pass (tests
-    running beside it)."""
+    windows and their order; not the kind's ``target_columns``, which its
+    ``split_targets`` pops before the teacher's pass: a QA file distilled with
+    --negative-target label and teacher shares one cache). Measured: the key and
+    the read of the file took 2.3 s for 86 MB of weights and 15,475 QA windows of
+    384 tokens (2-core CPU), against 574 s for the teacher's pass (tests running
+    beside it)."""
     h = hashlib.sha256(f"{CACHE_FORMAT}|{type(kind).__name__}|{variant}|{teacher.dtype}".encode())
     for name, tensor in sorted(teacher.state_dict().items()):
         flat = tensor.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}".encode())
         h.update(flat.view(torch.uint8).numpy().tobytes())
     h.update(f"rows={len(dataset)}".encode())
-    for column in sorted(set(dataset.column_names) - TARGET_COLUMNS):
+    for column in sorted(set(dataset.column_names) - set(kind.target_columns)):
         h.update(f"|{column}".encode())
         for value in dataset[column]:
             a = np.asarray(value)

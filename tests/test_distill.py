@@ -561,6 +561,25 @@ def test_teacher_cache_files_round_trip_and_misses(tmp_path, trained_pair, data)
     assert cache_key(teacher, ds, kind, "full") != key
 
 
+def test_every_kind_pops_its_target_columns_and_nothing_the_teacher_reads():
+    """``target_columns`` (what the cache key leaves out) is what ``split_targets``
+    takes out of a batch: a column listed but kept would hide a change of the
+    teacher's input from the key; one popped but not listed only costs a miss."""
+    from hub.kinds import get_kind
+    from hub.tasks import TASKS
+
+    kinds = {task.kind for task in TASKS.values()}
+    assert {"classification", "qa", "mlm", "generation", "general"} <= kinds
+    for name in sorted(kinds):
+        kind = get_kind(name)
+        assert kind.target_columns and "input_ids" not in kind.target_columns, name
+        batch = {"input_ids": torch.ones(2, 4, dtype=torch.long), "attention_mask": torch.ones(2, 4, dtype=torch.long)}
+        batch.update({k: torch.zeros(2, dtype=torch.long) for k in kind.target_columns})
+        targets = kind.split_targets(batch)
+        assert set(batch) == {"input_ids", "attention_mask"}, name
+        assert set(targets) <= set(kind.target_columns), name
+
+
 def test_teacher_cache_write_is_atomic(tmp_path, monkeypatch):
     """A write that dies midway leaves neither a cache file nor its temporary."""
     import safetensors.torch

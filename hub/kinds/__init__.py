@@ -23,8 +23,13 @@ The interface, in the order the pipeline uses it:
     (tokens; for length-grouped batches and cache trimming).
 ``collator(tokenizer)``
     Pads a list of encoded examples into a batch (dynamic padding).
+``target_columns``
+    The encoded columns that are training targets (``labels``; QA's
+    ``start_positions``, ``end_positions``): never the teacher's input, so the
+    teacher-logit cache key leaves them out.
 ``split_targets(batch)``
-    Pops the training targets out of a batch; returns them as a dict of tensors
+    Pops the ``target_columns`` out of a batch (and anything else the model
+    must not see); returns the targets as a dict of tensors
     that ``model(**inputs, **targets)`` understands (its ``.loss`` is the
     fine-tuning loss).
 ``adapt(outputs, inputs, targets)``
@@ -77,6 +82,7 @@ from typing import Any, Protocol
 class TaskKind(Protocol):
     name: str
     head: str
+    target_columns: tuple[str, ...]
 
     def load_data(self, task, source, max_train=None, max_eval=None, need_train=True, reference=None) -> Any: ...
 

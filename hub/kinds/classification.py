@@ -81,6 +81,7 @@ def kl_divergence(p: dict[str, float], q: dict[str, float]) -> float:
 class ClassificationKind:
     name = "classification"
     head = "SequenceClassification"
+    target_columns = ("labels",)
     token_level = False  # one distribution per example
     cache_logits = True
 
@@ -120,7 +121,7 @@ class ClassificationKind:
         return DataCollatorWithPadding(tokenizer)
 
     def split_targets(self, batch: dict) -> dict:
-        return {"labels": batch.pop("labels")} if "labels" in batch else {}
+        return {k: batch.pop(k) for k in self.target_columns if k in batch}
 
     def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
         return {"logits": [outputs.logits], "labels": [targets.get("labels")], "mask": None}

@@ -40,6 +40,7 @@ NO_DEMO = ("a general-distilled student is a bare encoder with no task head: dis
 class GeneralKind:
     name = "general"
     head = ""  # AutoModel: a bare encoder
+    target_columns = ("labels",)  # popped and dropped: the intermediate losses need none
     token_level = False
     cache_logits = False
     default_max_length = DEFAULT_MAX_LENGTH
@@ -73,8 +74,9 @@ class GeneralKind:
         return DataCollatorWithPadding(tokenizer)
 
     def split_targets(self, batch: dict) -> dict:
-        batch.pop("labels", None)
-        return {}  # no targets: the intermediate losses need none
+        for k in self.target_columns:
+            batch.pop(k, None)
+        return {}
 
     def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
         raise ValueError(self.stages_reason)

@@ -104,6 +104,7 @@ class LMPredictor:
 class GenerationKind:
     name = "generation"
     head = "CausalLM"
+    target_columns = ("labels",)
     token_level = True  # one distribution per position
     cache_logits = False  # (L, V) per block is too big to keep for a 49k vocabulary (see the module doc)
     topk_logit_cache = True  # --logit-cache-topk: the adaptor only selects positions of (B, L, V)
@@ -163,7 +164,7 @@ class GenerationKind:
         return LMCollator(tokenizer)
 
     def split_targets(self, batch: dict) -> dict:
-        return {"labels": batch.pop("labels")} if "labels" in batch else {}
+        return {k: batch.pop(k) for k in self.target_columns if k in batch}
 
     def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
         """Logits at positions 0..L-2 (B, L-1, V), the tokens they predict (B, L-1)

@@ -292,6 +292,7 @@ class FillMask:
 class MLMKind:
     name = "mlm"
     head = "MaskedLM"
+    target_columns = ("labels",)
     token_level = True  # one distribution per position
     cache_logits = False  # (L, V) per block is too big to keep; the teacher runs every step
     topk_logit_cache = True  # --logit-cache-topk: the adaptor only selects positions of (B, L, V)
@@ -326,7 +327,7 @@ class MLMKind:
         return DataCollatorForTokenClassification(tokenizer)  # pads labels with -100
 
     def split_targets(self, batch: dict) -> dict:
-        return {"labels": batch.pop("labels")} if "labels" in batch else {}
+        return {k: batch.pop(k) for k in self.target_columns if k in batch}
 
     def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
         """Logits (B, L, V); labels (B, L) or None; ``mask`` (B, L): the masked

@@ -68,6 +68,7 @@ NEG = -1.0e4  # logit of a position that must not take probability (finite: KL s
 class QAKind:
     name = "qa"
     head = "QuestionAnswering"
+    target_columns = ("start_positions", "end_positions")
     token_level = True  # the logit cache stores (L,) start and end scores per window
     cache_logits = True
     default_max_length = DEFAULT_MAX_LENGTH
@@ -151,7 +152,7 @@ class QAKind:
     def split_targets(self, batch: dict) -> QATargets:
         """Pops ``start_positions``/``end_positions`` (the targets) and ``context_mask``
         (kept on the returned targets for :meth:`adapt`) out of ``batch``."""
-        targets = {k: batch.pop(k) for k in ("start_positions", "end_positions") if k in batch}
+        targets = {k: batch.pop(k) for k in self.target_columns if k in batch}
         return QATargets(targets, batch.pop("context_mask", None))
 
     def adapt(self, outputs, inputs: dict, targets: dict) -> dict:
