@@ -254,6 +254,10 @@ class JobSettings:
     cloze_noise: float = setting(0.0, 0.0, 1.0, "extractive QA: the share of the cloze questions written in Lewis et "
                                  "al.'s noisy form (the answer's clause only, the wh-word first, words dropped and "
                                  "shuffled locally), nearer real questions than the sentence itself; 0: none")
+    negatives: int = setting(0, 0, 4, "extractive QA: also this many unanswerable copies of each training question, "
+                             "each paired with another article's paragraph and taught by the teacher alone (its "
+                             "start/end distributions, no gold \"no answer\"): the student learns how often and how "
+                             "strongly its teacher declines; needs cloze; 0: none")
     calibrate_null: bool = setting(False, help="extractive QA: after distillation, set the student's \"no answer\" "
                                    "threshold to the one that agrees most with the teacher's decisions on the training "
                                    "questions, each with its own paragraph and another article's (no labels); the "

@@ -544,6 +544,10 @@ def test_job_params_augment_classification_and_qa(tmp_path):
     assert noisy["cloze"] == 2 and noisy["cloze_noise"] == 0.5
     assert "cloze_noise" not in distill.job_params(start_form(tmp_path, task="squad", cloze=0, cloze_noise=0.5), None)
     assert "cloze_noise" not in distill.job_params(start_form(tmp_path, task="squad", cloze=2, cloze_noise=0), None)
+    negatives = distill.job_params(start_form(tmp_path, task="squad", cloze=2, negatives=1), None)
+    assert negatives["cloze"] == 2 and negatives["negatives"] == 1
+    assert "negatives" not in distill.job_params(start_form(tmp_path, task="squad", cloze=0, negatives=1), None)
+    assert "negatives" not in distill.job_params(start_form(tmp_path, task="squad", cloze=2, negatives=0), None)
 
 
 def test_start_job_stages_the_upload_and_submits(tmp_path, hub_home, fake_queue):

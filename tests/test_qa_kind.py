@@ -51,13 +51,16 @@ def make_examples(n: int, seed: int, prefix: str, unanswerable: float = 0.3) -> 
 
 
 def write_squad(path: Path, examples: list[dict]) -> Path:
-    """A SQuAD 2.0 JSON file, one paragraph per example."""
-    paragraphs = [{"context": ex["context"], "qas": [{
-        "id": ex["id"], "question": ex["question"], "is_impossible": ex["is_impossible"],
-        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])],
-    }]} for ex in examples]
+    """A SQuAD 2.0 JSON file, one paragraph per example, one article per title."""
+    articles: dict[str, list] = {}
+    for ex in examples:
+        articles.setdefault(ex["title"], []).append({"context": ex["context"], "qas": [{
+            "id": ex["id"], "question": ex["question"], "is_impossible": ex["is_impossible"],
+            "answers": [{"text": t, "answer_start": s}
+                        for t, s in zip(ex["answers"]["text"], ex["answers"]["answer_start"])],
+        }]})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": t, "paragraphs": p} for t, p in articles.items()]}))
     return path
 
 
@@ -550,6 +553,7 @@ def test_a_cloze_qa_job_distills_the_questions_and_cloze_questions_about_wikitex
     assert "cloze questions: 1 a paragraph" in log and "4 cloze questions" in log and str(data) not in log
     # the intermediate stage trains on the 30 training questions, the prediction stage on all 34
     assert seen["dcfg"].intermediate_train_samples == 30 and seen["dcfg"].stages == ("intermediate", "prediction")
+    assert seen["dcfg"].negative_target == "label"  # no made negatives: every question teaches as it is
     assert "the intermediate stage trains on the 30 training questions" in log
     events = [json.loads(line) for line in (tmp_path / "job" / "events.jsonl").read_text().splitlines()]
     plan = dict(next(e for e in reversed(events) if e["type"] == "plan")["stages"])
@@ -579,6 +583,57 @@ def test_a_cloze_qa_job_distills_the_questions_and_cloze_questions_about_wikitex
     assert [ex["question"] for ex in noisy] != [ex["question"] for ex in cloze]
     assert seen["data"].source["augmentation"]["noise"] == 1.0
     assert "100% of them in the noisy form" in (tmp_path / "noisy" / "log.txt").read_text()
+
+
+def test_a_qa_job_with_negatives_adds_unanswerable_copies_the_teacher_alone_teaches(monkeypatch, hub_home,
+                                                                                   trained_pair, tmp_path):
+    """``negatives: N`` (with cloze): N copies of each training question paired with
+    another article's paragraph, after the cloze questions, distilled with
+    ``negative_target="teacher"``; the estimate counts them; refused without cloze,
+    with alpha 1, out of range, and on one article's questions before any training."""
+    from conftest import run_job_without_training
+    from hub import jobs
+
+    teacher, _ = trained_pair
+    examples = make_examples(30, seed=11, prefix="tr", unanswerable=0.0)
+    for i, ex in enumerate(examples):
+        ex["title"] = f"article {i % 3}"
+    data = tmp_path / "data"
+    write_squad(data / "squad" / "xquad-en-train.json", examples)
+    write_squad(data / "squad" / "dev-subset-v2.0.json", make_examples(16, seed=2, prefix="ev"))
+    (data / "wikitext-2").mkdir()
+    filler = "The dog ran to the park and home . " * 6
+    (data / "wikitext-2" / "valid.txt").write_text(f"{filler}It was opened in 1900 by the town .\n")
+    (data / "wikitext-2" / "test.txt").write_text(f"{filler}It sat near the Green River .\n")
+    raw = {"task": "squad", "teacher": str(teacher), "data": {"data_dir": str(data)}, "student": "teacher-layers:1",
+           "train_samples": 30, "eval_samples": 16, "cloze": 1, "negatives": 1, "stages": ["prediction"],
+           "benchmark": False}
+    params = jobs.validate_params(raw)
+    result, ctx, seen = run_job_without_training(monkeypatch, params, tmp_path / "job", "f1")
+    train = seen["data"].train
+    made = [ex for ex in train if ex.get("synthetic") == "negative"]
+    assert result["status"] == "finished" and seen["dcfg"].negative_target == "teacher"
+    assert train[-30:] == made and train[:30] == [ex for ex in train if not ex.get("synthetic")]
+    assert all(ex["is_impossible"] and not ex["answers"]["text"] for ex in made)
+    by_id = {ex["id"]: ex for ex in train[:30]}
+    assert all(ex["title"] != by_id[ex["id"].split("#")[0]]["title"] for ex in made)  # another article's paragraph
+    assert seen["data"].source["augmentation"]["contexts"]["negatives"] == {"questions": 30, "per_question": 1}
+    assert "1 unanswerable copy of each training question" in (tmp_path / "job" / "log.txt").read_text()
+    est = {**raw, "teacher": "minilm-l6"}
+    added = (jobs.estimate(est, teacher_trained=True)["distill_examples"]
+             - jobs.estimate({**est, "negatives": 0}, teacher_trained=True)["distill_examples"])
+    assert added == 30 * params["epochs"]
+    for bad, match in (({"cloze": 0}, "set cloze"), ({"alpha": 1.0}, "alpha"), ({"negatives": 5}, "negatives")):
+        with pytest.raises(jobs.ParamsError, match=match):
+            jobs.validate_params({**raw, **bad})
+    # one article's questions: refused before any training (the distillation never starts)
+    one = tmp_path / "one"
+    write_squad(one / "squad" / "xquad-en-train.json", make_examples(30, seed=11, prefix="tr"))
+    write_squad(one / "squad" / "dev-subset-v2.0.json", make_examples(16, seed=2, prefix="ev"))
+    with pytest.raises(DataError, match="another article"):
+        run_job_without_training(monkeypatch, jobs.validate_params({**raw, "data": {"data_dir": str(one)}}),
+                                 tmp_path / "refused", "f1")
+    assert "distilling into" not in (tmp_path / "refused" / "log.txt").read_text()
 
 
 def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,

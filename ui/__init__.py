@@ -41,7 +41,8 @@ LABELS = {
     "batch_size": "batch size", "finetune_learning_rate": "fine-tune learning rate",
     "learning_rate": "learning rate", "max_length": "max length (tokens)", "temperature": "temperature",
     "alpha": "alpha", "stages": "stages", "name": "Run name", "augment": "data augmentation (copies per example)",
-    "cloze": "cloze questions (per paragraph)", "cloze_noise": "noisy cloze share", "precision": "arithmetic",
+    "cloze": "cloze questions (per paragraph)", "cloze_noise": "noisy cloze share",
+    "negatives": "made negatives (per question)", "precision": "arithmetic",
     "calibrate_null": "calibrate \"no answer\" to the teacher",
     "attention_dropout": "attention dropout",
 }

@@ -43,7 +43,7 @@ FORM = ("task", "teacher", "student", "layers", "hidden", "heads", "ffn", "prune
         "hub_config", "upload_train", "upload_eval", "text_column", "label_column", "finetune_samples",
         "train_samples", "eval_samples", "finetune_epochs", "epochs", "finetune_learning_rate", "learning_rate",
         "batch_size", "max_length", "temperature", "alpha", "stages", "augment", "cloze", "cloze_noise",
-        "calibrate_null", "precision", "attention_dropout", "name")
+        "negatives", "calibrate_null", "precision", "attention_dropout", "name")
 
 
 API = {"estimate": api_estimate, "job_status": run_status.api_job_status}
@@ -153,6 +153,7 @@ def build() -> dict:
                     c["augment"] = _number("augment", precision=0)
                     c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
                     c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK), step=0.1)
+                    c["negatives"] = _number("negatives", precision=0, visible=_is_qa(DEFAULT_TASK))
                     c["calibrate_null"] = gr.Checkbox(False, label=LABELS["calibrate_null"],
                                                       info=spec(JobSettings, "calibrate_null")["help"],
                                                       visible=_is_qa(DEFAULT_TASK), elem_id="distill-calibrate-null")
@@ -185,7 +186,7 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
     cost = [c[k] for k in ("teacher", "student", "finetune_samples", "train_samples", "finetune_epochs",
                            "epochs", "stages", "batch_size", "source", "local_name", "layers", "hidden", "heads",
                            "prune_ffn", "eval_samples", "max_length", "augment", "cloze", "cloze_noise",
-                           "calibrate_null", "alpha",
+                           "negatives", "calibrate_null", "alpha",
                            "precision", "attention_dropout")]
     gr.on([x.change for x in cost], show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden",
           trigger_mode="always_last")
@@ -208,13 +209,15 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
                 c["augment_row"]: gr.Row(visible=augmentable(task)),
                 c["cloze"]: gr.Number(visible=_is_qa(task)),
                 c["cloze_noise"]: gr.Number(visible=_is_qa(task)),
+                c["negatives"]: gr.Number(visible=_is_qa(task)),
                 c["calibrate_null"]: gr.Checkbox(visible=_is_qa(task)),
                 c["columns_row"]: gr.Row(visible=not _is_qa(task)),
                 c["upload_hint"]: gr.Markdown(upload_hint(task)),
                 c["learning_rate"]: learning_rate_for(keep, task)}
     c["task"].input(task_changed, [c["task"], c["student"]],
                     [c[k] for k in ("teacher", "student", "task", "local_name", "text_column", "label_column", "name",
-                                    "hub_id", "hub_config", "augment_row", "cloze", "cloze_noise", "calibrate_null",
+                                    "hub_id", "hub_config", "augment_row", "cloze", "cloze_noise", "negatives",
+                                    "calibrate_null",
                                     "columns_row",
                                     "upload_hint",
                                     "learning_rate")],

@@ -185,12 +185,13 @@ def _augmenting(form: dict) -> dict:
 
 def _cloze(form: dict) -> dict:
     """``{"cloze": N}`` for an extractive-QA form with N > 0, with ``cloze_noise`` when
-    its share is above 0 (the fields are hidden, and values left in them ignored, for
-    the other tasks)."""
+    its share is above 0 and ``negatives`` when above 0 (the fields are hidden, and
+    values left in them ignored, for the other tasks)."""
     if not (_is_qa(form.get("task")) and form.get("cloze")):
         return {}
     noise = {"cloze_noise": float(form["cloze_noise"])} if form.get("cloze_noise") else {}
-    return {"cloze": int(form["cloze"]), **noise}
+    negatives = {"negatives": int(form["negatives"])} if form.get("negatives") else {}
+    return {"cloze": int(form["cloze"]), **noise, **negatives}
 
 
 def _calibrating(form: dict) -> dict:

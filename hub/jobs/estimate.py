@@ -238,8 +238,9 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
 def cloze_questions(p: dict, n_train: int) -> int:
     """How many cloze questions a QA job with ``cloze`` = k adds to its ``n_train``
     training questions: those about the paragraph files, counted (the files the
-    job will read, :func:`hub.jobs.params.cloze_text_files`), and about the
-    training contexts, from :data:`CLOZE_TRAIN_YIELD`."""
+    job will read, :func:`hub.jobs.params.cloze_text_files`), about the
+    training contexts, from :data:`CLOZE_TRAIN_YIELD`, and its ``negatives``
+    copies of each training question."""
     if not p.get("cloze"):
         return 0
     from .params import cloze_text_files
@@ -247,7 +248,7 @@ def cloze_questions(p: dict, n_train: int) -> int:
     files, _ = cloze_text_files(p)
     a, b = CLOZE_TRAIN_YIELD
     return _cloze_file_questions(tuple(files), _mtimes(files), int(p["cloze"]), int(p["seed"])) + \
-        round(n_train * (a + b * p["cloze"]))
+        round(n_train * (a + b * p["cloze"])) + n_train * int(p.get("negatives") or 0)
 
 
 def _mtimes(files) -> tuple:

@@ -92,6 +92,12 @@ def validate_params(params: dict, need_data: bool = True) -> dict:
                           "to 0 for an intermediate-only run")
     if out["cloze_noise"] and not out["cloze"]:
         raise ParamsError("cloze_noise rewrites a share of the cloze questions: set cloze (questions a paragraph) too")
+    if out["negatives"] and not out["cloze"]:
+        raise ParamsError("negatives are made with the cloze transfer set and taught in its prediction stage: set "
+                          "cloze (questions a paragraph) too")
+    if out["negatives"] and out["alpha"] == 1.0:
+        raise ParamsError("negatives are taught by the teacher's term alone, which alpha 1 weighs 0: use an alpha "
+                          "below 1, or no negatives")
     if out["calibrate_null"] and task.kind != "qa":
         raise ParamsError(f"calibrate_null sets an extractive-QA student's \"no answer\" threshold; task {task.name} "
                           f"is {task.kind}")

@@ -91,7 +91,7 @@ def run_job(ctx) -> dict:
         kd_data = kind.load_data(task, source, max_train=p["train_samples"], max_eval=p["eval_samples"],
                                  reference=teacher_model)
         del teacher_model
-        _check_calibration(p, kd_data)
+        _check_made_questions(p, kd_data)
         if p["augment"]:
             _augment(ctx, task, p, kd_data, teacher_ref)
         if p["cloze"]:
@@ -102,7 +102,7 @@ def run_job(ctx) -> dict:
     else:
         del teacher_model
         ft_data = kind.load_data(task, source, max_train=p["finetune_samples"], max_eval=p["eval_samples"])
-        _check_calibration(p, ft_data)  # the same source: refused before the teacher's minutes of fine-tuning
+        _check_made_questions(p, ft_data)  # the same source: refused before the teacher's minutes of fine-tuning
         n_ft = _train_size(ft_data, p["finetune_samples"])
         rows, _ = train_rows(p)
         n_kd = p["train_samples"] if rows is None else min(rows, p["train_samples"])
@@ -143,7 +143,8 @@ def run_job(ctx) -> dict:
     ctx.output("student", student_dir)
     ctx.log(f"distilling into {spec.label} ({', '.join(p['stages'])}) ...")
     dcfg = DistillConfig(stages=tuple(p["stages"]), temperature=p["temperature"], alpha=p["alpha"],
-                         intermediate_train_samples=n_inter)
+                         intermediate_train_samples=n_inter,
+                         negative_target="teacher" if p["negatives"] else "label")
     try:
         distill(task, teacher_ref, spec, kd_data, str(student_dir), cfg(p["epochs"], p["learning_rate"]), dcfg,
                 progress=ctx.progress, cancel=ctx.cancel, teacher_cache=teacher_cache_dir(),
@@ -197,8 +198,11 @@ def _cloze(ctx, p: dict, data) -> int | None:
     files, described = cloze_text_files(p)
     ctx.phase("cloze")
     noisy = f", {p['cloze_noise']:.0%} of them in the noisy form" if p["cloze_noise"] else ""
-    ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}{noisy}")
-    summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"], noise=p["cloze_noise"])
+    negatives = (f"; {p['negatives']} unanswerable cop{'y' if p['negatives'] == 1 else 'ies'} of each training "
+                 "question with another article's paragraph, taught by the teacher alone") if p["negatives"] else ""
+    ctx.log(f"cloze questions: {p['cloze']} a paragraph about the training contexts and {described}{noisy}{negatives}")
+    summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"], noise=p["cloze_noise"],
+                         negatives=p["negatives"])
     ctx.end_phase()
     ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
             f"({describe_contexts(summary['contexts'])}) in {summary['time_s']:.1f} s")
@@ -209,13 +213,18 @@ def _cloze(ctx, p: dict, data) -> int | None:
     return summary["originals"]
 
 
-def _check_calibration(p: dict, data) -> None:
-    """A job that calibrates its student's "no answer" (``calibrate_null``) is refused before any
-    training when its training questions cannot be calibrated on (made ones only, one article)."""
+def _check_made_questions(p: dict, data) -> None:
+    """A job that calibrates its student's "no answer" (``calibrate_null``) or makes negatives
+    is refused before any training when its training questions cannot be calibrated on or
+    paired with other articles (made ones only, one article)."""
     if p["calibrate_null"]:
         from ..null_calibration import calibration_questions
 
         calibration_questions(data.train)
+    if p["negatives"]:
+        from ..cloze import negative_examples
+
+        negative_examples(data.train, p["negatives"], p["seed"])
 
 
 def _train_size(data, default: int) -> int:
