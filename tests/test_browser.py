@@ -233,7 +233,8 @@ def test_distill_settings_change_the_estimate_without_an_error(page, app_url, sh
 def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_url, shots):
     """Picking extractive QA: the upload takes SQuAD JSON (its hint says so), the column
     fields (tables only) hide, the window is the CLI's 384 tokens, and the cloze questions
-    and the "no answer" calibration (QA only) show, each a phase of the estimate."""
+    (with their noisy share and made negatives, which the estimate counts) and the "no
+    answer" calibration (QA only) show, each a phase of the estimate."""
     page.goto(f"{app_url}/?tab=distill")
     page.locator("#distill-estimate").get_by_text("Estimated time").wait_for()
     columns = page.get_by_label("text column")
@@ -255,6 +256,12 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     noisy.press("Tab")
     page.wait_for_timeout(1000)
     assert toasts(page).count() == 0 and noisy.input_value() == "0.5"
+    negatives = page.get_by_role("spinbutton", name="made negatives (per question)")
+    before = page.locator("#distill-estimate").inner_text()
+    negatives.fill("1")  # unanswerable copies of the training questions: more prediction-stage questions
+    negatives.press("Tab")
+    page.wait_for_function("b => document.querySelector('#distill-estimate').innerText !== b", arg=before)
+    assert toasts(page).count() == 0 and negatives.input_value() == "1"
     calibrate = page.get_by_role("checkbox", name='calibrate "no answer" to the teacher')
     calibrate.check()  # the student's null threshold calibrated after training: a phase of its own too
     page.locator("#distill-estimate").get_by_text('calibrate "no answer" to the teacher').wait_for()
@@ -267,6 +274,7 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     task.press("Enter")
     cloze.wait_for(state="hidden")  # extractive QA only
     noisy.wait_for(state="hidden")
+    negatives.wait_for(state="hidden")
     calibrate.wait_for(state="hidden")
     soup_calibrate.wait_for(state="hidden")
     page.get_by_text("Average students (model soup)").click()

@@ -154,9 +154,9 @@ def build() -> dict:
                     c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
                     c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK), step=0.1)
                     c["negatives"] = _number("negatives", precision=0, visible=_is_qa(DEFAULT_TASK))
-                    c["calibrate_null"] = gr.Checkbox(False, label=LABELS["calibrate_null"],
-                                                      info=spec(JobSettings, "calibrate_null")["help"],
-                                                      visible=_is_qa(DEFAULT_TASK), elem_id="distill-calibrate-null")
+                c["calibrate_null"] = gr.Checkbox(False, label=LABELS["calibrate_null"],  # a row of its own: its
+                                                  info=spec(JobSettings, "calibrate_null")["help"],  # help is long
+                                                  visible=_is_qa(DEFAULT_TASK), elem_id="distill-calibrate-null")
             c["name"] = gr.Textbox(label=f"{LABELS['name']} (optional)", max_length=60,
                                    placeholder=f"{DEFAULT_TASK}-{DEFAULT_STUDENT.replace(':', '')}")
             c["estimate"] = gr.Markdown(elem_id="distill-estimate")
