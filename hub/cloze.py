@@ -216,7 +216,11 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
     ``calibrate-null`` pairs the question with (so calibration pairs stay unseen);
     the copies of a question take different paragraphs (fewer copies when there are
     not enough). Articles are told apart by title: files with fewer than two titles
-    are refused (another paragraph of the same article may hold the answer).
+    are refused (another paragraph of the same article may hold the answer). Only
+    the real questions are copied (not a transfer set's made ones: ``synthetic``
+    cloze questions and negatives, ``augmented`` copies), so a job that augments
+    first makes N negatives a question, not N a copy, and the articles are those
+    ``calibrate-null`` orders.
 
     >>> ex = [{"id": str(i), "title": t, "context": f"{t}{i}", "question": f"q{i}"}
     ...       for i, t in enumerate("AABBCD")]
@@ -230,6 +234,7 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
 
     if per_question < 1:
         raise ValueError(f"negatives per question must be at least 1, got {per_question}")
+    originals = [ex for ex in originals if not ex.get("synthetic") and not ex.get("augmented")]
     if len({ex.get("title") or "" for ex in originals}) < 2:  # paragraphs of one article may hold the answer
         raise DataError("--negatives pairs a question with another article's paragraph: the training questions "
                         "must come from two titled articles at least")

@@ -132,6 +132,12 @@ def test_negatives_take_other_articles_never_the_calibration_pairs_and_follow_th
         negative_examples(_questions("A"), 1)
     with pytest.raises(DataError, match="two titled articles"):
         negative_examples([{**q, "title": ""} for q in _questions("AB")], 1)
+    # a transfer set's made questions (cloze, negatives, augmented copies) are not copied: N a real question
+    made = [{**q, "id": f"{q['id']}-m", "synthetic": "cloze"} for q in _questions("ABC")] + \
+        [{**q, "id": f"{q['id']}-aug0", "augmented": True} for q in _questions("ABC")]
+    assert negative_examples(_questions("ABC") + made, 1, seed=3) == negative_examples(_questions("ABC"), 1, seed=3)
+    with pytest.raises(DataError, match="two titled articles"):
+        negative_examples(_questions("A") + [{**q, "augmented": True} for q in _questions("B")], 1)
 
 
 def test_a_transfer_set_with_negatives_is_written_read_back_and_its_command_repeated(tmp_path):

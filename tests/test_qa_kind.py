@@ -616,9 +616,12 @@ def test_a_qa_job_with_negatives_adds_unanswerable_copies_the_teacher_alone_teac
     assert train[-30:] == made and train[:30] == [ex for ex in train if not ex.get("synthetic")]
     assert all(ex["is_impossible"] and not ex["answers"]["text"] for ex in made)
     by_id = {ex["id"]: ex for ex in train[:30]}
-    assert all(ex["title"] != by_id[ex["id"].split("#")[0]]["title"] for ex in made)  # another article's paragraph
+    for ex in made:  # a paragraph of the training questions', never one of the question's own article
+        own = by_id[ex["id"].split("#")[0]]["title"]
+        assert ex["context"] in {o["context"] for o in train[:30] if o["title"] != own}
     assert seen["data"].source["augmentation"]["contexts"]["negatives"] == {"questions": 30, "per_question": 1}
-    assert "1 unanswerable copy of each training question" in (tmp_path / "job" / "log.txt").read_text()
+    log = (tmp_path / "job" / "log.txt").read_text()
+    assert "1 unanswerable copy of each training question" in log and f"+ {len(train) - 30} made questions" in log
     est = {**raw, "teacher": "minilm-l6"}
     added = (jobs.estimate(est, teacher_trained=True)["distill_examples"]
              - jobs.estimate({**est, "negatives": 0}, teacher_trained=True)["distill_examples"])
@@ -633,7 +636,20 @@ def test_a_qa_job_with_negatives_adds_unanswerable_copies_the_teacher_alone_teac
     with pytest.raises(DataError, match="another article"):
         run_job_without_training(monkeypatch, jobs.validate_params({**raw, "data": {"data_dir": str(one)}}),
                                  tmp_path / "refused", "f1")
-    assert "distilling into" not in (tmp_path / "refused" / "log.txt").read_text()
+    log = (tmp_path / "refused" / "log.txt").read_text()
+    assert "cloze questions:" not in log and "distilling into" not in log
+    # a teacher fine-tuned first: the distillation's own first questions are checked (one article here, though the
+    # fine-tuning's 40 span three), before the fine-tuning
+    import hub.training
+
+    first = make_examples(20, seed=12, prefix="one", unanswerable=0.0) + examples[:20]
+    write_squad(one / "squad" / "xquad-en-train.json", first)
+    monkeypatch.setattr(hub.training, "finetune", lambda *a, **k: pytest.fail("fine-tuned before the refusal"))
+    bare = make_bare(tmp_path / "bare", layers=1)
+    with pytest.raises(DataError, match="another article"):
+        run_job_without_training(monkeypatch, jobs.validate_params(
+            {**raw, "teacher": str(bare), "data": {"data_dir": str(one)}, "train_samples": 20,
+             "finetune_samples": 40}), tmp_path / "refused-ft", "f1")
 
 
 def test_cloze_file_keeps_the_questions_adds_cloze_questions_and_a_distillation_records_it(tmp_path, trained_pair,

@@ -102,7 +102,10 @@ def run_job(ctx) -> dict:
     else:
         del teacher_model
         ft_data = kind.load_data(task, source, max_train=p["finetune_samples"], max_eval=p["eval_samples"])
-        _check_made_questions(p, ft_data)  # the same source: refused before the teacher's minutes of fine-tuning
+        if p["calibrate_null"] or p["negatives"]:  # the distillation's questions (its own prefix of the source),
+            # refused before the teacher's minutes of fine-tuning
+            _check_made_questions(p, kind.load_data(task, source, max_train=p["train_samples"],
+                                                    max_eval=p["eval_samples"]))
         n_ft = _train_size(ft_data, p["finetune_samples"])
         rows, _ = train_rows(p)
         n_kd = p["train_samples"] if rows is None else min(rows, p["train_samples"])
@@ -188,7 +191,9 @@ def _augment(ctx, task, p: dict, data, teacher_ref: str) -> None:
 def _cloze(ctx, p: dict, data) -> int | None:
     """A QA job's training questions made a cloze transfer set, in place (``hub.cloze``):
     ``p["cloze"]`` questions a paragraph about the training contexts and WikiText-2's
-    paragraphs (:func:`hub.jobs.params.cloze_text_files`); the run card records it.
+    paragraphs (:func:`hub.jobs.params.cloze_text_files`), a share ``p["cloze_noise"]``
+    of them noisy, and ``p["negatives"]`` unanswerable copies of each training question;
+    the run card records it.
     Returns n when the intermediate stage is to train on the first n questions
     (those before the cloze questions), else None: the intermediate stage learned
     nothing from the cloze paragraphs and is the slower one (measured, README)."""
@@ -204,7 +209,8 @@ def _cloze(ctx, p: dict, data) -> int | None:
     summary = cloze_data(data, files, per_context=p["cloze"], seed=p["seed"], noise=p["cloze_noise"],
                          negatives=p["negatives"])
     ctx.end_phase()
-    ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} cloze questions "
+    made = "made questions" if p["negatives"] else "cloze questions"  # the negatives are no cloze questions
+    ctx.log(f"cloze: {summary['originals']:,} training questions + {summary['augmented']:,} {made} "
             f"({describe_contexts(summary['contexts'])}) in {summary['time_s']:.1f} s")
     if "intermediate" not in p["stages"] or not summary["augmented"]:
         return None
@@ -215,8 +221,8 @@ def _cloze(ctx, p: dict, data) -> int | None:
 
 def _check_made_questions(p: dict, data) -> None:
     """A job that calibrates its student's "no answer" (``calibrate_null``) or makes negatives
-    is refused before any training when its training questions cannot be calibrated on or
-    paired with other articles (made ones only, one article)."""
+    is refused before any training when its distillation questions cannot be calibrated on
+    (made ones only, one article) or paired with another article's paragraph (one title)."""
     if p["calibrate_null"]:
         from ..null_calibration import calibration_questions
 
