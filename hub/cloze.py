@@ -235,9 +235,12 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
     if per_question < 1:
         raise ValueError(f"negatives per question must be at least 1, got {per_question}")
     originals = [ex for ex in originals if not ex.get("synthetic") and not ex.get("augmented")]
-    if len({ex.get("title") or "" for ex in originals}) < 2:  # paragraphs of one article may hold the answer
+    titles = {ex.get("title") or "" for ex in originals}
+    if len(titles) < 2:  # paragraphs of one article may hold the answer
+        which = (f"all {len(originals):,} come from one article ({next(iter(titles))!r}: take more training questions, "
+                 "or a file of several)" if titles - {""} else "they have no titles")
         raise DataError("--negatives pairs a question with another article's paragraph: the training questions "
-                        "must come from two titled articles at least")
+                        f"must come from two titled articles at least; {which}")
     keys, articles, article = articles_of(originals)
     rng = random.Random(seed)
     position = {k: i for i, k in enumerate(keys)}

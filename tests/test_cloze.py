@@ -128,9 +128,9 @@ def test_negatives_take_other_articles_never_the_calibration_pairs_and_follow_th
     assert len(few) == 2 * 8 and all(n["context"][0] != n["id"][0] for n in few)
     assert len({(n["id"].split("#")[0], n["context"]) for n in few}) == len(few)
     # one title: another paragraph of the same article may hold the answer, so no negatives
-    with pytest.raises(DataError, match="two titled articles"):
+    with pytest.raises(DataError, match="two titled articles at least; all 4 come from one article .'A': take more"):
         negative_examples(_questions("A"), 1)
-    with pytest.raises(DataError, match="two titled articles"):
+    with pytest.raises(DataError, match="two titled articles at least; they have no titles"):
         negative_examples([{**q, "title": ""} for q in _questions("AB")], 1)
     # a transfer set's made questions (cloze, negatives, augmented copies) are not copied: N a real question
     made = [{**q, "id": f"{q['id']}-m", "synthetic": "cloze"} for q in _questions("ABC")] + \
