@@ -234,13 +234,7 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
 
     if per_question < 1:
         raise ValueError(f"negatives per question must be at least 1, got {per_question}")
-    originals = [ex for ex in originals if not ex.get("synthetic") and not ex.get("augmented")]
-    titles = {ex.get("title") or "" for ex in originals}
-    if len(titles) < 2:  # paragraphs of one article may hold the answer
-        which = (f"all {len(originals):,} come from one article ({next(iter(titles))!r}: take more training questions, "
-                 "or a file of several)" if titles - {""} else "they have no titles")
-        raise DataError("--negatives pairs a question with another article's paragraph: the training questions "
-                        f"must come from two titled articles at least; {which}")
+    originals = negative_sources(originals)
     keys, articles, article = articles_of(originals)
     rng = random.Random(seed)
     position = {k: i for i, k in enumerate(keys)}
@@ -258,6 +252,23 @@ def negative_examples(originals: Sequence[dict], per_question: int, seed: int = 
                         "question": ex["question"], "answers": {"text": [], "answer_start": []},
                         "is_impossible": True, "synthetic": "negative"})
     return out
+
+
+def negative_sources(originals: Sequence[dict]) -> list[dict]:
+    """The questions :func:`negative_examples` copies: the real ones of ``originals``;
+    refused (``DataError``) unless they come from two titled articles at least
+    (another paragraph of the same article may hold the answer). A job checks this
+    before any training."""
+    from .null_calibration import real_questions
+
+    originals = real_questions(originals)
+    titles = {ex.get("title") or "" for ex in originals}
+    if len(titles) < 2:
+        which = (f"all {len(originals):,} come from one article ({next(iter(titles))!r}: take more training questions, "
+                 "or a file of several)" if titles - {""} else "they have no titles")
+        raise DataError("--negatives pairs a question with another article's paragraph: the training questions "
+                        f"must come from two titled articles at least; {which}")
+    return originals
 
 
 def cloze_transfer_set(originals: Sequence[dict], contexts_files: Sequence[str], per_context: int = 2,

@@ -218,6 +218,12 @@ def recordable_card(folder) -> dict:
     return card
 
 
+def real_questions(examples: Sequence[dict]) -> list[dict]:
+    """The real questions of ``examples``: not a transfer set's made ones (``synthetic``
+    cloze questions and negatives, ``augmented`` question copies)."""
+    return [ex for ex in examples if not ex.get("synthetic") and not ex.get("augmented")]
+
+
 def calibration_questions(examples: Sequence[dict]) -> list[dict]:
     """The questions of ``examples`` a calibration runs over: the real ones (a transfer
     set's made ones — ``synthetic`` cloze questions and negatives, ``augmented`` question
@@ -230,7 +236,7 @@ def calibration_questions(examples: Sequence[dict]) -> list[dict]:
     ...                        {"id": "2-aug0", "title": "B", "context": "b", "question": "q2", "augmented": True}])[-1]["id"]
     '2'
     """
-    questions = [ex for ex in examples if not ex.get("synthetic") and not ex.get("augmented")]
+    questions = real_questions(examples)
     if not questions:
         raise DataError("no real training questions to calibrate on (only made ones: cloze questions, negatives, "
                         "augmented copies)")

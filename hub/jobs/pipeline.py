@@ -228,9 +228,9 @@ def _check_made_questions(p: dict, data) -> None:
 
         calibration_questions(data.train)
     if p["negatives"]:
-        from ..cloze import negative_examples
+        from ..cloze import negative_sources
 
-        negative_examples(data.train, p["negatives"], p["seed"])
+        negative_sources(data.train)
 
 
 def _train_size(data, default: int) -> int:
