@@ -248,15 +248,16 @@ def test_distill_qa_upload_asks_for_squad_json_and_hides_the_columns(page, app_u
     page.get_by_text("Settings", exact=True).click()
     assert page.get_by_role("spinbutton", name="max length").input_value() == "384"
     cloze = page.get_by_role("spinbutton", name="cloze questions (per paragraph)")
+    noisy = page.get_by_role("spinbutton", name="noisy cloze share")
+    negatives = page.get_by_role("spinbutton", name="made negatives (per question)")
+    assert noisy.is_disabled() and negatives.is_disabled()  # they shape cloze questions: none yet
     cloze.fill("2")  # QA's transfer set of cloze questions: a phase of its own in the estimate
     cloze.press("Tab")
     page.locator("#distill-estimate").get_by_text("make cloze questions").wait_for()
-    noisy = page.get_by_role("spinbutton", name="noisy cloze share")
     noisy.fill("0.5")  # a share of them in the noisy form: the estimate's request accepts it
     noisy.press("Tab")
     page.wait_for_timeout(1000)
     assert toasts(page).count() == 0 and noisy.input_value() == "0.5"
-    negatives = page.get_by_role("spinbutton", name="made negatives (per question)")
     before = page.locator("#distill-estimate").inner_text()
     negatives.fill("1")  # unanswerable copies of the training questions: more prediction-stage questions
     negatives.press("Tab")

@@ -69,10 +69,11 @@ def _slider(name: str, step: float) -> gr.Slider:
     return gr.Slider(s["lo"], s["hi"], value=s["default"], step=step, label=LABELS[name], info=s["help"] or None)
 
 
-def _number(name: str, value=None, precision: int | None = None, visible: bool = True, step: float = 1) -> gr.Number:
+def _number(name: str, value=None, precision: int | None = None, visible: bool = True, step: float = 1,
+            interactive: bool | None = None) -> gr.Number:
     s = spec(JobSettings, name)
     return gr.Number(s["default"] if value is None else value, label=LABELS[name], minimum=s["lo"], maximum=s["hi"],
-                     precision=precision, info=s["help"] or None, visible=visible, step=step)
+                     precision=precision, info=s["help"] or None, visible=visible, step=step, interactive=interactive)
 
 
 def _optional_number(name: str) -> gr.Number:
@@ -152,8 +153,10 @@ def build() -> dict:
                 with gr.Row(visible=augmentable(DEFAULT_TASK)) as c["augment_row"]:
                     c["augment"] = _number("augment", precision=0)
                     c["cloze"] = _number("cloze", precision=0, visible=_is_qa(DEFAULT_TASK))
-                    c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK), step=0.1)
-                    c["negatives"] = _number("negatives", precision=0, visible=_is_qa(DEFAULT_TASK))
+                    # they shape the cloze questions: editable only while there are some (see wire)
+                    c["cloze_noise"] = _number("cloze_noise", visible=_is_qa(DEFAULT_TASK), step=0.1,
+                                               interactive=False)
+                    c["negatives"] = _number("negatives", precision=0, visible=_is_qa(DEFAULT_TASK), interactive=False)
                 c["calibrate_null"] = gr.Checkbox(False, label=LABELS["calibrate_null"],  # a row of its own: its
                                                   info=spec(JobSettings, "calibrate_null")["help"],  # help is long
                                                   visible=_is_qa(DEFAULT_TASK), elem_id="distill-calibrate-null")
@@ -226,6 +229,10 @@ def wire(c: dict, session: dict, demo: gr.Blocks) -> dict:
         # after the data list holds the new task's sets: the settings' own change events send the whole form
         task_defaults, c["task"], [c[k] for k in TASK_DEFAULT_FIELDS], **PRIVATE, show_progress="hidden").then(
         show_estimate, form, c["estimate"], **PRIVATE, show_progress="hidden")
+    # a noisy share or made negatives without cloze questions would be dropped from the job: not editable then
+    c["cloze"].change(lambda n: {c["cloze_noise"]: gr.Number(interactive=bool(n)),
+                                 c["negatives"]: gr.Number(interactive=bool(n))},
+                      c["cloze"], [c["cloze_noise"], c["negatives"]], **PRIVATE, show_progress="hidden")
     c["student"].change(lambda s, task: {c["custom_row"]: gr.Row(visible=s == "custom"),
                                          c["prune_row"]: gr.Row(visible=prunable(s)),
                                          c["learning_rate"]: learning_rate_for(s, task)},
