@@ -580,6 +580,55 @@ def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_di
             jobs.estimate({**base, "teacher": bad})
 
 
+def test_estimate_reads_the_teacher_logits_an_earlier_job_cached(hub_home, tiny_data_dir):
+    """A job on the windows an earlier finished job cached (same teacher, data, limits) reads
+    that cache: the estimate counts a read, not the teacher's pass — and a job that read a
+    cache never lends its seconds to another job's pass."""
+    from hub.hardware import cpu_cores, cpu_model
+    from hub.paths import models_dir
+    from ui.distill_estimate import estimate_markdown
+
+    teacher = _fake_model(models_dir() / "old" / "teacher", {"kind": "teacher", "base_model": "minilm-l6"})
+    base = {"task": "sst2", "teacher": "old/teacher", "student": "teacher-layers:3", "train_samples": 300,
+            "epochs": 1, "data": {"data_dir": str(tiny_data_dir)}}
+    cache_file = hub_home / "cache" / "teacher-logits" / "abc.safetensors"
+    cache_file.parent.mkdir(parents=True)
+    cache_file.write_bytes(b"0")
+
+    def finished_job(n: int, params: dict, took: dict) -> None:
+        folder = hub_home / "jobs" / f"2025010{n}-000000-000000-abcd"
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps({"name": f"job{n}", "params": jobs.validate_params(
+            {**params, "teacher": str(teacher)})}))
+        (folder / "result.json").write_text(json.dumps({"status": "finished", "phases": {"teacher-logits": took},
+                                                        "hardware": {"cpu": cpu_model(), "cores": cpu_cores()}}))
+
+    guess = 300 / jobs.DEFAULT_PHASES["teacher-logits"][0]
+    assert jobs.estimate(base)["phases"]["teacher-logits"]["seconds"] == pytest.approx(guess, abs=0.1)
+    finished_job(1, base, {"seconds": 30.0, "examples": 300, "cache_file": str(cache_file)})  # wrote it
+    wrote = jobs.estimate(base)["phases"]["teacher-logits"]
+    assert wrote["cached"] and wrote["basis"] == "default guess" and "abc.safetensors" in wrote["source"]
+    assert wrote["seconds"] == pytest.approx(jobs.CACHE_READ[1] + 300 / jobs.CACHE_READ[0], abs=0.1)
+    finished_job(2, {**base, "seed": 7}, {"seconds": 0.4, "examples": 300, "cache_file": str(cache_file),
+                                          "read": True})  # a newer job read it (the seed draws nothing here)
+    read = jobs.estimate(base)["phases"]["teacher-logits"]
+    assert read == {"seconds": 0.4, "basis": "measured", "cached": True,
+                    "source": "measured: job job2, whose cached teacher logits these windows read"}
+    finished_job(3, {**base, "data": None}, {"seconds": 2.4, "examples": 300, "cache_file": str(cache_file),
+                                             "read": True})  # the task's default data, as a form without a source
+    form = {k: base[k] for k in ("task", "teacher", "student", "train_samples", "epochs")}
+    assert "read the teacher's logits an earlier job cached ≈ 2s;" in estimate_markdown(
+        {**form, "stages": ["intermediate", "prediction"]})
+    # other windows: the teacher's pass, at the rate of job1's pass (job2's read is no pass)
+    other = jobs.estimate({**base, "train_samples": 200})["phases"]["teacher-logits"]
+    assert "cached" not in other and other["seconds"] == pytest.approx(20.0) and other["source"] == "measured: job job1"
+    assert "cached" not in jobs.estimate({**base, "max_length": 64})["phases"]["teacher-logits"]
+    assert "cached" not in jobs.estimate({**base, "augment": 1, "alpha": 0.0})["phases"]["teacher-logits"]
+    assert "cached" not in jobs.estimate(base, teacher_trained=False)["phases"]["teacher-logits"]  # new weights
+    cache_file.unlink()  # evicted from the cache folder: a pass again
+    assert "cached" not in jobs.estimate(base)["phases"]["teacher-logits"]
+
+
 # ---------------------------------------------------------------- registry, uploads, deleting
 
 
@@ -808,6 +857,7 @@ def test_real_job_killed_mid_run_the_queue_goes_on(hub_home, tiny_data_dir, tiny
         phases = status["result"]["phases"]  # what the next job's ETAs and estimate read
         assert {"evaluate-teacher", "teacher-logits", "evaluate", "benchmark"} <= set(phases)
         assert phases["teacher-logits"]["examples"] == 64 and phases["benchmark"]["seconds"] > 0
+        assert Path(phases["teacher-logits"]["cache_file"]).is_file()  # the next job on these windows reads it
         assert any("cached the teacher's logits for 64 training examples" in line for line in status["log"])
         for role in ("teacher", "student"):
             assert read_card(models_dir() / "tiny-run" / role)["status"] == "finished"
@@ -898,6 +948,26 @@ def test_phases_without_steps_report_their_start_progress_and_eta(tmp_path, monk
     assert ctx.phases["teacher-logits"]["examples"] == 100 and all(v["seconds"] >= 0 for v in ctx.phases.values())
     log_text = (folder / "log.txt").read_text()
     assert "caching the teacher's logits for 100 training examples ..." in log_text
+    assert "cache_file" not in ctx.phases["teacher-logits"]  # computed: the pipeline adds the file it wrote
+
+
+def test_a_job_that_reads_cached_teacher_logits_says_so_and_marks_the_read(tmp_path):
+    """Logits an earlier run cached are read, not computed: the log says so and the phase
+    is marked (``read``, ``cache_file``) so that no estimate takes its seconds for a pass."""
+    import threading
+
+    from hub.jobs.runner import JobContext
+
+    ctx = JobContext(tmp_path, {"id": "x", "name": "read", "params": {}}, threading.Event())
+    ctx.progress({"stage": "teacher-logits", "step": 64, "total": 64, "losses": {},
+                  "cache_file": "/cache/teacher-logits/abc.safetensors"})
+    ctx.progress({"stage": "prediction", "step": 1, "total": 2, "eta_s": 1.0, "losses": {"prediction": 0.3}})
+    ctx.close()
+    took = ctx.phases["teacher-logits"]
+    assert (took["examples"], took["cache_file"], took["read"]) == (64, "/cache/teacher-logits/abc.safetensors", True)
+    log_text = (tmp_path / "log.txt").read_text()
+    assert "read the teacher's logits for 64 training examples from the cache (abc.safetensors)" in log_text
+    assert "caching the teacher's logits" not in log_text
 
 
 def test_a_general_job_takes_the_stages_its_kind_has(hub_home, tiny_teacher_dir, tmp_path, monkeypatch):

@@ -72,6 +72,8 @@ def estimate_markdown(form: dict) -> str:
             what = (f"fine-tune {e['finetune_examples']:,.0f} examples" if name == "finetune" else
                     f"distill {e['distill_examples']:,.0f} example-passes")
             parts.append(f"{what} at {r['examples_per_s']:.0f}/s ≈ {took}")
+        elif ph.get("cached"):  # an earlier job on the same windows left the teacher's logits on disk
+            parts.append(f"read the teacher's logits an earlier job cached ≈ {took}")
         else:
             parts.append(f"{ESTIMATE_PHASES.get(name, name)} ≈ {took}")
     parts.append(f"start-up and loading ≈ {views.format_seconds(e.get('overhead_s'))}")

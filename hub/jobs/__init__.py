@@ -19,7 +19,7 @@ child process does). The names below are what ``app.py`` uses.
 
 from ..config import UPLOAD_SUFFIXES
 from .estimate import estimate, plan_steps
-from .estimate_rates import (DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES, MEASURED, OVERHEAD_S,
+from .estimate_rates import (CACHE_READ, DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES, KIND_RATES, MEASURED, OVERHEAD_S,
                              earlier_phases, measured_rates)
 from .params import (PARAMS, STAGE_NAMES, STUDENT_PRESET_NAMES, Param, ParamsError, data_kwargs, job_stages,
                      resolve_data, safe_name, validate_params)
@@ -34,6 +34,7 @@ from .uploads import (MAX_UPLOAD_ROWS, new_upload_dir, read_upload, stage_select
 
 __all__ = [
     "ACTIVE_STATES",
+    "CACHE_READ",
     "DEFAULT_GUESS",
     "DEFAULT_PHASES",
     "DEFAULT_RATES",

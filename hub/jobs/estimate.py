@@ -13,7 +13,10 @@ logits, the student's evaluation, the quick benchmark) plus a fixed overhead.
 * **The other phases** take the seconds an earlier finished job like this one
   (same task, teacher origin, student, eval size and length, same machine)
   recorded in its ``result.json`` (``phases``, written by ``hub.jobs.runner``);
-  caching is scaled by its examples.
+  caching is scaled by its examples. When an earlier finished job distilled on
+  the same windows (same teacher, data, sample limit, length, augmentation and
+  cloze settings, and seed where those draw) and its teacher-logit cache file
+  is still there, the phase is a read of that file instead.
 * Anything not measured here is ``DEFAULT_RATES`` / ``DEFAULT_PHASES`` (these and
   the measured rates and phases live in :mod:`hub.jobs.estimate_rates`). The
   answer says which (``"basis": "measured"`` or ``"default guess"``, per phase).
@@ -29,9 +32,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..config import BLOCK_KINDS, LOGIT_CACHING_KINDS, STUDENT_PRESETS, parse_teacher_layers, teaches_as_it_is
-from .estimate_rates import (AUGMENT_YIELD, CLOZE_TRAIN_YIELD, DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES,
+from .estimate_rates import (AUGMENT_YIELD, CACHE_READ, CLOZE_TRAIN_YIELD, DEFAULT_GUESS, DEFAULT_PHASES, DEFAULT_RATES,
                              DEFAULT_TOKEN_RATES, KIND_PHASES, KIND_RATES, MAX_EARLIER_JOBS, MEASURED, OVERHEAD_S,
-                             _phase_seconds, earlier_phases, job_key, measured_rates)
+                             _phase_seconds, cached_teacher_logits, earlier_phases, job_key, measured_rates)
 from .params import check_data, resolve_data, validate_params
 from .registry import alias_path, resolve_teacher
 
@@ -207,7 +210,9 @@ def estimate(params: dict, teacher_trained: bool | None = None, root: str | Path
     if p["cloze"]:
         phases["cloze"] = _phase_seconds("cloze", n_aug, earlier, task.kind)
     if "prediction" in p["stages"] and p["alpha"] < 1.0 and task.kind in LOGIT_CACHING_KINDS:
-        phases["teacher-logits"] = _phase_seconds("teacher-logits", n_aug, earlier, task.kind)
+        cached = None if finetune else cached_teacher_logits(p, jobs_root)
+        phases["teacher-logits"] = (_cache_read(cached, n_aug) if cached else
+                                    _phase_seconds("teacher-logits", n_aug, earlier, task.kind))
     phases["distill"] = {"seconds": round(kd_examples / rates["distill"]["examples_per_s"], 1),
                          **_basis(rates["distill"])}
     # general distillation scores the pair before and after training: 2 x (teacher + student) passes, about
@@ -261,6 +266,17 @@ def _cloze_file_questions(files: tuple, mtimes: tuple, per_context: int, seed: i
 
     made, _ = cloze_transfer_set([], list(files), per_context, seed=seed)
     return len(made)
+
+
+def _cache_read(cached: dict, n: float) -> dict:
+    """The teacher-logit phase of a job whose windows an earlier job cached: a read (that
+    job's, when it read them too, else :data:`CACHE_READ`), ``"cached"`` marking it."""
+    if cached["seconds"] is not None:
+        return {"seconds": round(cached["seconds"], 1), "basis": MEASURED, "source": cached["source"],
+                "cached": True}
+    rate, fixed = CACHE_READ
+    return {"seconds": round(fixed + n / rate, 1), "basis": DEFAULT_GUESS, "cached": True,
+            "source": f"default guess for reading the cache an earlier job wrote ({Path(cached['file']).name})"}
 
 
 def _basis(rate: dict) -> dict:

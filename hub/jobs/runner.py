@@ -147,6 +147,13 @@ class JobContext:
             self.log(f"warning: {event.get('message')}")
             return
         if stage == "teacher-logits":  # caching before the prediction stage: examples, no optimisation steps
+            if event.get("cache_file"):  # an earlier run's logits read: marked, so no estimate takes it for a pass
+                self.phase(stage, step, total)
+                self.phases.setdefault(stage, {"seconds": 0.0, "examples": total}).update(
+                    cache_file=str(event["cache_file"]), read=True)
+                self.log(f"read the teacher's logits for {total:,} training examples from the cache "
+                         f"({Path(event['cache_file']).name})")
+                return
             if step == 0:
                 self.log(f"caching the teacher's logits for {total:,} training examples ...")
             if step in (0, total) or time.monotonic() - self._phase_written_at >= PROGRESS_EVERY_S:
