@@ -580,54 +580,69 @@ def test_estimate_from_the_chosen_data_and_measured_rates(hub_home, tiny_data_di
             jobs.estimate({**base, "teacher": bad})
 
 
-def test_estimate_reads_the_teacher_logits_an_earlier_job_cached(hub_home, tiny_data_dir):
+def test_estimate_reads_the_teacher_logits_an_earlier_job_cached(hub_home):
     """A job on the windows an earlier finished job cached (same teacher, data, limits) reads
-    that cache: the estimate counts a read, not the teacher's pass — and a job that read a
-    cache never lends its seconds to another job's pass."""
+    that cache: the form's estimate counts a read, not the teacher's pass — the job queued
+    from the same form (``job_params``) has the same key, and so does a job that fine-tuned
+    that teacher itself — and a job that read a cache never lends its seconds to a pass."""
     from hub.hardware import cpu_cores, cpu_model
     from hub.paths import models_dir
     from ui.distill_estimate import estimate_markdown
+    from ui.distill_form import LOCAL, data_source, job_params, local_datasets
 
     teacher = _fake_model(models_dir() / "old" / "teacher", {"kind": "teacher", "base_model": "minilm-l6"})
-    base = {"task": "sst2", "teacher": "old/teacher", "student": "teacher-layers:3", "train_samples": 300,
-            "epochs": 1, "data": {"data_dir": str(tiny_data_dir)}}
+    form = {"task": "sst2", "teacher": "old/teacher", "student": "teacher-layers:3", "train_samples": 300,
+            "epochs": 1, "stages": ["intermediate", "prediction"], "source": LOCAL,
+            "local_name": next(iter(local_datasets("sst2")))}
     cache_file = hub_home / "cache" / "teacher-logits" / "abc.safetensors"
     cache_file.parent.mkdir(parents=True)
     cache_file.write_bytes(b"0")
+    n = len(list((hub_home / "jobs").glob("*"))) if (hub_home / "jobs").exists() else 0
 
-    def finished_job(n: int, params: dict, took: dict) -> None:
+    def finished_job(form: dict, took: dict, taught: Path | None = None) -> None:
+        nonlocal n
+        n += 1
         folder = hub_home / "jobs" / f"2025010{n}-000000-000000-abcd"
         folder.mkdir(parents=True)
-        (folder / "job.json").write_text(json.dumps({"name": f"job{n}", "params": jobs.validate_params(
-            {**params, "teacher": str(teacher)})}))
-        (folder / "result.json").write_text(json.dumps({"status": "finished", "phases": {"teacher-logits": took},
-                                                        "hardware": {"cpu": cpu_model(), "cores": cpu_cores()}}))
+        params = jobs.validate_params(job_params(form, data_source(form)))  # what Start queues
+        (folder / "job.json").write_text(json.dumps({"name": f"job{n}", "params": params}))
+        (folder / "result.json").write_text(json.dumps({
+            "status": "finished", "phases": {"teacher-logits": took},
+            "teacher": {"path": str(taught)} if taught else None,
+            "hardware": {"cpu": cpu_model(), "cores": cpu_cores()}}))
 
-    guess = 300 / jobs.DEFAULT_PHASES["teacher-logits"][0]
-    assert jobs.estimate(base)["phases"]["teacher-logits"]["seconds"] == pytest.approx(guess, abs=0.1)
-    finished_job(1, base, {"seconds": 30.0, "examples": 300, "cache_file": str(cache_file)})  # wrote it
-    wrote = jobs.estimate(base)["phases"]["teacher-logits"]
+    def logits(**change) -> dict:
+        return jobs.estimate(job_params({**form, **change}, data_source({**form, **change})))["phases"][
+            "teacher-logits"]
+
+    assert "cached" not in logits()
+    assert "cache the teacher's logits ≈" in estimate_markdown(form)
+    finished_job(form, {"seconds": 30.0, "examples": 300, "cache_file": str(cache_file)})  # wrote it
+    wrote = logits()
     assert wrote["cached"] and wrote["basis"] == "default guess" and "abc.safetensors" in wrote["source"]
     assert wrote["seconds"] == pytest.approx(jobs.CACHE_READ[1] + 300 / jobs.CACHE_READ[0], abs=0.1)
-    finished_job(2, {**base, "seed": 7}, {"seconds": 0.4, "examples": 300, "cache_file": str(cache_file),
-                                          "read": True})  # a newer job read it (the seed draws nothing here)
-    read = jobs.estimate(base)["phases"]["teacher-logits"]
-    assert read == {"seconds": 0.4, "basis": "measured", "cached": True,
-                    "source": "measured: job job2, whose cached teacher logits these windows read"}
-    finished_job(3, {**base, "data": None}, {"seconds": 2.4, "examples": 300, "cache_file": str(cache_file),
-                                             "read": True})  # the task's default data, as a form without a source
-    form = {k: base[k] for k in ("task", "teacher", "student", "train_samples", "epochs")}
-    assert "read the teacher's logits an earlier job cached ≈ 2s;" in estimate_markdown(
-        {**form, "stages": ["intermediate", "prediction"]})
+    finished_job({**form, "seed": 7}, {"seconds": 2.4, "examples": 300, "cache_file": str(cache_file),
+                                       "read": True})  # a newer job read it (the seed draws nothing here)
+    assert logits() == {"seconds": 2.4, "basis": "measured", "cached": True,
+                        "source": "measured: job job2, whose cached teacher logits these windows read"}
+    assert "read the teacher's logits an earlier job cached ≈ 2s;" in estimate_markdown(form)
     # other windows: the teacher's pass, at the rate of job1's pass (job2's read is no pass)
-    other = jobs.estimate({**base, "train_samples": 200})["phases"]["teacher-logits"]
+    other = logits(train_samples=200)
     assert "cached" not in other and other["seconds"] == pytest.approx(20.0) and other["source"] == "measured: job job1"
-    assert "cached" not in jobs.estimate({**base, "max_length": 64})["phases"]["teacher-logits"]
-    assert "cached" not in jobs.estimate({**base, "augment": 1, "alpha": 0.0})["phases"]["teacher-logits"]
-    assert "cached" not in jobs.estimate(base, teacher_trained=False)["phases"]["teacher-logits"]  # new weights
+    # the form's estimate finds that job too (it once set a custom shape on every student: no job matched)
+    assert "cache the teacher's logits ≈ 20s" in estimate_markdown({**form, "train_samples": 200})
+    assert "cached" not in logits(max_length=64)
+    assert "cached" not in logits(text_column="sentence2")  # another column: other windows
+    assert "cached" not in logits(augment=1, alpha=0.0)
+    assert "cached" not in jobs.estimate({**job_params(form, None), "teacher": "old/teacher"},
+                                         teacher_trained=False)["phases"]["teacher-logits"]  # fine-tuned: new weights
+    # a job that fine-tuned minilm-l6 cached its own teacher's logits: a job distilling from that teacher reads them
+    tuned = _fake_model(models_dir() / "quick" / "teacher", {"kind": "teacher", "base_model": "minilm-l6"})
+    finished_job({**form, "teacher": "minilm-l6", "train_samples": 100},
+                 {"seconds": 10.0, "examples": 100, "cache_file": str(cache_file)}, taught=tuned)
+    assert logits(teacher="quick/teacher", train_samples=100)["cached"]
     cache_file.unlink()  # evicted from the cache folder: a pass again
-    assert "cached" not in jobs.estimate(base)["phases"]["teacher-logits"]
-
+    assert "cached" not in logits()
 
 # ---------------------------------------------------------------- registry, uploads, deleting
 
@@ -783,8 +798,12 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
         specs.append((spec, cfg.precision, cfg.attention_dropout))
         caches.append(teacher_cache)
         Path(output_dir).mkdir(parents=True)
+        cached = str(teacher_cache / "abc.safetensors")  # an earlier job's logits, read
+        progress({"stage": "teacher-logits", "step": 32, "total": 32, "losses": {}, "cache_file": cached})
+        progress({"stage": "prediction", "step": 1, "total": 1, "losses": {"prediction": 0.1}})
         cancel.set()  # the stop arrives as training ends
-        card = {"kind": "student", "task": "sst2", "status": card_status, "eval": {"student": {"accuracy": 0.5}}}
+        card = {"kind": "student", "task": "sst2", "status": card_status, "eval": {"student": {"accuracy": 0.5}},
+                "teacher_cache": {"file": cached, "reused": True, "time_s": 1.25}}
         write_card(output_dir, card)
         return card
 
@@ -801,6 +820,9 @@ def test_pipeline_reads_the_run_card_not_the_stop_flag(monkeypatch, hub_home, ti
     # the job's pruning and arithmetic
     assert [(s.kind, s.layers, s.prune_ffn, p, a) for s, p, a in specs] == [("teacher-layers", 2, 32, "bf16", 0.0)]
     assert caches == [hub_home / "cache" / "teacher-logits"]  # jobs keep the teacher's logits for the next job
+    # a read is timed by the card (hashing and loading), not by the events that came after both
+    assert ctx.phases["teacher-logits"] == {"seconds": 1.25, "examples": 32, "read": True,
+                                            "cache_file": str(caches[0] / "abc.safetensors")}
     assert result["data"]["kind"] == "local"
     rows = LeaderboardStore().rows()
     if job_status == "finished":

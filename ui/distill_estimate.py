@@ -8,8 +8,8 @@ from __future__ import annotations
 from hub import jobs, views
 
 from . import DEFAULT_TASK, MESSAGE_LABELS, esc, implemented_tasks, log, refuse
-from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _arithmetic, _augmenting, _calibrating, _cloze,
-                           _pruning, _teacher_trained, local_datasets, quick_start_params)
+from .distill_form import (CUSTOM_SHAPE, HUB, LOCAL, UPLOAD, _teacher_trained, job_params, local_datasets,
+                           quick_start_params)
 
 # ---------------------------------------------------------------- the estimate
 
@@ -36,25 +36,18 @@ def basis_text(e: dict) -> str:
 def estimate_markdown(form: dict) -> str:
     """The cost estimate of the form's job, with its basis, before it starts."""
     task, teacher = form.get("task"), form.get("teacher")
-    params = {k: form.get(k) for k in ("task", "student", "finetune_samples", "train_samples", "eval_samples",
-                                       "finetune_epochs", "epochs", "batch_size", "max_length")}
-    params.update(teacher=teacher, stages=form.get("stages") or (), **{k: v for k, v in CUSTOM_SHAPE.items()})
-    if form.get("student") == "custom":
-        params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
-    else:
-        params.update(_pruning(form))
-    params.update(_augmenting(form))
-    params.update(_cloze(form))
-    params.update(_calibrating(form))
-    params.update(_arithmetic(form))  # an earlier bf16 run's rate says nothing of an fp32 job
-    source = form.get("source")
+    source, data = form.get("source"), None
     if source == LOCAL and form.get("local_name") in local_datasets(task or DEFAULT_TASK):
-        params["data"] = local_datasets(task)[form["local_name"]]
+        data = local_datasets(task)[form["local_name"]]
     elif source == HUB and form.get("hub_id"):
-        params["data"] = {"dataset": form["hub_id"], "dataset_config": form.get("hub_config") or None}
+        data = {"dataset": form["hub_id"].strip(), "dataset_config": (form.get("hub_config") or "").strip() or None}
     elif source == UPLOAD and form.get("upload_train"):  # gradio's own upload paths: rows are counted
-        params["data"] = {"train_file": form["upload_train"],
-                          "eval_file": form.get("upload_eval") or form["upload_train"]}
+        data = {"train_file": form["upload_train"], "eval_file": form.get("upload_eval") or form["upload_train"]}
+    # the parameters Start would queue (but the upload paths), so the estimate finds earlier jobs like this one
+    params = job_params(form, data)
+    params.pop("name")  # the run's name is checked when it starts
+    if form.get("student") == "custom":  # an empty shape field: its default, as the fields show
+        params.update({k: form.get(k) or v for k, v in CUSTOM_SHAPE.items()})
     try:
         e = jobs.estimate(params, teacher_trained=_teacher_trained(teacher, task) if teacher else None)
     except ValueError as exc:

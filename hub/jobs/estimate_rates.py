@@ -233,12 +233,16 @@ def earlier_phases(p: dict, jobs_root: str | Path | None = None) -> dict[str, di
 
 # What makes two jobs' distillation sets the same windows, for the teacher-logit cache (hub.teacher_cache keys a
 # file by the teacher's weights and the encoded windows): the seed also draws augmented copies and cloze questions
-WINDOW_PARAMS = ("task", "teacher", "data", "train_samples", "max_length", "augment", "cloze", "cloze_noise",
-                 "negatives")
+WINDOW_PARAMS = ("task", "teacher", "data", "text_column", "label_column", "train_samples", "max_length", "augment",
+                 "cloze", "cloze_noise", "negatives")
 
 
 def window_key(p: dict) -> tuple:
-    """Two jobs with the same key (and a teacher not fine-tuned in them) distil on the same windows."""
+    """Two jobs with the same key distil on the same windows: ``teacher`` is the one that
+    taught (a folder, resolved: the queue and the estimate name it alike)."""
+    teacher = p.get("teacher")
+    if isinstance(teacher, str) and Path(teacher).is_absolute():
+        p = {**p, "teacher": str(Path(teacher).resolve())}
     key = tuple(json.dumps(p.get(k), sort_keys=True) for k in WINDOW_PARAMS)
     return key + ((p.get("seed"),) if p.get("augment") or p.get("cloze") else ())
 
@@ -247,12 +251,18 @@ def cached_teacher_logits(p: dict, jobs_root: str | Path | None = None) -> dict 
     """The teacher-logit cache file the newest finished job on this machine with ``p``'s
     windows (:func:`window_key`) wrote or read, while that file is still there (the
     cache folder evicts the least recently used): ``{"file", "seconds"}`` — seconds of
-    that job's read, None when it wrote the file — with ``"source"``; else None. For a
-    job whose teacher is not fine-tuned first (a fine-tuned teacher's weights are new)."""
+    that job's read (hashing and loading, from its run card), None when it wrote the
+    file — with ``"source"``; else None. The earlier job's teacher is the one that
+    taught: a job that fine-tuned its teacher cached that teacher's logits, which a
+    job distilling from that teacher reads. For a job whose teacher is not fine-tuned
+    first (its weights would be new)."""
     key = window_key(p)
     for name, params, result in _finished_jobs(jobs_root):
         took = (result.get("phases") or {}).get("teacher-logits")
-        if window_key(params) != key or not isinstance(took, dict) or not took.get("cache_file"):
+        if not isinstance(took, dict) or not took.get("cache_file"):
+            continue
+        taught = (result.get("teacher") or {}).get("path") or params.get("teacher")  # the job's fine-tuned one
+        if window_key({**params, "teacher": taught}) != key:
             continue
         if Path(took["cache_file"]).is_file():
             return {"file": took["cache_file"], "seconds": float(took["seconds"]) if took.get("read") else None,

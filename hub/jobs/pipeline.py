@@ -154,9 +154,12 @@ def run_job(ctx) -> dict:
                 calibrate_null=p["calibrate_null"])
     finally:
         result["student"] = summary(student_dir)
-        written = (read_card(student_dir) or {}).get("teacher_cache") or {}
-        if written.get("file") and "teacher-logits" in ctx.phases:  # the next job on these windows reads it
-            ctx.phases["teacher-logits"].setdefault("cache_file", written["file"])
+        cached = (read_card(student_dir) or {}).get("teacher_cache") or {}
+        if cached.get("file") and "teacher-logits" in ctx.phases:  # the next job on these windows reads it
+            took = ctx.phases["teacher-logits"]
+            took.setdefault("cache_file", cached["file"])
+            if cached.get("reused") and cached.get("time_s") is not None:  # hashing and reading, as the card
+                took["seconds"] = float(cached["time_s"])  # timed them (the phase's events came after both)
     status = (result["student"] or {}).get("status") or "failed"
     result["status"] = status  # the card says, not the cancel flag: a stop after the last step finished
     if status != FINISHED:
